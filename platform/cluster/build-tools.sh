@@ -1,0 +1,321 @@
+#!/usr/bin/env bash
+# Build the local control plane tools (helm, kube, etcd, kwok) from pinned Go
+# modules into a cache directory outside the checkout.
+#
+#   build-tools.sh [--force] [component ...]   build (default: all, helm first)
+#   build-tools.sh --path BINARY               absolute path of one built binary
+#   build-tools.sh --bin-dir COMPONENT         bin dir of one component
+#   build-tools.sh --print-path                `export PATH=...` line (built tools)
+#   build-tools.sh --list                      components, versions, dirs, state
+#   build-tools.sh --help
+#
+# Components and binaries:
+#   helm  helm
+#   kube  kube-apiserver kube-controller-manager kube-scheduler kubectl
+#   etcd  etcd
+#   kwok  kwok kwokctl
+#
+# Versions come from versions.env; the Go modules pinning them (and their
+# go.sum) live in tools/<component>/. The cache layout is
+#   ${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools/<component>-<version>-<hash>/bin/<binary>
+# where <hash> covers the tools module's go.mod + go.sum, the build recipe
+# (ldflags, tags) and the Go version, so an entry is rebuilt only when one of
+# those changes. A build goes to a temp dir that is renamed into place when
+# complete, so an interrupted build never leaves a half entry. Concurrent
+# invocations are serialised per component with flock.
+#
+# Exit codes: 0 ok, 1 build/lookup failure, 2 usage error.
+set -euo pipefail
+
+CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$CLUSTER_DIR/versions.env"
+
+CACHE_ROOT="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
+TOOLS_CACHE="$CACHE_ROOT/tools"
+ALL_COMPONENTS=(helm kube etcd kwok)
+
+# Keep the caller's GOFLAGS (e.g. -mod=readonly, -buildvcs=false); the tools
+# modules sit inside a git checkout, so VCS stamping is always disabled.
+case " ${GOFLAGS:-} " in
+  *" -buildvcs=false "*) ;;
+  *) export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false" ;;
+esac
+export CGO_ENABLED=0
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "build-tools.sh: $*"; exit 1; }
+
+component_version() {
+  case "$1" in
+    helm) echo "$HELM_VERSION" ;;
+    kube) echo "$KUBE_VERSION" ;;
+    etcd) echo "$ETCD_VERSION" ;;
+    kwok) echo "$KWOK_VERSION" ;;
+    *) return 1 ;;
+  esac
+}
+
+# The root module each tools module requires (checked against versions.env).
+component_module() {
+  case "$1" in
+    helm) echo "helm.sh/helm/v4" ;;
+    kube) echo "k8s.io/kubernetes" ;;
+    etcd) echo "go.etcd.io/etcd/server/v3" ;;
+    kwok) echo "sigs.k8s.io/kwok" ;;
+  esac
+}
+
+# "binary package" lines, in build order.
+component_targets() {
+  case "$1" in
+    helm) echo "helm helm.sh/helm/v4/cmd/helm" ;;
+    kube)
+      echo "kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver"
+      echo "kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager"
+      echo "kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler"
+      echo "kubectl k8s.io/kubernetes/cmd/kubectl"
+      ;;
+    etcd) echo "etcd go.etcd.io/etcd/server/v3" ;;
+    kwok)
+      echo "kwok sigs.k8s.io/kwok/cmd/kwok"
+      echo "kwokctl sigs.k8s.io/kwok/cmd/kwokctl"
+      ;;
+  esac
+}
+
+binary_component() {
+  local c
+  for c in "${ALL_COMPONENTS[@]}"; do
+    if component_targets "$c" | awk '{print $1}' | grep -qx -- "$1"; then
+      echo "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Release date of a module version per the module proxy (used as a
+# reproducible buildDate for the Kubernetes binaries).
+module_time() {
+  local info
+  info="$(cd "$CLUSTER_DIR/tools/$1" && go mod download -json "$2@$3")" || return 1
+  printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Time",""))'
+}
+
+# Build recipe: "-tags ... -ldflags ..." arguments, one per line.
+component_build_args() {
+  local c="$1" v
+  v="$(component_version "$c")"
+  case "$c" in
+    helm)
+      echo "-ldflags=-s -w -X helm.sh/helm/v4/internal/version.version=$v -X helm.sh/helm/v4/internal/version.gitTreeState=clean"
+      ;;
+    kube)
+      # Same tags as the upstream release build (hack/lib/golang.sh).
+      local major minor date ld="-s -w" pkg
+      major="${v#v}"; major="${major%%.*}"
+      minor="${v#v*.}"; minor="${minor%%.*}"
+      date="$(module_time kube k8s.io/kubernetes "$v")"
+      for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
+        ld+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit= -X $pkg.buildDate=$date"
+      done
+      echo "-tags=selinux,notest,grpcnotrace"
+      echo "-ldflags=$ld"
+      ;;
+    etcd)
+      echo "-ldflags=-s -w"
+      ;;
+    kwok)
+      # Default kwokctl's --kube-version to the Kubernetes we build.
+      echo "-ldflags=-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION"
+      ;;
+  esac
+}
+
+check_module_pin() {
+  local c="$1" mod v gomod
+  mod="$(component_module "$c")"
+  v="$(component_version "$c")"
+  gomod="$CLUSTER_DIR/tools/$c/go.mod"
+  [[ -f "$gomod" ]] || die "missing $gomod"
+  grep -Eq "^(require)?[[:space:]]*${mod//./\\.}[[:space:]]+${v//./\\.}([[:space:]]|$)" "$gomod" \
+    || die "tools/$c/go.mod does not require $mod $v (versions.env says $v); update go.mod (tools/kube: ./update-go-mod.sh; others: go get $mod@$v && go mod tidy)"
+}
+
+# Cache key: version + hash of go.mod/go.sum, build recipe, Go version.
+component_key() {
+  local c="$1" hash
+  hash="$(
+    {
+      cat "$CLUSTER_DIR/tools/$c/go.mod" "$CLUSTER_DIR/tools/$c/go.sum"
+      component_targets "$c"
+      component_build_args "$c"
+      go env GOVERSION GOOS GOARCH CGO_ENABLED
+      echo "-trimpath"
+    } | sha256sum | cut -c1-10
+  )"
+  echo "$c-$(component_version "$c")-$hash"
+}
+
+# Bin dir of the complete cache entry for the current pin + recipe, if any.
+find_built_dir() {
+  local d
+  d="$TOOLS_CACHE/$(component_key "$1")"
+  [[ -f "$d/build-info.txt" ]] && echo "$d/bin"
+}
+
+cleanup_stale_tmp() {
+  local d pid
+  for d in "$TOOLS_CACHE"/.*.tmp.*; do
+    [[ -d "$d" ]] || continue
+    pid="${d##*.}"
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -rf "$d"
+    fi
+  done
+}
+
+TMP_DIR=""
+on_exit() {
+  if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
+    rm -rf "$TMP_DIR"
+  fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+build_component() {
+  local c="$1" force="$2" v key dest lock
+  v="$(component_version "$c")" || die "unknown component: $c"
+  check_module_pin "$c"
+  key="$(component_key "$c")"
+  dest="$TOOLS_CACHE/$key"
+  mkdir -p "$TOOLS_CACHE"
+  lock="$TOOLS_CACHE/.$c.lock"
+
+  exec {lock_fd}>"$lock"
+  if ! flock -n "$lock_fd"; then
+    log "waiting for another build of $c ..."
+    flock "$lock_fd"
+  fi
+
+  if [[ -f "$dest/build-info.txt" && "$force" != 1 ]]; then
+    log "$c ${v#v}: up to date ($dest/bin)"
+    exec {lock_fd}>&-
+    return 0
+  fi
+
+  cleanup_stale_tmp
+  TMP_DIR="$TOOLS_CACHE/.$key.tmp.$$"
+  rm -rf "$TMP_DIR"
+  mkdir -p "$TMP_DIR/bin"
+
+  local -a args=()
+  local line
+  while IFS= read -r line; do args+=("$line"); done < <(component_build_args "$c")
+
+  local name pkg start t total_start info
+  total_start=$(date +%s)
+  info="component=$c
+version=$v
+key=$key
+go=$(go env GOVERSION)
+built_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+build_args=${args[*]}
+"
+  while read -r name pkg; do
+    start=$(date +%s)
+    printf 'building %s %s (%s)... ' "$c" "${v#v}" "$name" >&2
+    if ! (cd "$CLUSTER_DIR/tools/$c" && nice -n "${BUILD_NICE:-15}" go build -trimpath "${args[@]}" -o "$TMP_DIR/bin/$name" "$pkg"); then
+      log "FAILED"
+      die "build of $name ($pkg) failed"
+    fi
+    t=$(( $(date +%s) - start ))
+    log "done in $t s"
+    info+="seconds_$name=$t
+"
+  done < <(component_targets "$c")
+  info+="seconds_total=$(( $(date +%s) - total_start ))
+"
+  printf '%s' "$info" > "$TMP_DIR/build-info.txt"
+
+  # Replace atomically: a forced rebuild moves the old entry aside first.
+  if [[ -e "$dest" ]]; then
+    mv "$dest" "$TMP_DIR.old"
+    mv "$TMP_DIR" "$dest"
+    rm -rf "$TMP_DIR.old"
+  else
+    mv "$TMP_DIR" "$dest"
+  fi
+  TMP_DIR=""
+  log "$c ${v#v}: built in $(( $(date +%s) - total_start )) s -> $dest/bin"
+  exec {lock_fd}>&-
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
+}
+
+main() {
+  local force=0 mode=build c d
+  local -a comps=()
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      -h|--help) usage; return 0 ;;
+      --force) force=1 ;;
+      --path)
+        [[ $# -ge 2 ]] || { log "--path needs a binary name"; return 2; }
+        c="$(binary_component "$2")" || { log "unknown binary: $2"; return 2; }
+        d="$(find_built_dir "$c")" || die "$c $(component_version "$c") is not built; run: $0 $c"
+        echo "$d/$2"
+        return 0
+        ;;
+      --bin-dir)
+        [[ $# -ge 2 ]] || { log "--bin-dir needs a component"; return 2; }
+        component_version "$2" >/dev/null || { log "unknown component: $2"; return 2; }
+        d="$(find_built_dir "$2")" || die "$2 $(component_version "$2") is not built; run: $0 $2"
+        echo "$d"
+        return 0
+        ;;
+      --print-path) mode=print-path ;;
+      --list) mode=list ;;
+      -*) log "unknown option: $1"; usage >&2; return 2 ;;
+      *)
+        component_version "$1" >/dev/null || { log "unknown component: $1 (one of: ${ALL_COMPONENTS[*]})"; return 2; }
+        comps+=("$1")
+        ;;
+    esac
+    shift
+  done
+  [[ ${#comps[@]} -gt 0 ]] || comps=("${ALL_COMPONENTS[@]}")
+
+  case "$mode" in
+    print-path)
+      local p=""
+      for c in "${comps[@]}"; do
+        if d="$(find_built_dir "$c")"; then p+="$d:"; else log "warning: $c not built"; fi
+      done
+      echo "export PATH=\"${p}\$PATH\""
+      ;;
+    list)
+      for c in "${comps[@]}"; do
+        if d="$(find_built_dir "$c")"; then
+          printf '%-5s %-9s built    %s\n' "$c" "$(component_version "$c")" "$d"
+        else
+          printf '%-5s %-9s missing\n' "$c" "$(component_version "$c")"
+        fi
+      done
+      ;;
+    build)
+      command -v go >/dev/null || die "go not found in PATH"
+      local start
+      start=$(date +%s)
+      for c in "${comps[@]}"; do build_component "$c" "$force"; done
+      log "all done in $(( $(date +%s) - start )) s"
+      ;;
+  esac
+}
+
+main "$@"
