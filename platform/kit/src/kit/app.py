@@ -1,0 +1,215 @@
+"""The app factory: a service is its settings, routers, event handlers and background workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.db import Database
+from kit.events.bus import EventBus
+from kit.events.consumer import Consumer, Subscription
+from kit.events.idempotency import kit_metadata
+from kit.events.streams import DEAD_LETTER, StreamSpec
+from kit.health import ReadinessCheck, health_router
+from kit.http_middleware import RequestObservabilityMiddleware
+from kit.logs import configure_logging
+from kit.metrics import metrics_endpoint
+from kit.problems import install_problem_handlers
+from kit.settings import (
+    DatabaseSettings,
+    NatsSettings,
+    ServiceSettings,
+    TelemetrySettings,
+    load_settings,
+    refuse_placeholder_secrets,
+)
+from kit.tracing import configure_tracing
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[["Runtime"], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything that makes one service what it is; the chassis supplies the rest."""
+
+    name: str
+    version: str = "0.1.0"
+    description: str = ""
+    routers: Sequence[APIRouter] = ()
+    subscriptions: Sequence[Subscription] = ()
+    streams: Sequence[StreamSpec] = ()
+    metadata: MetaData | None = None
+    uses_database: bool = False
+    workers: Sequence[Worker] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Settings:
+    """The chassis settings of one process, loaded and validated together."""
+
+    service: ServiceSettings
+    nats: NatsSettings
+    database: DatabaseSettings
+    telemetry: TelemetrySettings
+
+    @classmethod
+    def load(cls, service_name: str) -> Settings:
+        """Read every group from the environment, refusing placeholder secrets in production."""
+        settings = cls(
+            service=load_settings(ServiceSettings, name=service_name),
+            nats=load_settings(NatsSettings),
+            database=load_settings(DatabaseSettings),
+            telemetry=load_settings(TelemetrySettings),
+        )
+        refuse_placeholder_secrets(settings.service.environment, settings.nats, settings.database)
+        return settings
+
+
+class Runtime:
+    """The live parts of a running service: bus, database, consumers and workers."""
+
+    def __init__(self, spec: ServiceSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.bus = EventBus(settings.nats, client_name=spec.name)
+        self.db = (
+            Database.from_settings(settings.database, spec.name)
+            if spec.uses_database or spec.metadata is not None
+            else None
+        )
+        self.consumers = [Consumer(self.bus, s, spec.name, self) for s in spec.subscriptions]
+        self._stop = asyncio.Event()
+        self._starter: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        """The checks behind /readyz: NATS connected, database reachable."""
+
+        async def nats_connected() -> None:
+            if not self.bus.is_connected:
+                raise ConnectionError("not connected to NATS")
+
+        checks: dict[str, ReadinessCheck] = {"nats": nats_connected}
+        if self.db is not None:
+            checks["database"] = self.db.ping
+        return checks
+
+    async def start(self) -> None:
+        """Prepare the database now; connect to NATS and start consuming in the background."""
+        if self.db is not None:
+            await self.db.create_tables(kit_metadata)
+            if self.spec.metadata is not None:
+                await self.db.create_tables(self.spec.metadata)
+        self._starter = asyncio.create_task(self._connect_and_consume(), name="nats-start")
+
+    async def _connect_and_consume(self) -> None:
+        if not await self.bus.connect_with_retry(self._stop):
+            return
+        streams = {s.name: s for s in (*self.spec.streams, DEAD_LETTER)}
+        for sub in self.spec.subscriptions:
+            streams.setdefault(sub.stream.name, sub.stream)
+        while not self._stop.is_set():
+            try:
+                await self.bus.ensure_streams(streams.values())
+                for consumer in self.consumers:
+                    await consumer.start()
+                break
+            except Exception as exc:
+                log.warning(
+                    "stream or consumer set-up failed; retrying", extra={"error": repr(exc)}
+                )
+                await asyncio.sleep(1.0)
+        for worker in self.spec.workers:
+            self._tasks.append(
+                asyncio.create_task(worker(self), name=getattr(worker, "__name__", ""))
+            )
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set when shutdown begins; workers watch it to finish their loop."""
+        return self._stop
+
+    async def shutdown(self) -> None:
+        """Stop fetching, let in-flight handlers finish, stop workers, drain NATS, close the DB."""
+        self._stop.set()
+        if self._starter is not None and not self._starter.done():
+            self._starter.cancel()  # still connecting or provisioning: nothing in flight yet
+            await asyncio.gather(self._starter, return_exceptions=True)
+        timeout = self.settings.service.shutdown_timeout_seconds
+        await asyncio.gather(*(c.stop(timeout) for c in self.consumers))
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.bus.drain()
+        if self.db is not None:
+            await self.db.close()
+        log.info("shutdown complete")
+
+
+def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
+    """Build the FastAPI app of a service from its spec, with the whole chassis wired in."""
+    settings = settings or Settings.load(spec.name)
+    configure_logging(spec.name, settings.service.log_level)
+    configure_tracing(spec.name, settings.telemetry)
+    runtime = Runtime(spec, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        log.info("service started", extra={"port": settings.service.port})
+        yield
+        await runtime.shutdown()
+
+    app = FastAPI(
+        title=spec.name, version=spec.version, description=spec.description, lifespan=lifespan
+    )
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    app.include_router(health_router(lambda request: runtime_of(request).readiness_checks()))
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in spec.routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+    )
+    app.add_middleware(RequestObservabilityMiddleware)
+    return app
+
+
+def runtime_of(request: Request) -> Runtime:
+    """The Runtime of the app serving ``request``."""
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_bus(request: Request) -> EventBus:
+    """Dependency: the service's event bus."""
+    return runtime_of(request).bus
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Dependency: a database session in one transaction, committed when the route returns."""
+    db = runtime_of(request).db
+    if db is None:
+        raise RuntimeError("this service declared no database (ServiceSpec.uses_database)")
+    async with db.transaction() as session:
+        yield session
+
+
+BusDep = Annotated[EventBus, Depends(get_bus)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

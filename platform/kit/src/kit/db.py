@@ -1,0 +1,89 @@
+"""The service database: SQLAlchemy 2 async on SQLite (embedded default) or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from kit.settings import DatabaseSettings
+
+
+def default_sqlite_url(service: str, data_dir: Path = Path("data")) -> str:
+    """The embedded default: a SQLite file per service under ``data_dir``."""
+    return f"sqlite+aiosqlite:///{data_dir / f'{service}.db'}"
+
+
+def _normalise_url(url: str) -> str:
+    # Accept the URLs people paste (postgres://, postgresql://) and pick the async drivers.
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("sqlite:///", "sqlite+aiosqlite:///"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class Database:
+    """An async engine and session factory with the pragmas and pool settings that suit it."""
+
+    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
+        parsed = make_url(_normalise_url(url))
+        self.dialect = parsed.get_backend_name()
+        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        if self.dialect == "sqlite":
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            options["connect_args"] = {"timeout": 30}
+        else:
+            options["pool_size"] = pool_size
+        self.engine: AsyncEngine = create_async_engine(parsed, **options)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings, service: str) -> Database:
+        """The database named by DATABASE_URL, or the service's SQLite file."""
+        url = settings.url.get_secret_value() if settings.url else default_sqlite_url(service)
+        return cls(url, pool_size=settings.pool_size, echo=settings.echo)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def create_tables(self, metadata: MetaData) -> None:
+        """Create the tables of ``metadata`` that do not exist yet."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+
+    async def ping(self) -> None:
+        """Run a trivial query; raises when the database is unreachable."""
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

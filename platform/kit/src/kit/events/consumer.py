@@ -1,0 +1,260 @@
+"""Durable pull consumers: explicit ack, bounded concurrency, backoff, and dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry.trace import SpanKind
+
+from kit.events.deadletter import DeadLetterReason, dead_letter
+from kit.events.envelope import CloudEvent, InvalidEventError
+from kit.events.errors import PermanentEventError
+from kit.events.streams import StreamSpec
+from kit.metrics import (
+    EVENT_HANDLER_LATENCY,
+    EVENT_REDELIVERIES,
+    EVENTS_CONSUMED,
+)
+from kit.tracing import extract_trace_context, tracer
+
+if TYPE_CHECKING:
+    from kit.events.bus import EventBus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler knows about the delivery it is processing."""
+
+    consumer: str
+    subject: str
+    attempt: int
+    stream_sequence: int
+    context: Any
+    _msg: Msg = field(repr=False)
+
+    async def in_progress(self) -> None:
+        """Tell JetStream the handler is still working, resetting the ack timer."""
+        await self._msg.in_progress()
+
+
+Handler = Callable[[CloudEvent, Delivery], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A durable consumer bound to a handler.
+
+    ``backoff_seconds[i]`` is the delay before attempt ``i + 2``; the last value repeats.
+    After ``max_deliver`` failed attempts the event goes to the dead-letter stream.
+    """
+
+    durable: str
+    stream: StreamSpec
+    subjects: tuple[str, ...]
+    handler: Handler
+    max_deliver: int = 5
+    ack_wait_seconds: float = 30.0
+    concurrency: int = 8
+    backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before redelivering after failed attempt number ``attempt`` (1-based)."""
+        return self.backoff_seconds[min(attempt, len(self.backoff_seconds)) - 1]
+
+    def consumer_config(self) -> ConsumerConfig:
+        """The JetStream consumer; max_deliver is enforced here, not by the server.
+
+        The server never gives up on a message; the consumer dead-letters it itself, so an
+        event whose handler kept crashing the process is recorded rather than dropped.
+        """
+        return ConsumerConfig(
+            durable_name=self.durable,
+            name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self.ack_wait_seconds,
+            max_deliver=-1,
+            max_ack_pending=self.concurrency * 4,
+            filter_subjects=list(self.subjects),
+        )
+
+
+class Consumer:
+    """Runs one Subscription: fetches, dispatches to the handler, acks, retries, dead-letters."""
+
+    def __init__(self, bus: EventBus, subscription: Subscription, service: str, context: Any):
+        self._bus = bus
+        self._sub = subscription
+        self._service = service
+        self._context = context
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Create or update the durable consumer and start fetching; a no-op once running."""
+        if self._loop_task is not None:
+            return
+        js = self._bus.js
+        await js.add_consumer(self._sub.stream.name, config=self._sub.consumer_config())
+        psub = await js.pull_subscribe_bind(durable=self._sub.durable, stream=self._sub.stream.name)
+        self._loop_task = asyncio.create_task(self._fetch_loop(psub), name=self._sub.durable)
+
+    async def stop(self, timeout: float) -> None:
+        """Stop fetching, then give in-flight handlers up to ``timeout`` seconds to finish."""
+        self._stopping.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._inflight:
+            _, pending = await asyncio.wait(self._inflight, timeout=timeout)
+            for task in pending:
+                log.warning(
+                    "handler did not finish before shutdown; it will be redelivered",
+                    extra={"consumer": self._sub.durable},
+                )
+                task.cancel()
+
+    async def _fetch_loop(self, psub: Any) -> None:
+        while not self._stopping.is_set():
+            free = self._sub.concurrency - len(self._inflight)
+            if free <= 0:
+                await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            try:
+                msgs: list[Msg] = await psub.fetch(batch=free, timeout=1.0)
+            except NatsTimeoutError:
+                continue
+            except (ConnectionClosedError, ConnectionError) as exc:
+                log.warning("fetch failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            except Exception as exc:  # e.g. the consumer vanished while NATS restarted
+                log.warning("fetch failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            for msg in msgs:
+                task = asyncio.create_task(self._handle(msg))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+        await psub.unsubscribe()
+
+    async def _handle(self, msg: Msg) -> None:
+        metadata = msg.metadata
+        attempt = metadata.num_delivered
+        if attempt > 1:
+            EVENT_REDELIVERIES.labels(self._sub.durable).inc()
+        try:
+            event = CloudEvent.from_bytes(msg.data)
+        except InvalidEventError as exc:
+            await self._dead_letter(msg, None, "invalid_event", str(exc), attempt)
+            return
+        if attempt > self._sub.max_deliver:
+            await self._dead_letter(
+                msg,
+                event,
+                "max_deliver_exceeded",
+                f"delivered {attempt} times without an ack (the handler crashed the process "
+                "or exceeded the ack wait)",
+                attempt,
+            )
+            return
+        delivery = Delivery(
+            consumer=self._sub.durable,
+            subject=msg.subject,
+            attempt=attempt,
+            stream_sequence=metadata.sequence.stream,
+            context=self._context,
+            _msg=msg,
+        )
+        with tracer().start_as_current_span(
+            f"process {msg.subject}",
+            context=extract_trace_context(msg.headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": msg.subject,
+                "messaging.message.id": event.id,
+                "messaging.consumer.group.name": self._sub.durable,
+            },
+        ):
+            await self._run_handler(msg, event, delivery)
+
+    async def _run_handler(self, msg: Msg, event: CloudEvent, delivery: Delivery) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        started = time.perf_counter()
+        try:
+            await self._sub.handler(event, delivery)
+        except PermanentEventError as exc:
+            await self._dead_letter(msg, event, "permanent_error", str(exc), delivery.attempt)
+            return
+        except Exception as exc:
+            await self._after_failure(msg, event, exc, delivery.attempt)
+            return
+        finally:
+            heartbeat.cancel()
+            EVENT_HANDLER_LATENCY.labels(self._sub.durable, event.type).observe(
+                time.perf_counter() - started
+            )
+        await msg.ack()
+        EVENTS_CONSUMED.labels(self._sub.durable, event.type, "ok").inc()
+
+    async def _after_failure(
+        self, msg: Msg, event: CloudEvent, exc: Exception, attempt: int
+    ) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        if attempt >= self._sub.max_deliver:
+            await self._dead_letter(msg, event, "handler_failed", error, attempt)
+            return
+        delay = self._sub.backoff(attempt)
+        log.warning(
+            "handler failed; will retry",
+            extra={
+                "consumer": self._sub.durable,
+                "event_id": event.id,
+                "attempt": attempt,
+                "retry_in_seconds": delay,
+                "error": error,
+            },
+        )
+        EVENTS_CONSUMED.labels(self._sub.durable, event.type, "retry").inc()
+        await msg.nak(delay=delay)
+
+    async def _heartbeat(self, msg: Msg) -> None:
+        interval = max(self._sub.ack_wait_seconds / 3, 0.1)
+        while True:
+            await asyncio.sleep(interval)
+            await msg.in_progress()
+
+    async def _dead_letter(
+        self,
+        msg: Msg,
+        event: CloudEvent | None,
+        reason: DeadLetterReason,
+        error: str,
+        attempt: int,
+    ) -> None:
+        try:
+            await dead_letter(self._bus, self._service, self._sub.durable, msg, reason, error)
+        except Exception as exc:
+            # Never drop a message we could not record: let JetStream deliver it again later.
+            log.error(
+                "could not write dead letter; will retry",
+                extra={"consumer": self._sub.durable, "error": repr(exc)},
+            )
+            await msg.nak(delay=self._sub.backoff(attempt))
+            return
+        await msg.term()
+        EVENTS_CONSUMED.labels(
+            self._sub.durable, event.type if event else "<invalid>", "dead_lettered"
+        ).inc()

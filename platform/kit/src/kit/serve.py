@@ -1,0 +1,29 @@
+"""Run a service under uvicorn with the chassis's logging and graceful shutdown."""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from kit.app import ServiceSpec, Settings, create_app
+from kit.settings import ConfigurationError
+
+
+def serve(spec: ServiceSpec) -> None:
+    """Start the service described by ``spec``; exits 2 with a clear message on bad config."""
+    try:
+        settings = Settings.load(spec.name)
+        app = create_app(spec, settings)
+    except ConfigurationError as exc:
+        print(f"{spec.name}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    uvicorn.run(
+        app,
+        host=settings.service.host,
+        port=settings.service.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.service.shutdown_timeout_seconds),
+    )

