@@ -11,7 +11,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: every suite can run on the CI machine."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
-    if os.environ.get("CI") == "true" and skipped:
+    if reporter is not None and os.environ.get("CI") == "true" and skipped:
         reporter.write_line(
             f"CI=true: {skipped} test(s) were skipped; CI must run every suite. "
             "Install what the skipped tests need in `make setup` instead of skipping them.",
