@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help setup deps tools test lint fmt run env clean clean-cache
+.PHONY: help setup deps helm tools test lint fmt run env clean clean-cache
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,7 +29,10 @@ $(UV):
 deps: $(UV) ## Create .venv and install the locked dependencies of every workspace member
 	@$(UV) sync --all-packages --locked --python $(PYTHON) --quiet
 
-setup: deps ## Install everything the project needs (idempotent)
+helm: ## Build the pinned helm from its Go module (cached by version)
+	@platform/cluster/build-tools.sh helm
+
+setup: deps helm ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
 tools: ## Build helm and the local Kubernetes control plane from Go modules (cached by version)
