@@ -26,6 +26,7 @@ from kit.metrics import metrics_endpoint
 from kit.problems import install_problem_handlers
 from kit.settings import (
     DatabaseSettings,
+    IdentitySettings,
     NatsSettings,
     ServiceSettings,
     TelemetrySettings,
@@ -62,6 +63,7 @@ class Settings:
     service: ServiceSettings
     nats: NatsSettings
     database: DatabaseSettings
+    identity: IdentitySettings
     telemetry: TelemetrySettings
 
     @classmethod
@@ -71,9 +73,12 @@ class Settings:
             service=load_settings(ServiceSettings, name=service_name),
             nats=load_settings(NatsSettings),
             database=load_settings(DatabaseSettings),
+            identity=load_settings(IdentitySettings),
             telemetry=load_settings(TelemetrySettings),
         )
-        refuse_placeholder_secrets(settings.service.environment, settings.nats, settings.database)
+        refuse_placeholder_secrets(
+            settings.service.environment, settings.nats, settings.database, settings.identity
+        )
         return settings
 
 

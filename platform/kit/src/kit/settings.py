@@ -76,6 +76,15 @@ class DatabaseSettings(BaseSettings):
     echo: bool = False
 
 
+class IdentitySettings(BaseSettings):
+    """The secret the gateway and the services share to vouch for a caller (``IDENTITY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_", extra="ignore")
+
+    # "dev" is a placeholder: any environment but development refuses it at start-up.
+    shared_secret: SecretStr = SecretStr("dev")
+
+
 class TelemetrySettings(BaseSettings):
     """OpenTelemetry export (standard ``OTEL_*`` variables)."""
 
