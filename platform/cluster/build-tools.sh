@@ -7,6 +7,7 @@
 #   build-tools.sh --bin-dir COMPONENT         bin dir of one component
 #   build-tools.sh --print-path                `export PATH=...` line (built tools)
 #   build-tools.sh --list                      components, versions, dirs, state
+#   build-tools.sh --prune                     delete cache entries other than the current ones
 #   build-tools.sh --help
 #
 # Components and binaries:
@@ -26,6 +27,7 @@
 #
 # Exit codes: 0 ok, 1 build/lookup failure, 2 usage error.
 set -euo pipefail
+shopt -s inherit_errexit
 
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -95,12 +97,14 @@ binary_component() {
   return 1
 }
 
-# Release date of a module version per the module proxy (used as a
+# Release date of a module version per the module proxy's .info (used as a
 # reproducible buildDate for the Kubernetes binaries).
 module_time() {
-  local info
+  local info t
   info="$(cd "$CLUSTER_DIR/tools/$1" && go mod download -json "$2@$3")" || return 1
-  printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("Time",""))'
+  t="$(printf '%s' "$info" | python3 -c 'import json,sys; print(json.load(open(json.load(sys.stdin)["Info"])).get("Time",""))')" || return 1
+  [[ -n "$t" ]] || { log "no release time for $2@$3"; return 1; }
+  echo "$t"
 }
 
 # Build recipe: "-tags ... -ldflags ..." arguments, one per line.
@@ -116,7 +120,7 @@ component_build_args() {
       local major minor date ld="-s -w" pkg
       major="${v#v}"; major="${major%%.*}"
       minor="${v#v*.}"; minor="${minor%%.*}"
-      date="$(module_time kube k8s.io/kubernetes "$v")"
+      date="$(module_time kube k8s.io/kubernetes "$v")" || die "cannot resolve release date of k8s.io/kubernetes@$v"
       for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
         ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
         ld+=" -X $pkg.gitTreeState=clean -X $pkg.gitCommit= -X $pkg.buildDate=$date"
@@ -281,6 +285,7 @@ main() {
         ;;
       --print-path) mode=print-path ;;
       --list) mode=list ;;
+      --prune) mode=prune ;;
       -*) log "unknown option: $1"; usage >&2; return 2 ;;
       *)
         component_version "$1" >/dev/null || { log "unknown component: $1 (one of: ${ALL_COMPONENTS[*]})"; return 2; }
@@ -305,6 +310,18 @@ main() {
           printf '%-5s %-9s built    %s\n' "$c" "$(component_version "$c")" "$d"
         else
           printf '%-5s %-9s missing\n' "$c" "$(component_version "$c")"
+        fi
+      done
+      ;;
+    prune)
+      local keep="" e
+      for c in "${ALL_COMPONENTS[@]}"; do keep+=" $(component_key "$c") "; done
+      for e in "$TOOLS_CACHE"/*/; do
+        e="$(basename "$e")"
+        [[ -d "$TOOLS_CACHE/$e" ]] || continue
+        if [[ "$keep" != *" $e "* ]]; then
+          log "removing $TOOLS_CACHE/$e"
+          rm -rf "${TOOLS_CACHE:?}/$e"
         fi
       done
       ;;
