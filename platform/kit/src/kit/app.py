@@ -7,11 +7,11 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database
@@ -23,6 +23,7 @@ from kit.health import ReadinessCheck, health_router
 from kit.http_middleware import RequestObservabilityMiddleware
 from kit.logs import configure_logging
 from kit.metrics import metrics_endpoint
+from kit.migrations import upgrade_to_head
 from kit.problems import install_problem_handlers
 from kit.settings import (
     DatabaseSettings,
@@ -50,7 +51,7 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     subscriptions: Sequence[Subscription] = ()
     streams: Sequence[StreamSpec] = ()
-    metadata: MetaData | None = None
+    migrations: Path | None = None
     uses_database: bool = False
     workers: Sequence[Worker] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
@@ -91,7 +92,7 @@ class Runtime:
         self.bus = EventBus(settings.nats, client_name=spec.name)
         self.db = (
             Database.from_settings(settings.database, spec.name)
-            if spec.uses_database or spec.metadata is not None
+            if spec.uses_database or spec.migrations is not None
             else None
         )
         self.consumers = [Consumer(self.bus, s, spec.name, self) for s in spec.subscriptions]
@@ -115,8 +116,8 @@ class Runtime:
         """Prepare the database now; connect to NATS and start consuming in the background."""
         if self.db is not None:
             await self.db.create_tables(kit_metadata)
-            if self.spec.metadata is not None:
-                await self.db.create_tables(self.spec.metadata)
+            if self.spec.migrations is not None:
+                await upgrade_to_head(self.db, self.spec.migrations)
         self._starter = asyncio.create_task(self._connect_and_consume(), name="nats-start")
 
     async def _connect_and_consume(self) -> None:
