@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help setup deps helm tools test lint fmt run env clean clean-cache
+.PHONY: help setup deps helm postgres tools test lint fmt run env clean clean-cache
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,7 +32,14 @@ deps: $(UV) ## Create .venv and install the locked dependencies of every workspa
 helm: ## Build the pinned helm from its Go module (cached by version)
 	@platform/cluster/build-tools.sh helm
 
-setup: deps helm ## Install everything the project needs (idempotent)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+postgres: ## PostgreSQL server binaries for the tests (Debian's postgresql package)
+	@if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+	  echo "==> installing PostgreSQL (Debian package, one time)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+setup: deps helm postgres ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
 tools: ## Build helm and the local Kubernetes control plane from Go modules (cached by version)

@@ -5,7 +5,6 @@ import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -133,9 +132,9 @@ async def test_handler_that_succeeds_on_retry_has_its_side_effect_once(
     bus: EventBus,
     stream: StreamSpec,
     run_consumer: Callable[..., Awaitable[Subscription]],
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'effects.db'}")
+    db = Database(database_url)
     metadata = MetaData()
     charges = Table(
         "charges", metadata, Column("id", Integer, primary_key=True), Column("event_id", String)

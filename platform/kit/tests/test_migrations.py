@@ -9,8 +9,8 @@ from kit.migrations import upgrade_to_head
 MIGRATIONS = Path(__file__).with_name("sample_migrations")
 
 
-async def test_migrations_apply_once_and_are_idempotent(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+async def test_migrations_apply_once_and_are_idempotent(database_url: str) -> None:
+    db = Database(database_url)
     await upgrade_to_head(db, MIGRATIONS)
     await upgrade_to_head(db, MIGRATIONS)
     async with db.transaction() as session:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from kit.testing.nats_server import NatsServer
+from kit.testing.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +33,21 @@ def fresh_nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 def repo_root(pytestconfig: pytest.Config) -> Path:
     """The workspace root (where the Makefile is)."""
     return pytestconfig.rootpath
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole session, started on first use."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind: tests taking it run on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database()
