@@ -18,6 +18,7 @@ from kit.db import Database
 from kit.events.bus import EventBus
 from kit.events.consumer import Consumer, Subscription
 from kit.events.idempotency import kit_metadata
+from kit.events.outbox import Outbox
 from kit.events.streams import DEAD_LETTER, StreamSpec
 from kit.health import ReadinessCheck, health_router
 from kit.http_middleware import RequestObservabilityMiddleware
@@ -53,6 +54,8 @@ class ServiceSpec:
     streams: Sequence[StreamSpec] = ()
     migrations: Path | None = None
     uses_database: bool = False
+    uses_nats: bool = True
+    outbox: bool = False
     workers: Sequence[Worker] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
 
@@ -95,6 +98,11 @@ class Runtime:
             if spec.uses_database or spec.migrations is not None
             else None
         )
+        self.outbox: Outbox | None = None
+        if spec.outbox:
+            if self.db is None:
+                raise ValueError(f"{spec.name}: the outbox needs a database (set migrations)")
+            self.outbox = Outbox(self.db, self.bus)
         self.consumers = [Consumer(self.bus, s, spec.name, self) for s in spec.subscriptions]
         self._stop = asyncio.Event()
         self._starter: asyncio.Task[None] | None = None
@@ -107,7 +115,7 @@ class Runtime:
             if not self.bus.is_connected:
                 raise ConnectionError("not connected to NATS")
 
-        checks: dict[str, ReadinessCheck] = {"nats": nats_connected}
+        checks: dict[str, ReadinessCheck] = {"nats": nats_connected} if self.spec.uses_nats else {}
         if self.db is not None:
             checks["database"] = self.db.ping
         return checks
@@ -118,7 +126,10 @@ class Runtime:
             await self.db.create_tables(kit_metadata)
             if self.spec.migrations is not None:
                 await upgrade_to_head(self.db, self.spec.migrations)
-        self._starter = asyncio.create_task(self._connect_and_consume(), name="nats-start")
+        if self.spec.uses_nats:
+            self._starter = asyncio.create_task(self._connect_and_consume(), name="nats-start")
+        else:
+            self._start_workers()
 
     async def _connect_and_consume(self) -> None:
         if not await self.bus.connect_with_retry(self._stop):
@@ -137,6 +148,11 @@ class Runtime:
                     "stream or consumer set-up failed; retrying", extra={"error": repr(exc)}
                 )
                 await asyncio.sleep(1.0)
+        self._start_workers()
+
+    def _start_workers(self) -> None:
+        if self.outbox is not None:
+            self._tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="outbox"))
         for worker in self.spec.workers:
             self._tasks.append(
                 asyncio.create_task(worker(self), name=getattr(worker, "__name__", ""))
@@ -216,6 +232,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def get_outbox(request: Request) -> Outbox:
+    """Dependency: the service's transactional outbox."""
+    outbox = runtime_of(request).outbox
+    if outbox is None:
+        raise RuntimeError("this service declared no outbox (ServiceSpec.outbox)")
+    return outbox
+
+
 BusDep = Annotated[EventBus, Depends(get_bus)]
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

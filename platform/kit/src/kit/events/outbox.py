@@ -1,0 +1,166 @@
+"""The transactional outbox: events written with the business change, published after commit.
+
+``Outbox.enqueue`` adds the event to ``kit_outbox`` in the caller's transaction, so the event
+exists if and only if the change committed. The relay publishes pending rows in order (the
+event id is the ``Nats-Msg-Id``, so a row published twice is stored once) and marks them. A
+commit wakes the relay at once; a poll covers other processes' commits and NATS outages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kit.db import Database
+from kit.events.bus import EventBus
+from kit.events.envelope import CloudEvent
+from kit.events.idempotency import kit_metadata
+from kit.tracing import inject_trace_headers
+
+log = logging.getLogger(__name__)
+PURGE_EVERY_SECONDS = 600.0
+
+outbox_table = Table(
+    "kit_outbox",
+    kit_metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("event_id", String(256), nullable=False, unique=True),
+    Column("subject", String(255), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+)
+
+
+class Outbox:
+    """Enqueue events inside transactions; a relay task publishes them."""
+
+    def __init__(
+        self,
+        db: Database,
+        bus: EventBus,
+        *,
+        batch_size: int = 200,
+        poll_seconds: float = 1.0,
+        keep_published: timedelta = timedelta(days=3),
+    ) -> None:
+        self._db = db
+        self._bus = bus
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._keep_published = keep_published
+        self._wake = asyncio.Event()
+
+    async def enqueue(self, session: AsyncSession, subject: str, event_: CloudEvent) -> None:
+        """Add ``event_`` to the outbox in ``session``'s transaction, with the current trace."""
+        await session.execute(
+            outbox_table.insert().values(
+                event_id=event_.id,
+                subject=subject,
+                payload=event_.model_dump_json(exclude_none=True),
+                headers=inject_trace_headers({}),
+                created_at=datetime.now(UTC),
+            )
+        )
+        event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
+
+    def _on_commit(self, _: Any) -> None:
+        self._wake.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Publish pending events until ``stopping`` is set; survives NATS and database outages."""
+        next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+        while not stopping.is_set():
+            self._wake.clear()
+            try:
+                published = await self.publish_pending()
+            except Exception as exc:
+                log.warning("outbox relay failed; retrying", extra={"error": repr(exc)})
+                await _sleep_unless(stopping, self._poll_seconds)
+                continue
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_EVERY_SECONDS
+                with contextlib.suppress(Exception):
+                    await self.purge_published()
+            if published < self._batch_size:
+                await _wait_any(stopping, self._wake, self._poll_seconds)
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of pending events in order; returns how many were published."""
+        async with self._db.transaction() as session:
+            query = (
+                select(outbox_table.c.id, outbox_table.c.subject, outbox_table.c.payload,
+                       outbox_table.c.headers)
+                .where(outbox_table.c.published_at.is_(None))
+                .order_by(outbox_table.c.id)
+                .limit(self._batch_size)
+            )  # fmt: skip
+            if self._db.dialect == "postgresql":
+                # Replicas share the work instead of publishing the same rows.
+                query = query.with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            done: list[int] = []
+            try:
+                for row in rows:
+                    cloud_event = CloudEvent.model_validate_json(row.payload)
+                    await self._bus.publish(row.subject, cloud_event, headers=dict(row.headers))
+                    done.append(row.id)
+            finally:
+                if done:
+                    await session.execute(
+                        update(outbox_table)
+                        .where(outbox_table.c.id.in_(done))
+                        .values(published_at=datetime.now(UTC))
+                    )
+        return len(done)
+
+    async def purge_published(self) -> int:
+        """Delete events published longer ago than the retention; returns how many."""
+        cutoff = datetime.now(UTC) - self._keep_published
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                delete(outbox_table).where(outbox_table.c.published_at < cutoff)
+            )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def pending_count(self) -> int:
+        """How many events wait to be published."""
+        async with self._db.transaction() as session:
+            count = await session.scalar(
+                select(func.count()).where(outbox_table.c.published_at.is_(None))
+            )
+        return int(count or 0)
+
+
+async def _sleep_unless(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
+
+
+async def _wait_any(stopping: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
+    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()

@@ -1,0 +1,95 @@
+"""The transactional outbox on SQLite and PostgreSQL, against a real nats-server."""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from kit.db import Database
+from kit.events import CloudEvent, EventBus, StreamSpec
+from kit.events.idempotency import kit_metadata
+from kit.events.outbox import Outbox
+from kit.settings import NatsSettings
+from kit.testing.nats_server import NatsServer
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.create_tables(kit_metadata)
+    yield database
+    await database.close()
+
+
+async def stored(bus: EventBus, stream: StreamSpec) -> int:
+    return int((await bus.js.stream_info(stream.name)).state.messages)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+def new_event(n: int) -> CloudEvent:
+    return CloudEvent.new("dev.flotilla.test.v1", source="/tests", data={"n": n})
+
+
+async def test_only_committed_events_are_published_in_order(
+    db: Database, bus: EventBus, stream: StreamSpec
+) -> None:
+    outbox = Outbox(db, bus)
+    subject = stream.subjects[0].replace(">", "x")
+    with contextlib.suppress(RuntimeError):
+        async with db.transaction() as session:
+            await outbox.enqueue(session, subject, new_event(0))
+            raise RuntimeError("the business change failed")
+    async with db.transaction() as session:
+        for n in (1, 2, 3):
+            await outbox.enqueue(session, subject, new_event(n))
+
+    assert await outbox.publish_pending() == 3
+    assert await outbox.publish_pending() == 0
+    assert await outbox.pending_count() == 0
+    assert await stored(bus, stream) == 3
+    psub = await bus.js.pull_subscribe(subject, stream=stream.name)
+    messages = await psub.fetch(3, timeout=2)
+    assert [CloudEvent.from_bytes(m.data).data["n"] for m in messages] == [1, 2, 3]
+
+
+async def test_the_relay_wakes_on_commit_and_waits_out_a_nats_outage(
+    db: Database, fresh_nats_server: NatsServer
+) -> None:
+    bus = EventBus(NatsSettings(url=fresh_nats_server.url), client_name="outbox-test")
+    await bus.connect()
+    stream = StreamSpec("OUTBOXTEST", ("outboxtest.>",))
+    await bus.ensure_streams([stream])
+    outbox = Outbox(db, bus, poll_seconds=0.2)
+    stopping = asyncio.Event()
+    relay = asyncio.create_task(outbox.run(stopping))
+
+    started = time.monotonic()
+    async with db.transaction() as session:
+        await outbox.enqueue(session, "outboxtest.a", new_event(1))
+    await eventually(lambda: drained(outbox))
+    assert time.monotonic() - started < 0.5  # woken by the commit, not by the poll
+
+    fresh_nats_server.stop()
+    async with db.transaction() as session:
+        await outbox.enqueue(session, "outboxtest.a", new_event(2))
+    await asyncio.sleep(1.0)
+    assert await outbox.pending_count() == 1  # kept, not lost
+
+    fresh_nats_server.start()
+    await eventually(lambda: drained(outbox), timeout=20)
+    assert await stored(bus, stream) == 2
+    stopping.set()
+    await relay
+    await bus.drain()
+
+
+async def drained(outbox: Outbox) -> bool:
+    return await outbox.pending_count() == 0
