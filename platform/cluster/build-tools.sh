@@ -175,9 +175,12 @@ cleanup_stale_tmp() {
   for d in "$TOOLS_CACHE"/.*.tmp.*; do
     [[ -d "$d" ]] || continue
     pid="${d##*.}"
-    if ! kill -0 "$pid" 2>/dev/null; then
-      rm -rf "$d"
+    # Still owned by a live (non-zombie) build-tools.sh? Then leave it.
+    if [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q 'build-tools\.sh' \
+       && ! awk '{exit !($3 == "Z")}' "/proc/$pid/stat" 2>/dev/null; then
+      continue
     fi
+    rm -rf "$d"
   done
 }
 

@@ -3,7 +3,7 @@
 # build-tools.sh. Thin wrapper around `kwokctl --runtime binary`; never
 # downloads anything and never touches ~/.kube/config.
 #
-#   cluster.sh create [--name N] [--port P] [--config FILE]... [--wait D] [-- KWOKCTL_ARGS...]
+#   cluster.sh create [--name N] [--port P] [--nodes K] [--config FILE]... [--wait D] [-- KWOKCTL_ARGS...]
 #   cluster.sh delete [--name N]
 #   cluster.sh kubeconfig [--name N]      print the path of the cluster's kubeconfig
 #   cluster.sh config                     print the generated kwokctl config
@@ -12,6 +12,7 @@
 #
 # --name     cluster name (default: $FLOTILLA_CLUSTER_NAME or "flotilla")
 # --port     kube-apiserver port on 127.0.0.1 (default: a free random port)
+# --nodes    number of fake kwok nodes to add after start (default 1)
 # --config   extra kwokctl config documents (e.g. kwok Stage objects for a
 #            readiness delay); repeatable. NOTE: passing any Stage replaces
 #            kwokctl's default node/pod stages, so include node stages too.
@@ -57,7 +58,7 @@ EOF
 }
 
 cmd_create() {
-  local port="" wait="60s" tmp
+  local port="" wait="60s" nodes=1
   local -a configs=() extra=()
   while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -65,20 +66,24 @@ cmd_create() {
       --port) port="$2"; shift ;;
       --config) configs+=("$2"); shift ;;
       --wait) wait="$2"; shift ;;
+      --nodes) nodes="$2"; shift ;;
       --) shift; extra=("$@"); break ;;
       *) die "create: unknown argument $1" ;;
     esac
     shift
   done
   mkdir -p "$KWOK_WORKDIR"
-  tmp="$(mktemp "$KWOK_WORKDIR/.kwokctl-config.XXXXXX.yaml")"
-  trap 'rm -f "$tmp"' EXIT
-  gen_config > "$tmp"
-  local -a args=(create cluster --name "$NAME" --config "$tmp" --kubeconfig "" --wait "$wait")
+  CONFIG_TMP="$(mktemp "$KWOK_WORKDIR/.kwokctl-config.XXXXXX.yaml")"
+  trap 'rm -f "$CONFIG_TMP"' EXIT
+  gen_config > "$CONFIG_TMP"
+  local -a args=(create cluster --name "$NAME" --config "$CONFIG_TMP" --kubeconfig "" --wait "$wait")
   local c
   for c in "${configs[@]}"; do args+=(--config "$c"); done
   [[ -n "$port" ]] && args+=(--kube-apiserver-port "$port")
   "$(bin kwokctl)" "${args[@]}" "${extra[@]}"
+  if [[ "$nodes" -gt 0 ]]; then
+    "$(bin kwokctl)" scale node --name "$NAME" --replicas "$nodes"
+  fi
 }
 
 parse_name() {
@@ -97,7 +102,10 @@ main() {
     create) cmd_create "$@" ;;
     delete)
       parse_name "$@"
-      "$(bin kwokctl)" delete cluster --name "$NAME" --kubeconfig "" "${REST[@]}"
+      # kwokctl 0.8 rejects --kubeconfig "" on delete ("empty path"); point it
+      # at the cluster's own kubeconfig (removed anyway) so ~/.kube/config is
+      # left alone.
+      "$(bin kwokctl)" delete cluster --name "$NAME" --kubeconfig "$(kubeconfig_path)" "${REST[@]}"
       ;;
     kubeconfig)
       parse_name "$@"
