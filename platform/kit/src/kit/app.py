@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,7 +57,7 @@ class ServiceSpec:
     uses_nats: bool = True
     outbox: bool = False
     workers: Sequence[Worker] = ()
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    app_hooks: Sequence[Callable[[FastAPI], None]] = ()
 
 
 @dataclass
@@ -107,6 +107,20 @@ class Runtime:
         self._stop = asyncio.Event()
         self._starter: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def database(self) -> Database:
+        """The service's database; a clear error when the spec declared none."""
+        if self.db is None:
+            raise RuntimeError(f"{self.spec.name} declared no database (ServiceSpec.migrations)")
+        return self.db
+
+    @property
+    def events_outbox(self) -> Outbox:
+        """The service's outbox; a clear error when the spec declared none."""
+        if self.outbox is None:
+            raise RuntimeError(f"{self.spec.name} declared no outbox (ServiceSpec.outbox)")
+        return self.outbox
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
         """The checks behind /readyz: NATS connected, database reachable."""
@@ -205,6 +219,8 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in spec.routers:
         app.include_router(router)
+    for hook in spec.app_hooks:
+        hook(app)
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
@@ -225,22 +241,10 @@ def get_bus(request: Request) -> EventBus:
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Dependency: a database session in one transaction, committed when the route returns."""
-    db = runtime_of(request).db
-    if db is None:
-        raise RuntimeError("this service declared no database (ServiceSpec.uses_database)")
-    async with db.transaction() as session:
+    async with runtime_of(request).database.transaction() as session:
         yield session
 
 
-def get_outbox(request: Request) -> Outbox:
-    """Dependency: the service's transactional outbox."""
-    outbox = runtime_of(request).outbox
-    if outbox is None:
-        raise RuntimeError("this service declared no outbox (ServiceSpec.outbox)")
-    return outbox
-
-
 BusDep = Annotated[EventBus, Depends(get_bus)]
-OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

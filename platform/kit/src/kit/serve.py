@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import uvicorn
 
@@ -10,13 +11,18 @@ from kit.app import ServiceSpec, Settings, create_app
 from kit.settings import ConfigurationError
 
 
-def serve(spec: ServiceSpec) -> None:
-    """Start the service described by ``spec``; exits 2 with a clear message on bad config."""
+def serve(spec: ServiceSpec | Callable[[], ServiceSpec]) -> None:
+    """Start the service described by ``spec`` (or built by it, reading its own settings).
+
+    Exits with status 2 and a message naming the variables to fix when the configuration is bad.
+    """
     try:
+        if callable(spec):
+            spec = spec()
         settings = Settings.load(spec.name)
         app = create_app(spec, settings)
     except ConfigurationError as exc:
-        print(f"{spec.name}: {exc}", file=sys.stderr)
+        print(f"{sys.argv[0]}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     uvicorn.run(
         app,

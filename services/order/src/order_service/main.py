@@ -1,9 +1,24 @@
 """Entry point of the order service."""
 
-from kit.app import ServiceSpec
-from kit.serve import serve
+from pathlib import Path
 
-SPEC = ServiceSpec(name="order", description="The order service.")
+from kit.app import ServiceSpec
+from kit.events.streams import ORDERS, PAYMENTS
+from kit.serve import serve
+from order_service.api.errors import install_error_handlers
+from order_service.api.routes import router
+from order_service.infra.payment_results import PAYMENT_RESULTS
+
+SPEC = ServiceSpec(
+    name="order",
+    description="Orders: created pending, published through an outbox, settled by payment.",
+    routers=[router],
+    subscriptions=[PAYMENT_RESULTS],
+    streams=[ORDERS, PAYMENTS],
+    migrations=Path(__file__).with_name("migrations"),
+    outbox=True,
+    app_hooks=[install_error_handlers],
+)
 
 
 def main() -> None:

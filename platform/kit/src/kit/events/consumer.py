@@ -27,6 +27,7 @@ from kit.metrics import (
 from kit.tracing import extract_trace_context, tracer
 
 if TYPE_CHECKING:
+    from kit.app import Runtime
     from kit.events.bus import EventBus
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ class Delivery:
     subject: str
     attempt: int
     stream_sequence: int
-    context: Any
+    runtime: Runtime = field(repr=False)
     _msg: Msg = field(repr=False)
 
     async def in_progress(self) -> None:
@@ -93,11 +94,13 @@ class Subscription:
 class Consumer:
     """Runs one Subscription: fetches, dispatches to the handler, acks, retries, dead-letters."""
 
-    def __init__(self, bus: EventBus, subscription: Subscription, service: str, context: Any):
+    def __init__(
+        self, bus: EventBus, subscription: Subscription, service: str, runtime: Runtime
+    ) -> None:
         self._bus = bus
         self._sub = subscription
         self._service = service
-        self._context = context
+        self._runtime = runtime
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -174,7 +177,7 @@ class Consumer:
             subject=msg.subject,
             attempt=attempt,
             stream_sequence=metadata.sequence.stream,
-            context=self._context,
+            runtime=self._runtime,
             _msg=msg,
         )
         with tracer().start_as_current_span(

@@ -1,0 +1,76 @@
+"""HTTP API of the order service (behind the gateway: /api/orders -> /orders)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+
+from kit.app import RuntimeDep
+from kit.identity import CurrentUser
+from kit.problems import problem_responses
+from order_service.domain.models import NewOrder, Order, OrderList
+from order_service.infra import repository
+
+router = APIRouter(prefix="/orders", tags=["orders"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Replaying a request with the same key returns the same order.",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Order,
+    summary="Create an order (pending until payment reports)",
+    responses={
+        200: {"model": Order, "description": "A replay of an earlier request with this key"},
+        **problem_responses(401, 409, 422),
+    },
+)
+async def create_order(
+    new: NewOrder,
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> Order:
+    order, created = await repository.create_order(
+        runtime.database, runtime.events_outbox, user, new, idempotency_key
+    )
+    if not created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    response.headers["Location"] = f"/orders/{order.id}"
+    return order
+
+
+@router.get(
+    "",
+    response_model=OrderList,
+    summary="The caller's orders, newest first",
+    responses=problem_responses(401, 422),
+)
+async def list_orders(
+    user: CurrentUser,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> OrderList:
+    return OrderList(orders=await repository.list_orders(runtime.database, user, limit))
+
+
+@router.get(
+    "/{order_id}",
+    response_model=Order,
+    summary="One of the caller's orders",
+    responses=problem_responses(401, 404, 422),
+)
+async def get_order(order_id: str, user: CurrentUser, runtime: RuntimeDep) -> Order:
+    return await repository.get_order(runtime.database, user, order_id)

@@ -1,0 +1,88 @@
+"""Consumes orders.created: charges each order exactly once and publishes the result."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from kit.events import CloudEvent, Delivery, Subscription
+from kit.events.idempotency import claim_event
+from kit.events.streams import ORDERS
+from payment_service.domain.events import (
+    ORDER_CREATED_SUBJECT,
+    PAYMENT_FAILED,
+    PAYMENT_FAILED_SUBJECT,
+    PAYMENT_SUCCEEDED,
+    PAYMENT_SUCCEEDED_SUBJECT,
+    SOURCE,
+    OrderToCharge,
+    PaymentResult,
+)
+from payment_service.domain.models import PaymentStatus
+from payment_service.infra.card_processor import FakeCardProcessor
+from payment_service.infra.tables import PaymentRow
+
+CONSUMER = "payment-orders-created"
+
+
+def charging_subscription(processor: FakeCardProcessor) -> Subscription:
+    """The durable consumer of ``orders.created`` that charges with ``processor``."""
+
+    async def on_order_created(event: CloudEvent, delivery: Delivery) -> None:
+        db = delivery.runtime.database
+        order = event.data_as(OrderToCharge)
+        async with db.transaction() as session:
+            query = select(PaymentRow.id).where(PaymentRow.order_id == order.order_id)
+            if (await session.execute(query)).first() is not None:
+                return  # settled already; its result event went out with it
+        # The processor is idempotent by order id: a crash after this call and a redelivery
+        # get the same outcome back, not a second charge.
+        outcome = await processor.charge(
+            db, order.order_id, order.amount_cents, order.payment_token
+        )
+        status = PaymentStatus.SUCCEEDED if outcome.approved else PaymentStatus.FAILED
+        row = PaymentRow(
+            id=str(uuid.uuid4()),
+            order_id=order.order_id,
+            user_id=order.user_id,
+            status=status.value,
+            amount_cents=order.amount_cents,
+            currency=order.currency,
+            reason=outcome.decline_reason,
+            processor_charge_id=outcome.charge_id,
+            created_at=datetime.now(UTC),
+        )
+        result = CloudEvent.new(
+            PAYMENT_SUCCEEDED if outcome.approved else PAYMENT_FAILED,
+            source=SOURCE,
+            subject=order.order_id,
+            data=PaymentResult(
+                payment_id=row.id,
+                order_id=order.order_id,
+                user_id=order.user_id,
+                amount_cents=order.amount_cents,
+                currency=order.currency,
+                reason=outcome.decline_reason,
+            ).model_dump(),
+        )
+        subject = PAYMENT_SUCCEEDED_SUBJECT if outcome.approved else PAYMENT_FAILED_SUBJECT
+        try:
+            async with db.transaction() as session:
+                if not await claim_event(session, CONSUMER, event.id):
+                    return
+                session.add(row)
+                await session.flush()  # the unique order_id refuses a second payment here
+                await delivery.runtime.events_outbox.enqueue(session, subject, result)
+        except IntegrityError:
+            return  # a concurrent delivery of the same order recorded it first
+
+    return Subscription(
+        durable=CONSUMER,
+        stream=ORDERS,
+        subjects=(ORDER_CREATED_SUBJECT,),
+        handler=on_order_created,
+        backoff_seconds=(0.2, 0.5, 1.0, 2.0, 5.0),
+    )
