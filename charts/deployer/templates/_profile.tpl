@@ -1,0 +1,30 @@
+{{- /* Usage: read by flotilla-lib ("flotilla-lib.profile"): the deployer mounts its token, runs helm with writable homes under /tmp and reaches the Kubernetes API. */ -}}
+{{- define "deployer.profile" -}}
+component: deployer
+automountServiceAccountToken: true
+config:
+  HELM_DRIVER: {{ .Values.rbac.helmStorage | quote }}
+  HELM_CACHE_HOME: /tmp/helm/cache
+  HELM_CONFIG_HOME: /tmp/helm/config
+  HELM_DATA_HOME: /tmp/helm/data
+  DEPLOYER_NAMESPACES: {{ include "deployer.namespaces" . | fromYamlArray | join "," | quote }}
+{{- with .Values.api.existingSecret }}
+secretEnv:
+  - name: DEPLOYER_API_TOKEN
+    secret: {{ . | quote }}
+    key: {{ $.Values.api.tokenKey | quote }}
+{{- end }}
+egress:
+  - to:
+      {{- toYaml .Values.networkPolicy.kubernetesApiTo | nindent 6 }}
+    ports:
+      {{- range .Values.networkPolicy.kubernetesApiPorts }}
+      - port: {{ . }}
+        protocol: TCP
+      {{- end }}
+{{- end -}}
+
+{{- /* Usage: include "deployer.namespaces" . | fromYamlArray -> the namespaces of the service releases (rbac.namespaces, or the release namespace). */ -}}
+{{- define "deployer.namespaces" -}}
+{{- toYaml (.Values.rbac.namespaces | default (list .Release.Namespace)) -}}
+{{- end -}}

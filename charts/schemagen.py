@@ -1,0 +1,451 @@
+"""Generate every application chart's values.schema.json from one definition.
+
+Helm validates values against each chart's own schema and cannot share a schema file between
+charts, so the common part lives here once and each chart adds its own keys. Run
+
+    .venv/bin/python charts/schemagen.py           # rewrite charts/*/values.schema.json
+    .venv/bin/python charts/schemagen.py --check   # exit 1 when a committed schema is stale
+
+after changing a schema; the chart tests run --check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+Schema = dict[str, Any]
+
+CHARTS_DIR = Path(__file__).resolve().parent
+SERVICE_CHARTS = ("auth", "order", "payment", "gateway")
+CHARTS_WITH_DATABASE = ("auth", "order", "payment")
+ALL_CHARTS = (*SERVICE_CHARTS, "deployer")
+
+# <semver>-<git sha>, e.g. 1.4.2-a8f3d21 or 2.0.0-rc.1-a8f3d21. It cannot match "latest";
+# the explicit `not` below only makes that refusal read clearly.
+IMMUTABLE_TAG = (
+    r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
+    r"(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?-[0-9a-f]{7,40}$"
+)
+IMAGE_REPOSITORY = (
+    r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(:[0-9]+)?/)?[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
+)
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DATA_KEY = r"^[-._a-zA-Z0-9]+$"
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+DURATION = r"^[0-9]+(ms|s|m|h)$"
+
+
+def empty_or(pattern: str) -> str:
+    """``pattern``, or the empty string."""
+    return "^$|" + pattern
+
+
+def obj(properties: Schema, required: list[str] | None = None, description: str = "") -> Schema:
+    """A closed object: unknown keys are refused, so a typo fails instead of being ignored."""
+    schema: Schema = {"type": "object"}
+    if description:
+        schema["description"] = description
+    schema["additionalProperties"] = False
+    schema["required"] = sorted(properties) if required is None else required
+    schema["properties"] = properties
+    return schema
+
+
+def integer(minimum: int, maximum: int | None = None, description: str = "") -> Schema:
+    """An integer within bounds."""
+    schema: Schema = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        schema["maximum"] = maximum
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def string(pattern: str | None = None, description: str = "", min_length: int = 0) -> Schema:
+    """A string, optionally matching a (Go RE2) pattern."""
+    schema: Schema = {"type": "string"}
+    if min_length:
+        schema["minLength"] = min_length
+    if pattern:
+        schema["pattern"] = pattern
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def secret_name(description: str) -> Schema:
+    """The name of an existing Secret, or empty for "none"."""
+    return {"type": "string", "pattern": empty_or(DNS_SUBDOMAIN), "description": description}
+
+
+def string_map(description: str = "") -> Schema:
+    """A map of strings (labels, annotations, node selectors)."""
+    schema: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def passthrough(kind: str, description: str) -> Schema:
+    """A Kubernetes structure passed through as is; the API server validates it."""
+    return {"type": kind, "description": description}
+
+
+def peers(description: str) -> Schema:
+    """A list of NetworkPolicy peers (podSelector / namespaceSelector / ipBlock)."""
+    return {"type": "array", "items": {"type": "object"}, "description": description}
+
+
+INT_OR_PERCENT: Schema = {
+    "oneOf": [
+        {"type": "integer", "minimum": 0},
+        {"type": "string", "pattern": r"^[0-9]+%$"},
+    ]
+}
+QUANTITY_VALUE: Schema = {
+    "oneOf": [{"type": "string", "pattern": QUANTITY}, {"type": "number", "exclusiveMinimum": 0}]
+}
+
+
+def probe(description: str) -> Schema:
+    """Timing of one probe; its path is fixed by the kit (/healthz, /readyz)."""
+    return obj(
+        {
+            "initialDelaySeconds": integer(0),
+            "periodSeconds": integer(1),
+            "timeoutSeconds": integer(1),
+            "failureThreshold": integer(1),
+        },
+        required=["periodSeconds", "timeoutSeconds", "failureThreshold"],
+        description=description,
+    )
+
+
+def common_properties() -> Schema:
+    """The values every application chart shares (read by flotilla-lib)."""
+    compute = obj({"cpu": QUANTITY_VALUE, "memory": QUANTITY_VALUE}, required=["cpu", "memory"])
+    compute["additionalProperties"] = QUANTITY_VALUE
+    return {
+        "global": {"type": "object", "description": "Helm's values shared with subcharts."},
+        "flotilla-lib": {
+            "type": "object",
+            "description": "Set by Helm for the library dependency; takes no values.",
+            "additionalProperties": False,
+            "properties": {"global": {"type": "object"}},
+        },
+        "nameOverride": string(empty_or(DNS_LABEL), "Replaces the chart name."),
+        "fullnameOverride": string(empty_or(DNS_LABEL), "Replaces the resource names."),
+        "image": obj(
+            {
+                "repository": string(IMAGE_REPOSITORY, "Image repository, without tag.", 1),
+                "tag": {
+                    "type": "string",
+                    "description": "Immutable tag <semver>-<git sha>, e.g. 1.4.2-a8f3d21. "
+                    "Required; never empty or latest.",
+                    "minLength": 1,
+                    "not": {"const": "latest"},
+                    "pattern": IMMUTABLE_TAG,
+                },
+                "digest": string(
+                    r"^$|^sha256:[0-9a-f]{64}$",
+                    "Optional sha256:<hex>; when set the image is pulled as repository@digest.",
+                ),
+                "pullPolicy": {"enum": ["IfNotPresent", "Always", "Never"]},
+            },
+            required=["repository", "tag", "pullPolicy"],
+        ),
+        "imagePullSecrets": {
+            "type": "array",
+            "items": obj({"name": string(DNS_SUBDOMAIN, min_length=1)}),
+            "description": "Names of existing image pull Secrets.",
+        },
+        "replicaCount": integer(1, description="Pods when autoscaling is off; at least 1."),
+        "revisionHistoryLimit": integer(0),
+        "minReadySeconds": integer(0),
+        "progressDeadlineSeconds": integer(1),
+        "rollingUpdate": obj(
+            {"maxUnavailable": INT_OR_PERCENT, "maxSurge": INT_OR_PERCENT},
+            description="RollingUpdate parameters; default maxUnavailable 0, maxSurge 25%.",
+        ),
+        "resources": obj(
+            {"requests": compute, "limits": compute},
+            description="Requests and limits of the container; both required (cpu and memory).",
+        ),
+        "config": obj(
+            {
+                "environment": {
+                    "enum": ["development", "test", "production"],
+                    "description": "SERVICE_ENVIRONMENT; production requires every secret "
+                    "reference (existingSecret) to be set.",
+                },
+                "logLevel": {"enum": ["DEBUG", "INFO", "WARNING", "ERROR"]},
+                "otelExporterEndpoint": string(
+                    r"^$|^(https?|grpc)://\S+$", "OTEL_EXPORTER_OTLP_ENDPOINT; empty: no export."
+                ),
+                "extra": {
+                    "type": "object",
+                    "description": "More non-secret environment variables (NAME: value).",
+                    "propertyNames": {"pattern": ENV_NAME},
+                    "additionalProperties": {"type": ["string", "number", "boolean"]},
+                },
+            },
+            required=["environment", "logLevel", "otelExporterEndpoint", "extra"],
+        ),
+        "nats": obj(
+            {
+                "url": string(r"^(nats|tls|ws|wss)://\S+$", "NATS_URL.", 1),
+                "user": string(description="NATS_USER (not secret); used with passwordKey."),
+                "existingSecret": secret_name("Secret with this service's NATS credentials."),
+                "passwordKey": string(DATA_KEY, "Key of the password (NATS_PASSWORD).", 1),
+                "credsKey": string(
+                    empty_or(DATA_KEY), "Key of a .creds file instead (NATS_CREDS_FILE)."
+                ),
+            },
+            required=["url", "user", "existingSecret", "passwordKey", "credsKey"],
+        ),
+        "identity": obj(
+            {
+                "existingSecret": secret_name("Secret with IDENTITY_SHARED_SECRET."),
+                "sharedSecretKey": string(DATA_KEY, min_length=1),
+            }
+        ),
+        "extraSecretEnv": {
+            "type": "array",
+            "description": "More secret environment variables, by reference only.",
+            "items": obj(
+                {
+                    "name": string(ENV_NAME),
+                    "existingSecret": string(DNS_SUBDOMAIN, min_length=1),
+                    "key": string(DATA_KEY, min_length=1),
+                }
+            ),
+        },
+        "service": obj(
+            {
+                "type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]},
+                "port": integer(1, 65535),
+                "annotations": string_map(),
+            }
+        ),
+        "lifecycle": obj(
+            {
+                "preStopSleepSeconds": integer(1, description="preStop sleep before SIGTERM."),
+                "shutdownTimeoutSeconds": integer(
+                    1, description="SERVICE_SHUTDOWN_TIMEOUT_SECONDS."
+                ),
+                "terminationGracePeriodSeconds": integer(
+                    1,
+                    description="Default preStop + shutdown + 5; a value below preStop + "
+                    "shutdown is refused.",
+                ),
+            },
+            required=["preStopSleepSeconds", "shutdownTimeoutSeconds"],
+        ),
+        "probes": obj(
+            {
+                "startup": probe("startupProbe on /healthz."),
+                "liveness": probe("livenessProbe on /healthz."),
+                "readiness": probe("readinessProbe on /readyz."),
+            }
+        ),
+        "securityContext": obj(
+            {
+                "runAsUser": integer(1, description="Non-root user id (not 0)."),
+                "runAsGroup": integer(1, description="Non-root group id (not 0)."),
+            }
+        ),
+        "tmpSizeLimit": string(QUANTITY, "Size limit of the /tmp emptyDir."),
+        "serviceAccount": obj(
+            {
+                "create": {"type": "boolean"},
+                "name": string(empty_or(DNS_SUBDOMAIN)),
+                "annotations": string_map(),
+            }
+        ),
+        "podAnnotations": string_map("Extra pod annotations (part of the pod template)."),
+        "podLabels": string_map("Extra pod labels (part of the pod template)."),
+        "priorityClassName": string(),
+        "nodeSelector": string_map(),
+        "tolerations": passthrough("array", "Pod tolerations."),
+        "affinity": passthrough("object", "Pod affinity."),
+        "topologySpreadConstraints": passthrough("array", "Pod topology spread constraints."),
+        "podDisruptionBudget": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "maxUnavailable": INT_OR_PERCENT,
+                "minAvailable": INT_OR_PERCENT,
+            },
+            required=["enabled"],
+            description="PodDisruptionBudget; minAvailable wins over maxUnavailable when set.",
+        ),
+        "autoscaling": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "minReplicas": integer(1),
+                "maxReplicas": integer(1),
+                "targetCPUUtilizationPercentage": integer(1),
+                "targetMemoryUtilizationPercentage": integer(0, description="0: CPU only."),
+                "behavior": passthrough("object", "HPA scaling behavior."),
+            }
+        ),
+        "serviceMonitor": obj(
+            {
+                "enabled": {"type": "boolean"},
+                "interval": string(DURATION),
+                "scrapeTimeout": string(DURATION),
+                "labels": string_map("Labels your Prometheus selects ServiceMonitors by."),
+            }
+        ),
+    }
+
+
+def network_policy(chart: str) -> Schema:
+    """The networkPolicy values; charts with a database or the Kubernetes API add their peers."""
+    properties: Schema = {
+        "enabled": {"type": "boolean"},
+        "allowIngressFromAnywhere": {"type": "boolean"},
+        "ingressFrom": peers("Peers that may call the http port."),
+        "metricsFrom": peers("Peers that may scrape it when serviceMonitor.enabled."),
+        "dnsTo": peers("The cluster DNS pods."),
+        "natsTo": peers("The NATS server pods; empty: any destination on natsPort."),
+        "natsPort": integer(1, 65535),
+        "extraIngress": peers("More ingress rules."),
+        "extraEgress": peers("More egress rules."),
+    }
+    if chart in CHARTS_WITH_DATABASE:
+        properties["databaseTo"] = peers("The database; empty: any destination on databasePort.")
+        properties["databasePort"] = integer(1, 65535)
+    if chart == "deployer":
+        properties["kubernetesApiTo"] = peers("The Kubernetes API server endpoints.")
+        properties["kubernetesApiPorts"] = {
+            "type": "array",
+            "minItems": 1,
+            "items": integer(1, 65535),
+        }
+    return obj(properties)
+
+
+def chart_properties(chart: str) -> tuple[Schema, dict[str, list[str]]]:
+    """Keys only ``chart`` has, and which secret references production requires."""
+    required_in_production: dict[str, list[str]] = {
+        "nats": ["existingSecret"],
+        "identity": ["existingSecret"],
+    }
+    properties: Schema = {}
+    if chart in CHARTS_WITH_DATABASE:
+        properties["database"] = obj(
+            {
+                "existingSecret": secret_name("Secret with DATABASE_URL; empty: SQLite."),
+                "urlKey": string(DATA_KEY, min_length=1),
+            }
+        )
+        required_in_production["database"] = ["existingSecret"]
+    if chart == "auth":
+        properties["signingKeys"] = obj(
+            {
+                "existingSecret": secret_name("Secret with the JWT signing keys (files)."),
+                "mountPath": string(r"^/[^\s]*$", min_length=2),
+            }
+        )
+        required_in_production["signingKeys"] = ["existingSecret"]
+    if chart == "gateway":
+        upstream = string(r"^https?://\S+$", min_length=1)
+        properties["upstreams"] = obj(
+            {"auth": upstream, "order": upstream, "payment": upstream},
+            description="Base URLs of the services the gateway routes to.",
+        )
+    if chart == "deployer":
+        properties["rbac"] = obj(
+            {
+                "create": {"type": "boolean"},
+                "helmStorage": {
+                    "enum": ["secret", "configmap"],
+                    "description": "Helm's release storage (HELM_DRIVER); secret needs Secrets.",
+                },
+                "namespaces": {
+                    "type": "array",
+                    "uniqueItems": True,
+                    "items": string(DNS_LABEL),
+                    "description": "Namespaces of the service releases; empty: the release "
+                    "namespace.",
+                },
+            }
+        )
+        properties["api"] = obj(
+            {
+                "existingSecret": secret_name("Secret with the HTTP API token."),
+                "tokenKey": string(DATA_KEY, min_length=1),
+            }
+        )
+        required_in_production["api"] = ["existingSecret"]
+    return properties, required_in_production
+
+
+def build_schema(chart: str) -> Schema:
+    """The complete values.schema.json of one application chart."""
+    properties = common_properties()
+    extra, required_in_production = chart_properties(chart)
+    properties.update(extra)
+    properties["networkPolicy"] = network_policy(chart)
+    nonempty: Schema = {"type": "string", "minLength": 1}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Values of the {chart} chart",
+        "type": "object",
+        "additionalProperties": False,
+        "required": sorted(k for k in properties if k not in ("global", "flotilla-lib")),
+        "properties": dict(sorted(properties.items())),
+        "if": {
+            "required": ["config"],
+            "properties": {
+                "config": {
+                    "required": ["environment"],
+                    "properties": {"environment": {"const": "production"}},
+                }
+            },
+        },
+        "then": {
+            "description": "Production takes every secret by reference: set each existingSecret.",
+            "properties": {
+                group: {"required": keys, "properties": dict.fromkeys(keys, nonempty)}
+                for group, keys in sorted(required_in_production.items())
+            },
+        },
+    }
+
+
+def render(chart: str) -> str:
+    """The schema of ``chart`` as the committed file text."""
+    return json.dumps(build_schema(chart), indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the schemas, or with --check report the stale ones."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare, write nothing")
+    args = parser.parse_args(argv)
+    stale = []
+    for chart in ALL_CHARTS:
+        path = CHARTS_DIR / chart / "values.schema.json"
+        text = render(chart)
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(path)
+        if not args.check:
+            path.write_text(text)
+    if args.check and stale:
+        names = ", ".join(str(p.relative_to(CHARTS_DIR.parent)) for p in stale)
+        print(f"stale: {names}; run: .venv/bin/python charts/schemagen.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

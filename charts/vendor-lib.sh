@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Re-vendor the flotilla-lib library into every application chart (charts/<chart>/charts/*.tgz)
+# with the pinned helm, after any change under charts/flotilla-lib. Offline: the dependency is a
+# file:// path, so no repository index is read. The chart tests fail while a vendored copy is stale.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+helm="$("$here/../platform/cluster/build-tools.sh" --path helm)"
+for chart in auth order payment gateway deployer; do
+  # "build" follows Chart.lock; "update" rewrites it (needed after a dependency version change).
+  "$helm" dependency build --skip-refresh "$here/$chart" >/dev/null 2>&1 \
+    || "$helm" dependency update --skip-refresh "$here/$chart" >/dev/null
+  echo "vendored flotilla-lib into charts/$chart"
+done
