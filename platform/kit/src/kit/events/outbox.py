@@ -19,7 +19,6 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    DateTime,
     Integer,
     String,
     Table,
@@ -32,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.db import Database
+from kit.db import Database, UtcDateTime
 from kit.events.bus import EventBus
 from kit.events.envelope import CloudEvent
 from kit.events.idempotency import kit_metadata
@@ -49,8 +48,8 @@ outbox_table = Table(
     Column("subject", String(255), nullable=False),
     Column("payload", Text, nullable=False),
     Column("headers", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("published_at", DateTime(timezone=True), nullable=True, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("published_at", UtcDateTime, nullable=True, index=True),
 )
 
 

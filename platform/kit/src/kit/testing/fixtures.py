@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,10 +44,24 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database of each kind: tests taking it run on SQLite and on PostgreSQL."""
+DATABASE_KINDS = ["sqlite", "postgresql"]
+
+
+def database_maker(request: pytest.FixtureRequest, directory: Path) -> Callable[[str], str]:
+    """Makes fresh, empty databases of the kind ``request.param`` names."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return lambda name: f"sqlite+aiosqlite:///{directory / name}.db"
     server: PostgresServer = request.getfixturevalue("postgres_server")
-    return server.create_database()
+    return lambda _: server.create_database()
+
+
+@pytest.fixture(params=DATABASE_KINDS)
+def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """Makes fresh, empty databases of one kind; tests taking it run on SQLite and PostgreSQL."""
+    return database_maker(request, tmp_path)
+
+
+@pytest.fixture
+def database_url(new_database: Callable[[str], str]) -> str:
+    """A fresh, empty database, on SQLite and on PostgreSQL."""
+    return new_database("test")

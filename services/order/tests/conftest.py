@@ -1,0 +1,32 @@
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from kit.testing.fixtures import DATABASE_KINDS, database_maker
+from kit.testing.nats_server import NatsServer
+from kit.testing.process import ServiceProcess
+
+
+@pytest.fixture(scope="module", params=DATABASE_KINDS)
+def order_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """The order service as a real process, one per database kind (no payment service running).
+
+    Tests share it, so each uses user ids of its own.
+    """
+    directory = tmp_path_factory.mktemp("order")
+    nats = NatsServer(directory / "nats")
+    nats.start()
+    process = ServiceProcess(
+        "order",
+        [sys.executable, "-m", "order_service.main"],
+        directory,
+        env={"NATS_URL": nats.url, "DATABASE_URL": database_maker(request, directory)("order")},
+    )
+    process.start()
+    process.wait_until("/readyz", 200)
+    yield process
+    process.stop()
+    nats.stop()
