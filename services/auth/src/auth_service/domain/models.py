@@ -1,0 +1,102 @@
+"""The shapes of the auth API: what callers send and what they get back."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from auth_service.domain.errors import InvalidInputError
+from auth_service.domain.rules import (
+    MAX_EMAIL_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    check_password,
+    normalise_email,
+)
+
+
+class RegisterRequest(BaseModel):
+    """A new account: an email address and a password of the user's choosing."""
+
+    email: str = Field(
+        json_schema_extra={"format": "email", "maxLength": MAX_EMAIL_LENGTH},
+        examples=["ada@example.com"],
+    )
+    password: str = Field(
+        json_schema_extra={"minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
+        examples=["correct horse battery staple"],
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _valid_email(cls, value: str) -> str:
+        try:
+            return normalise_email(value)
+        except InvalidInputError as exc:
+            raise PydanticCustomError("invalid_email", str(exc)) from None
+
+    @field_validator("password")
+    @classmethod
+    def _strong_password(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            check_password(value, info.data.get("email"))
+        except InvalidInputError as exc:
+            raise PydanticCustomError("weak_password", str(exc)) from None
+        return value
+
+
+class TokenForm(BaseModel):
+    """The OAuth2 password grant (RFC 6749 section 4.3), sent as form fields."""
+
+    grant_type: str = Field(json_schema_extra={"enum": ["password"]})
+    username: str = Field(description="The account's email address.", min_length=1)
+    password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
+    scope: str = ""
+
+    @field_validator("grant_type")
+    @classmethod
+    def _password_grant(cls, value: str) -> str:
+        if value != "password":
+            raise PydanticCustomError(
+                "unsupported_grant_type",
+                "grant_type must be 'password' (the OAuth2 password grant); no other grant "
+                "is supported",
+            )
+        return value
+
+
+class User(BaseModel):
+    """An account as the API shows it (never with its password hash)."""
+
+    id: str = Field(examples=["0b5f6f0e-8c5e-4bb4-9a43-0f7f3a1b9c1d"])
+    email: str = Field(examples=["ada@example.com"])
+
+
+class TokenResponse(BaseModel):
+    """A bearer access token (RFC 6749 section 5.1)."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a type, not a secret)
+    expires_in: int = Field(description="Seconds until the token expires.")
+
+
+class Jwk(BaseModel):
+    """One public key of the JWKS (RFC 7517), pinned to one algorithm."""
+
+    kty: Literal["OKP", "RSA"]
+    kid: str
+    alg: Literal["EdDSA", "RS256"]
+    use: Literal["sig"] = "sig"
+    crv: str | None = None
+    x: str | None = None
+    n: str | None = None
+    e: str | None = None
+
+
+class Jwks(BaseModel):
+    """The public keys that verify access tokens: the current one and, while keys rotate,
+    the previous one."""
+
+    keys: list[Jwk]
