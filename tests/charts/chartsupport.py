@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 SERVICE_CHARTS = ("auth", "order", "payment", "gateway")
@@ -286,3 +287,17 @@ def walk_strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from walk_strings(value, f"{path}[{index}]")
     elif isinstance(node, str):
         yield path, node
+
+
+def built_tool(repo_root: Path, binary: str) -> Path:
+    """The path of a binary built by platform/cluster/build-tools.sh (never one from PATH)."""
+    script = repo_root / "platform" / "cluster" / "build-tools.sh"
+    result = subprocess.run(
+        [str(script), "--path", binary], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"{binary} is not built: {result.stderr.strip()} "
+            f"(run `make setup`, or platform/cluster/build-tools.sh)"
+        )
+    return Path(result.stdout.strip())

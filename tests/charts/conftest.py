@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.charts.chartsupport import CHARTS, SCENARIOS, Helm, Rendered, scenario_values
-
-
-def built_tool(repo_root: Path, binary: str) -> Path:
-    """The path of a binary built by platform/cluster/build-tools.sh (never one from PATH)."""
-    script = repo_root / "platform" / "cluster" / "build-tools.sh"
-    result = subprocess.run(
-        [str(script), "--path", binary], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"{binary} is not built: {result.stderr.strip()} "
-            f"(run `make setup`, or platform/cluster/build-tools.sh)"
-        )
-    return Path(result.stdout.strip())
+from tests.charts.chartsupport import CHARTS, SCENARIOS, Helm, Rendered, built_tool, scenario_values
 
 
 @pytest.fixture(scope="session")
