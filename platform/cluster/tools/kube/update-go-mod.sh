@@ -10,7 +10,7 @@
 # k8s.io/sample-cli-plugin, are skipped: not every one is published.)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=../../versions.env
+# shellcheck source=platform/cluster/versions.env disable=SC1091
 source "$here/../../versions.env"
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false" GOTOOLCHAIN=local
 staging_version="v0.${KUBE_VERSION#v1.}"
