@@ -22,7 +22,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
     "/register",
     status_code=201,
     summary="Create an account",
-    responses=problem_responses(409, 422),
+    responses=problem_responses(400, 409, 422),
 )
 async def register(body: RegisterRequest, auth: AuthDep, runtime: RuntimeDep) -> User:
     """Create an account and publish ``auth.user.registered`` in the same transaction."""

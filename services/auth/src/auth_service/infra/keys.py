@@ -113,7 +113,7 @@ def _private_key(source: str, data: bytes) -> PrivateKey:
             f"{source} does not hold an unencrypted PEM private key ({exc}). {HOW_TO_CREATE}"
         ) from None
     if not isinstance(key, Ed25519PrivateKey | RSAPrivateKey):
-        raise ConfigurationError(_unsupported(source, type(key).__name__))
+        raise ConfigurationError(_unsupported(source, key))
     _check_size(source, key)
     return key
 
@@ -125,7 +125,7 @@ def _public_key(source: str, data: bytes) -> PublicKey:
     except (ValueError, UnsupportedAlgorithm):
         key = _private_key(source, data).public_key()
     if not isinstance(key, Ed25519PublicKey | RSAPublicKey):
-        raise ConfigurationError(_unsupported(source, type(key).__name__))
+        raise ConfigurationError(_unsupported(source, key))
     _check_size(source, key)
     return key
 
@@ -138,7 +138,8 @@ def _check_size(source: str, key: PrivateKey | PublicKey) -> None:
         )
 
 
-def _unsupported(source: str, kind: str) -> str:
+def _unsupported(source: str, key: object) -> str:
+    kind = type(key).__name__.removesuffix("PrivateKey").removesuffix("PublicKey")
     return (
         f"{source} holds a key of an unsupported type ({kind}); use Ed25519 (preferred) or RSA "
         f"of at least {MIN_RSA_BITS} bits. {HOW_TO_CREATE}"
