@@ -24,7 +24,6 @@ from kit.health import ReadinessCheck, health_router
 from kit.http_middleware import RequestObservabilityMiddleware
 from kit.logs import configure_logging
 from kit.metrics import metrics_endpoint
-from kit.migrations import upgrade_to_head
 from kit.problems import install_problem_handlers
 from kit.settings import (
     DatabaseSettings,
@@ -139,6 +138,8 @@ class Runtime:
         if self.db is not None:
             await self.db.create_tables(kit_metadata)
             if self.spec.migrations is not None:
+                from kit.migrations import upgrade_to_head  # Alembic is slow to import
+
                 await upgrade_to_head(self.db, self.spec.migrations)
         if self.spec.uses_nats:
             self._starter = asyncio.create_task(self._connect_and_consume(), name="nats-start")

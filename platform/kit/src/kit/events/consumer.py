@@ -58,6 +58,9 @@ class Subscription:
 
     ``backoff_seconds[i]`` is the delay before attempt ``i + 2``; the last value repeats.
     After ``max_deliver`` failed attempts the event goes to the dead-letter stream.
+    ``ack_wait_seconds`` is short because a running handler keeps its message with a heartbeat
+    (``in_progress``): the ack wait only decides how soon a crashed process's messages go to
+    another one.
     """
 
     durable: str
@@ -65,7 +68,7 @@ class Subscription:
     subjects: tuple[str, ...]
     handler: Handler
     max_deliver: int = 5
-    ack_wait_seconds: float = 30.0
+    ack_wait_seconds: float = 5.0
     concurrency: int = 8
     backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
 
