@@ -348,18 +348,30 @@ def chart_properties(chart: str) -> tuple[Schema, dict[str, list[str]]]:
         )
         required_in_production["database"] = ["existingSecret"]
     if chart == "auth":
+        key_id = string(r"^$|^[A-Za-z0-9._-]{1,64}$")
         properties["signingKeys"] = obj(
             {
-                "existingSecret": secret_name("Secret with the JWT signing keys (files)."),
+                "existingSecret": secret_name("Secret with the JWT signing keys (PEM files)."),
                 "mountPath": string(r"^/[^\s]*$", min_length=2),
+                "signingKeyKey": string(DATA_KEY, "Its key with the private key.", 1),
+                "keyId": key_id,
+                "previousPublicKeyKey": string(
+                    empty_or(DATA_KEY), "Its key with the previous public key (rotation)."
+                ),
+                "previousKeyId": key_id,
             }
         )
         required_in_production["signingKeys"] = ["existingSecret"]
     if chart == "gateway":
         upstream = string(r"^https?://\S+$", min_length=1)
         properties["upstreams"] = obj(
-            {"auth": upstream, "order": upstream, "payment": upstream},
-            description="Base URLs of the services the gateway routes to.",
+            {
+                "auth": upstream,
+                "order": upstream,
+                "payment": upstream,
+                "jwksPath": string(r"^/\S*$"),
+            },
+            description="Base URLs of the services the gateway routes to, and auth's JWKS path.",
         )
     if chart == "deployer":
         properties["rbac"] = obj(

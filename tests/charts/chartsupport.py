@@ -127,7 +127,12 @@ def production_values(chart: str) -> Values:
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "postgres"}}}
         ]
     if chart == "auth":
-        values["signingKeys"] = {"existingSecret": "auth-signing-keys"}
+        values["signingKeys"] = {
+            "existingSecret": "auth-signing-keys",
+            "keyId": "2026-11",
+            "previousPublicKeyKey": "previous-public-key.pem",
+            "previousKeyId": "2026-10",
+        }
     if chart == "deployer":
         values["replicaCount"] = 1
         # One deployer: a PDB that keeps 2 would block every node drain.

@@ -35,8 +35,14 @@ RESTRICTED_VOLUME_TYPES = {
     "secret",
 }
 SECRETISH_ENV = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|CREDS|CREDENTIAL|DATABASE_URL")
-# Non-secret ConfigMap keys that look secret-ish by name: paths, not values.
-PATH_KEYS = {"NATS_CREDS_FILE", "AUTH_SIGNING_KEYS_DIR"}
+# Non-secret ConfigMap keys that look secret-ish by name: file paths and key ids, not values.
+NOT_SECRET_KEYS = {
+    "NATS_CREDS_FILE",
+    "AUTH_SIGNING_KEY_FILE",
+    "AUTH_SIGNING_KEY_ID",
+    "AUTH_PREVIOUS_PUBLIC_KEY_FILE",
+    "AUTH_PREVIOUS_KEY_ID",
+}
 
 
 def pods_and_containers(rendered: Rendered) -> list[tuple[Manifest, Manifest]]:
@@ -157,7 +163,7 @@ def test_no_literal_secret(matrix: Matrix, chart: str, scenario: str) -> None:
     for key, value in rendered.config_data.items():
         if key == "DATABASE_URL":
             assert value.startswith("sqlite"), "only the SQLite fallback URL is not secret"
-        elif key not in PATH_KEYS:
+        elif key not in NOT_SECRET_KEYS:
             assert not SECRETISH_ENV.search(key), f"ConfigMap key {key} looks secret"
     for path, value in walk_strings(rendered.manifests):
         assert not re.search(r"://[^/@\s]+:[^@\s]+@", value), f"credentials in a URL at {path}"
@@ -187,6 +193,15 @@ def test_secrets_come_from_the_referenced_secrets(
     if database.get("existingSecret"):
         assert env["DATABASE_URL"] == {"name": database["existingSecret"], "key": "url"}
         assert "DATABASE_URL" not in rendered.config_data
+    signing_keys = values.get("signingKeys", {})
+    if signing_keys.get("existingSecret"):
+        volumes = {v["name"]: v for v in rendered.pod_spec["volumes"]}
+        assert volumes["signing-keys"]["secret"]["secretName"] == signing_keys["existingSecret"]
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        directory = mounts["signing-keys"]["mountPath"]
+        assert mounts["signing-keys"]["readOnly"] is True
+        key_file = rendered.config_data["AUTH_SIGNING_KEY_FILE"]
+        assert key_file == f"{directory}/signing-key.pem"
     identity = values.get("identity", {})
     if identity.get("existingSecret"):
         assert env["IDENTITY_SHARED_SECRET"]["name"] == identity["existingSecret"]
