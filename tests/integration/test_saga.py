@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from conftest import SagaStack, order_body
+from tests.integration.saga_stack import SagaStack, order_body
 
 
 async def test_an_order_is_paid_within_two_seconds(saga: SagaStack) -> None:

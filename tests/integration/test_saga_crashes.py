@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from conftest import SagaStack
+from tests.integration.saga_stack import SagaStack
 
 ORDERS = 200
 
