@@ -230,7 +230,12 @@ def test_recommended_labels(matrix: Matrix, chart: str, scenario: str) -> None:
         labels = manifest["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == chart
         assert labels["app.kubernetes.io/instance"] == chart
-        assert labels["app.kubernetes.io/version"] == TAG
+        if manifest["kind"] == "Deployment":
+            assert labels["app.kubernetes.io/version"] == TAG
+        else:
+            assert "app.kubernetes.io/version" not in labels, (
+                "a new tag must touch only the workload"
+            )
         assert labels["app.kubernetes.io/managed-by"] == "Helm"
         assert labels["app.kubernetes.io/part-of"] == "flotilla"
         assert labels["helm.sh/chart"].startswith(f"{chart}-")
@@ -238,6 +243,7 @@ def test_recommended_labels(matrix: Matrix, chart: str, scenario: str) -> None:
     pod_labels = rendered.pod_template["metadata"]["labels"]
     assert selector.items() <= pod_labels.items()
     assert "helm.sh/chart" not in pod_labels, "a chart version bump alone must not roll pods"
+    assert pod_labels["app.kubernetes.io/version"] == TAG
 
 
 @pytest.mark.parametrize(("chart", "scenario"), CELLS)

@@ -88,3 +88,29 @@ def test_non_pod_changes_leave_the_pod_template_alone(
     variants: dict[tuple[str, str], Rendered], chart: str, change: str
 ) -> None:
     assert variants[chart, "base"].pod_template == variants[chart, change].pod_template
+
+
+def changed_objects(base: Rendered, changed: Rendered) -> set[tuple[str, str]]:
+    """(kind, name) of every manifest that differs, appears or disappears."""
+    before = {(m["kind"], m["metadata"]["name"]): m for m in base.manifests}
+    after = {(m["kind"], m["metadata"]["name"]): m for m in changed.manifests}
+    return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+@pytest.mark.parametrize(
+    ("change", "touched"),
+    [
+        ("image tag", {"Deployment"}),
+        ("image digest", {"Deployment"}),
+        ("replicas", {"Deployment"}),
+        ("log level", {"Deployment", "ConfigMap"}),
+        ("service port", {"Service"}),
+    ],
+)
+def test_a_change_touches_only_what_it_must(
+    variants: dict[tuple[str, str], Rendered], chart: str, change: str, touched: set[str]
+) -> None:
+    """So the deployer's plan shows a new image as a change of the Deployment alone."""
+    changed = changed_objects(variants[chart, "base"], variants[chart, change])
+    assert {kind for kind, _ in changed} == touched

@@ -34,7 +34,7 @@ metadata:
   name: {{ include "flotilla-lib.fullname" . }}
   namespace: {{ .Release.Namespace }}
   labels:
-    {{- include "flotilla-lib.labels" . | nindent 4 }}
+    {{- include "flotilla-lib.workloadLabels" . | nindent 4 }}
 spec:
   {{- if not $v.autoscaling.enabled }}
   replicas: {{ $v.replicaCount }}

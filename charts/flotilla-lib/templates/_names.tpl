@@ -44,14 +44,19 @@ app.kubernetes.io/part-of: flotilla
 {{- end }}
 {{- end -}}
 
-{{- /* Usage: include "flotilla-lib.labels" . -> the app.kubernetes.io/* labels of every resource. */ -}}
+{{- /* Usage: include "flotilla-lib.labels" . -> the app.kubernetes.io/* labels of every resource; no version, so a new image tag changes nothing but the Deployment. */ -}}
 {{- define "flotilla-lib.labels" -}}
 helm.sh/chart: {{ include "flotilla-lib.chart" . }}
 {{ include "flotilla-lib.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.image.tag | quote }}
 app.kubernetes.io/component: {{ include "flotilla-lib.component" . }}
 app.kubernetes.io/part-of: flotilla
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- /* Usage: include "flotilla-lib.workloadLabels" . -> the Deployment's labels: the common ones plus app.kubernetes.io/version (the image tag). */ -}}
+{{- define "flotilla-lib.workloadLabels" -}}
+{{ include "flotilla-lib.labels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | quote }}
 {{- end -}}
 
 {{- /* Usage: include "flotilla-lib.serviceAccountName" . -> the ServiceAccount the pods run as. */ -}}
