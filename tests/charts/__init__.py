@@ -1,0 +1,1 @@
+"""Chart contract tests: helm lint, render-matrix policies, schema rejections, cluster checks."""
