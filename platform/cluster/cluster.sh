@@ -3,26 +3,36 @@
 # build-tools.sh. Thin wrapper around `kwokctl --runtime binary`; never
 # downloads anything and never touches ~/.kube/config.
 #
-#   cluster.sh create [--name N] [--port P] [--nodes K] [--config FILE]... [--wait D] [-- KWOKCTL_ARGS...]
-#   cluster.sh delete [--name N]
-#   cluster.sh kubeconfig [--name N]      print the path of the cluster's kubeconfig
+#   cluster.sh up [--run-dir DIR] [--name N] [--nodes K]
+#                                         start the cluster of DIR unless it is already up
+#                                         (idempotent); its kubeconfig is DIR/kubeconfig
+#   cluster.sh down [--run-dir DIR] [--name N]
+#                                         stop that cluster and remove its state
+#   cluster.sh create [--name N] [--port P] [--nodes K] [--config FILE]... [--kwok-stages]
+#                     [--wait D] [-- KWOKCTL_ARGS...]
+#   cluster.sh delete [--name N] [--run-dir DIR]
+#   cluster.sh status [--name N] [--run-dir DIR]      exit 0 when the API server is ready
+#   cluster.sh kubeconfig [--name N] [--run-dir DIR]  path of the cluster's own kubeconfig
 #   cluster.sh config                     print the generated kwokctl config
-#   cluster.sh kubectl [--name N] ARGS... kubectl against the cluster
+#   cluster.sh kubectl [--name N] [--run-dir DIR] ARGS...   kubectl against the cluster
 #   cluster.sh kwokctl ARGS...            the built kwokctl with this workdir
 #
+# --run-dir  the directory of an `up` cluster: kwok's state is in DIR/kwok
+#            (KWOK_WORKDIR). up and down default to .run/cluster in the checkout
 # --name     cluster name (default: $FLOTILLA_CLUSTER_NAME or "flotilla")
-# --port     kube-apiserver port on 127.0.0.1 (default: a free random port)
-# --nodes    number of fake kwok nodes to add after start (default 1)
-# --config   extra kwokctl config documents (e.g. kwok Stage objects for a
-#            readiness delay); repeatable. NOTE: passing any Stage replaces
-#            kwokctl's default node/pod stages, so include node stages too.
-# --wait     how long kwokctl waits for the cluster to be ready (default 60s)
+# --port     kube-apiserver port on 127.0.0.1 (default: a free port)
+# --nodes    number of fake kwok nodes, waited for until Ready (default 2)
+# --config   extra kwokctl config documents; repeatable
+# --kwok-stages  use kwok's default node and pod stages instead of stages.yaml
+#            (pods Ready at once; no readiness delay, no never-ready marker)
+# --wait     how long to wait for the cluster and its nodes (default 60s)
 #
 # Cluster state (pki, kubeconfig, logs, etcd data, pids) lives in
 #   $KWOK_WORKDIR/clusters/<name>/   with KWOK_WORKDIR defaulting to
 #   ${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/kwok
-# The components run detached (setsid) until `cluster.sh delete`.
+# The components run detached (setsid) until `cluster.sh delete` (or down).
 set -euo pipefail
+shopt -s inherit_errexit
 
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
@@ -30,13 +40,31 @@ source "$CLUSTER_DIR/versions.env"
 CACHE_ROOT="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
 export KWOK_WORKDIR="${KWOK_WORKDIR:-$CACHE_ROOT/kwok}"
 NAME="${FLOTILLA_CLUSTER_NAME:-flotilla}"
+DEFAULT_RUN_DIR="$(cd "$CLUSTER_DIR/../.." && pwd)/.run/cluster"
+STAGES="$CLUSTER_DIR/stages.yaml"
 
-die() { printf 'cluster.sh: %s\n' "$*" >&2; exit 1; }
+log() { printf 'cluster.sh: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
 
-bin() {
-  "$CLUSTER_DIR/build-tools.sh" --path "$1" 2>/dev/null \
-    || die "$1 is not built; run: $CLUSTER_DIR/build-tools.sh"
+# Bin dirs of the built components, looked up once (each lookup hashes the
+# tools module): bin NAME then prints a binary's path without a lookup.
+declare -A BIN_DIRS=()
+resolve_bins() {
+  local c
+  for c in kube etcd kwok; do
+    BIN_DIRS[$c]="$("$CLUSTER_DIR/build-tools.sh" --bin-dir "$c" 2>/dev/null)" \
+      || die "$c is not built; run: $CLUSTER_DIR/build-tools.sh (or make cluster-tools)"
+  done
 }
+bin() {
+  case "$1" in
+    kwok|kwokctl) echo "${BIN_DIRS[kwok]}/$1" ;;
+    etcd) echo "${BIN_DIRS[etcd]}/$1" ;;
+    *) echo "${BIN_DIRS[kube]}/$1" ;;
+  esac
+}
+
+now_ms() { date +%s%3N; }
 
 # KwokctlConfiguration pointing every component at a local binary, bound to
 # 127.0.0.1 (kwokctl's default bindAddress is 0.0.0.0).
@@ -57,18 +85,27 @@ options:
 EOF
 }
 
+kubeconfig_path() { echo "$KWOK_WORKDIR/clusters/$NAME/kubeconfig.yaml"; }
+
+kubectl_() { "$(bin kubectl)" --kubeconfig "$(kubeconfig_path)" "$@"; }
+
+is_ready() {
+  [[ -f "$(kubeconfig_path)" ]] && kubectl_ get --raw /readyz --request-timeout=5s >/dev/null 2>&1
+}
+
 cmd_create() {
-  local port="" wait="60s" nodes=1
+  local port="" wait="60s" nodes=2 kwok_stages=0
   local -a configs=() extra=()
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --name) NAME="$2"; shift ;;
       --port) port="$2"; shift ;;
       --config) configs+=("$2"); shift ;;
+      --kwok-stages) kwok_stages=1 ;;
       --wait) wait="$2"; shift ;;
       --nodes) nodes="$2"; shift ;;
       --) shift; extra=("$@"); break ;;
-      *) die "create: unknown argument $1" ;;
+      *) die "create: unknown argument $1 (see --help)" ;;
     esac
     shift
   done
@@ -77,45 +114,136 @@ cmd_create() {
   trap 'rm -f "$CONFIG_TMP"' EXIT
   gen_config > "$CONFIG_TMP"
   local -a args=(create cluster --name "$NAME" --config "$CONFIG_TMP" --kubeconfig "" --wait "$wait")
+  [[ "$kwok_stages" == 1 ]] || args+=(--config "$STAGES")
   local c
   for c in "${configs[@]}"; do args+=(--config "$c"); done
   [[ -n "$port" ]] && args+=(--kube-apiserver-port "$port")
-  "$(bin kwokctl)" "${args[@]}" "${extra[@]}"
+
+  # Every kwokctl picks its ports by probing down from 32767, so two clusters
+  # created at the same moment (parallel test sessions) would pick the same
+  # ones. One machine-wide lock, held until the components listen, prevents it.
+  # The components must not inherit the lock's fd, or they would hold it.
+  local lock_fd
+  mkdir -p "$CACHE_ROOT"
+  exec {lock_fd}>"$CACHE_ROOT/.kwokctl-create.lock"
+  flock "$lock_fd"
+  "$(bin kwokctl)" "${args[@]}" "${extra[@]}" {lock_fd}>&-
+  exec {lock_fd}>&-
+
   if [[ "$nodes" -gt 0 ]]; then
     "$(bin kwokctl)" scale node --name "$NAME" --replicas "$nodes"
+    kubectl_ wait --for=condition=Ready node --all --timeout="$wait" >/dev/null
   fi
 }
 
-parse_name() {
-  # Sets REST to the remaining args after an optional leading --name N.
-  REST=()
-  if [[ "${1:-}" == "--name" ]]; then NAME="$2"; shift 2; fi
+# Leading --name N / --run-dir DIR (either order); REST gets the other args.
+# --run-dir DIR means KWOK_WORKDIR=DIR/kwok.
+parse_common() {
+  RUN_DIR=""
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --name) NAME="$2"; shift 2 ;;
+      --run-dir) RUN_DIR="$2"; shift 2 ;;
+      *) break ;;
+    esac
+  done
   REST=("$@")
+  if [[ -n "$RUN_DIR" ]]; then export KWOK_WORKDIR="$RUN_DIR/kwok"; fi
 }
 
-kubeconfig_path() { echo "$KWOK_WORKDIR/clusters/$NAME/kubeconfig.yaml"; }
+cmd_delete() {
+  # kwokctl 0.8 rejects --kubeconfig "" on delete ("empty path"); point it
+  # at the cluster's own kubeconfig (removed anyway) so ~/.kube/config is
+  # left alone.
+  "$(bin kwokctl)" delete cluster --name "$NAME" --kubeconfig "$(kubeconfig_path)" "$@"
+}
+
+cmd_up() {
+  local nodes=2 start
+  RUN_DIR="$DEFAULT_RUN_DIR"
+  while [[ $# -gt 0 ]]; do
+    case "$1" in
+      --name) NAME="$2"; shift 2 ;;
+      --run-dir) RUN_DIR="$2"; shift 2 ;;
+      --nodes) nodes="$2"; shift 2 ;;
+      *) die "up: unknown argument $1 (see --help)" ;;
+    esac
+  done
+  mkdir -p "$RUN_DIR"
+  RUN_DIR="$(cd "$RUN_DIR" && pwd)"
+  export KWOK_WORKDIR="$RUN_DIR/kwok"
+  if is_ready; then
+    install -m 600 "$(kubeconfig_path)" "$RUN_DIR/kubeconfig"
+    log "cluster $NAME is already up: $(server_of "$RUN_DIR/kubeconfig")"
+    log "kubeconfig: $RUN_DIR/kubeconfig"
+    return 0
+  fi
+  if [[ -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then
+    log "cluster $NAME in $RUN_DIR is not answering (stopped, or the machine restarted): recreating it"
+    cmd_delete >/dev/null 2>&1 || true
+    rm -rf "${KWOK_WORKDIR:?}/clusters/$NAME"
+  fi
+  start=$(now_ms)
+  cmd_create --nodes "$nodes" 2> "$RUN_DIR/create.log" || {
+    cat "$RUN_DIR/create.log" >&2
+    die "could not start cluster $NAME (log above, and $KWOK_WORKDIR/clusters/$NAME/logs/)"
+  }
+  install -m 600 "$(kubeconfig_path)" "$RUN_DIR/kubeconfig"
+  local ms=$(( $(now_ms) - start ))
+  log "cluster $NAME is up in $((ms / 1000)).$(( (ms % 1000) / 100 )) s: $(server_of "$RUN_DIR/kubeconfig"), $nodes fake nodes"
+  if [[ "$RUN_DIR" == "$DEFAULT_RUN_DIR" ]]; then
+    log "kubeconfig: $RUN_DIR/kubeconfig   (eval \"\$(make -s env)\" exports KUBECONFIG)"
+  else
+    log "kubeconfig: $RUN_DIR/kubeconfig   (export KUBECONFIG=$RUN_DIR/kubeconfig)"
+  fi
+}
+
+cmd_down() {
+  parse_common "$@"
+  [[ ${#REST[@]} -eq 0 ]] || die "down: unknown argument ${REST[0]} (see --help)"
+  [[ -n "$RUN_DIR" ]] || RUN_DIR="$DEFAULT_RUN_DIR"
+  export KWOK_WORKDIR="$RUN_DIR/kwok"
+  rm -f "$RUN_DIR/kubeconfig" "$RUN_DIR/create.log"
+  if [[ -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then
+    cmd_delete 2>/dev/null
+    log "cluster $NAME is down"
+  else
+    log "cluster $NAME is not running (nothing in $KWOK_WORKDIR)"
+  fi
+}
+
+server_of() { sed -n 's/^ *server: //p' "$1" | head -n1; }
 
 main() {
   local sub="${1:-}"
   [[ $# -gt 0 ]] && shift
   case "$sub" in
+    -h|--help|help|"") ;;
+    *) resolve_bins ;;
+  esac
+  case "$sub" in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
     create) cmd_create "$@" ;;
     delete)
-      parse_name "$@"
-      # kwokctl 0.8 rejects --kubeconfig "" on delete ("empty path"); point it
-      # at the cluster's own kubeconfig (removed anyway) so ~/.kube/config is
-      # left alone.
-      "$(bin kwokctl)" delete cluster --name "$NAME" --kubeconfig "$(kubeconfig_path)" "${REST[@]}"
+      parse_common "$@"
+      cmd_delete "${REST[@]}"
+      ;;
+    status)
+      parse_common "$@"
+      if is_ready; then echo "cluster $NAME is up: $(server_of "$(kubeconfig_path)")"; else
+        echo "cluster $NAME is not up (KWOK_WORKDIR=$KWOK_WORKDIR)"; exit 1
+      fi
       ;;
     kubeconfig)
-      parse_name "$@"
+      parse_common "$@"
       [[ -f "$(kubeconfig_path)" ]] || die "no cluster $NAME in $KWOK_WORKDIR"
       kubeconfig_path
       ;;
     config) gen_config ;;
     kubectl)
-      parse_name "$@"
-      "$(bin kubectl)" --kubeconfig "$(kubeconfig_path)" "${REST[@]}"
+      parse_common "$@"
+      kubectl_ "${REST[@]}"
       ;;
     kwokctl) exec "$(bin kwokctl)" "$@" ;;
     -h|--help|help|"") sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' ;;
