@@ -80,10 +80,9 @@ class Namespaces:
     main: str
     services: str
     canary: str
-    ops: str
 
     def all(self) -> list[str]:
-        return [self.main, self.services, self.canary, self.ops]
+        return [self.main, self.services, self.canary]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +100,6 @@ def namespaces(kubectl: Kubectl) -> Iterator[Namespaces]:
         main=f"charts-{suffix}",
         services=f"charts-{suffix}-services",
         canary=f"charts-{suffix}-canary",
-        ops=f"charts-{suffix}-ops",
     )
     for name in created.all():
         kubectl.run("create", "namespace", name)
@@ -205,16 +203,19 @@ def test_pod_security_admission_is_judging(
 
 @dataclass(frozen=True)
 class AsDeployer:
-    """helm and kubectl impersonating the deployer's ServiceAccount."""
+    """helm and kubectl impersonating the deployer's ServiceAccount (in ``ops``), whose Role
+    targets ``services``."""
 
     helm: Helm
     kubectl: Kubectl
-    namespace: str
-    account: str
+    ops: str
+    services: str
+    storage: str
+    account: str = "deployer"
 
     def identity(self, user_flag: str, group_flag: str) -> list[str]:
-        user = f"system:serviceaccount:{self.namespace}:{self.account}"
-        groups = ["system:serviceaccounts", f"system:serviceaccounts:{self.namespace}"]
+        user = f"system:serviceaccount:{self.ops}:{self.account}"
+        groups = ["system:serviceaccounts", f"system:serviceaccounts:{self.ops}"]
         return [user_flag, user, *(arg for g in groups for arg in (group_flag, g))]
 
     def run_helm(self, *args: str, values: Mapping[str, Any] | None = None) -> str:
@@ -241,35 +242,47 @@ class AsDeployer:
         return result.stdout.strip() == "yes"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["secret", "configmap"])
 def deployer(
-    helm: Helm, kubectl: Kubectl, namespaces: Namespaces, service_monitor_crd: None
-) -> AsDeployer:
-    """The deployer chart installed (as the admin) in ops, targeting the services namespace."""
+    request: pytest.FixtureRequest,
+    helm: Helm,
+    kubectl: Kubectl,
+    namespaces: Namespaces,
+    service_monitor_crd: None,
+) -> Iterator[AsDeployer]:
+    """The deployer chart installed (as the admin) in its own namespace, its Role in a services
+    namespace, with Helm's release storage in Secrets or in ConfigMaps (rbac.helmStorage)."""
+    storage: str = request.param
+    ops, services = f"{namespaces.main}-{storage}-ops", f"{namespaces.main}-{storage}-svc"
+    for name in (ops, services):
+        kubectl.run("create", "namespace", name)
+        kubectl.run("label", "namespace", name, *RESTRICTED)
     values = merge(
-        scenario_values("deployer", "defaults"), {"rbac": {"namespaces": [namespaces.services]}}
+        scenario_values("deployer", "defaults"),
+        {"rbac": {"namespaces": [services], "helmStorage": storage}},
     )
     helm.run(
         "install",
         "deployer",
         str(helm.charts_dir / "deployer"),
         "--namespace",
-        namespaces.ops,
+        ops,
         "--kubeconfig",
         str(kubectl.kubeconfig),
         "--values",
         "-",
         stdin=yaml.safe_dump(values),
     )
-    return AsDeployer(helm, kubectl, namespaces.ops, "deployer")
+    # The deployer's helm reads HELM_DRIVER from its ConfigMap; this helm gets the same.
+    as_deployer = Helm(helm.binary, helm.charts_dir, helm.home, {"HELM_DRIVER": storage})
+    yield AsDeployer(as_deployer, kubectl, ops, services, storage)
+    kubectl.run("delete", "namespace", ops, services, "--wait=false", check=False)
 
 
-def test_deployer_role_lets_helm_manage_a_service_release(
-    deployer: AsDeployer, namespaces: Namespaces
-) -> None:
+def test_deployer_role_lets_helm_manage_a_service_release(deployer: AsDeployer) -> None:
     """install, upgrade (rolls pods), rollback and uninstall, each with --wait, as the deployer."""
     chart = str(deployer.helm.charts_dir / "order")
-    target = ["--namespace", namespaces.services, "--wait", "--timeout", "120s"]
+    target = ["--namespace", deployer.services, "--wait", "--timeout", "120s"]
     # Every kind the service charts render: HPA, ServiceMonitor, NetworkPolicy, PDB and the rest.
     values = merge(
         scenario_values("order", "defaults"),
@@ -279,30 +292,36 @@ def test_deployer_role_lets_helm_manage_a_service_release(
     newer = merge(values, {"image": {"tag": "1.4.3-b9e4e32"}})
     deployer.run_helm("upgrade", "--install", "order", chart, *target, values=newer)
     replica_sets = deployer.kubectl.run(
-        "get", "replicasets", "--namespace", namespaces.services, "-o", "json",
+        "get", "replicasets", "--namespace", deployer.services, "-o", "json",
         *deployer.identity("--as", "--as-group"),
     )  # fmt: skip
     assert len(json.loads(replica_sets.stdout)["items"]) == 2, "the tag change rolled pods"
     deployer.run_helm("rollback", "order", "1", *target)
     history = deployer.run_helm(
-        "history", "order", "--namespace", namespaces.services, "--output", "json"
+        "history", "order", "--namespace", deployer.services, "--output", "json"
     )
     assert [r["revision"] for r in json.loads(history)] == [1, 2, 3]
+    records = deployer.kubectl.run(
+        "get", deployer.storage, "--namespace", deployer.services, "-l", "owner=helm,name=order",
+        "-o", "name",
+    )  # fmt: skip
+    assert len(records.stdout.split()) == 3, f"Helm's records are {deployer.storage}s"
     deployer.run_helm("uninstall", "order", *target)
 
 
 def test_deployer_is_refused_outside_its_namespaces_and_kinds(
     deployer: AsDeployer, namespaces: Namespaces
 ) -> None:
-    services, ops = namespaces.services, namespaces.ops
+    services, ops = deployer.services, deployer.ops
     assert deployer.can("patch", "deployments.apps", services)
     assert deployer.can("create", "servicemonitors.monitoring.coreos.com", services)
-    assert deployer.can("list", "secrets", services), "Helm's release storage"
     assert deployer.can("watch", "pods", services)
+    # Helm's release records: Secrets only with the secret storage.
+    assert deployer.can("list", "secrets", services) == (deployer.storage == "secret")
     refused = [
         ("create", "deployments.apps", namespaces.main),
         ("list", "secrets", ops),
-        ("get", "secrets", namespaces.canary),
+        ("get", "configmaps", ops),
         ("create", "pods", services),
         ("create", "pods/exec", services),
         ("create", "roles.rbac.authorization.k8s.io", services),
