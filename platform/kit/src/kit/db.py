@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,17 +60,28 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
         parsed = make_url(_normalise_url(url))
         self.dialect = parsed.get_backend_name()
-        options: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        options: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             options["connect_args"] = {"timeout": 30}
+            # SQLite has one writer at a time. One pooled connection makes transactions queue
+            # in the pool instead of spinning in SQLite's busy handler (or failing to upgrade
+            # a read transaction to a write one).
+            options["pool_size"] = 1
+            options["max_overflow"] = 0
         else:
             options["pool_size"] = pool_size
+            options["pool_pre_ping"] = True  # a server restart must not fail the next request
         self.engine: AsyncEngine = create_async_engine(parsed, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._commit_hooks: dict[str, Callable[[], None]] = {}
+
+    def on_commit(self, flag: str, hook: Callable[[], None]) -> None:
+        """Run ``hook`` after a ``transaction()`` commits whose session has ``info[flag]`` set."""
+        self._commit_hooks[flag] = hook
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings, service: str) -> Database:
@@ -81,8 +92,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            for flag, hook in self._commit_hooks.items():
+                if session.info.pop(flag, False):
+                    hook()
 
     async def create_tables(self, metadata: MetaData) -> None:
         """Create the tables of ``metadata`` that do not exist yet."""

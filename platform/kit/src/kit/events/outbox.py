@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -24,7 +23,6 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
-    event,
     func,
     select,
     update,
@@ -39,6 +37,7 @@ from kit.tracing import inject_trace_headers
 
 log = logging.getLogger(__name__)
 PURGE_EVERY_SECONDS = 600.0
+PENDING_FLAG = "kit_outbox_pending"
 
 outbox_table = Table(
     "kit_outbox",
@@ -71,9 +70,14 @@ class Outbox:
         self._poll_seconds = poll_seconds
         self._keep_published = keep_published
         self._wake = asyncio.Event()
+        db.on_commit(PENDING_FLAG, self._wake.set)
 
     async def enqueue(self, session: AsyncSession, subject: str, event_: CloudEvent) -> None:
-        """Add ``event_`` to the outbox in ``session``'s transaction, with the current trace."""
+        """Add ``event_`` to the outbox in ``session``'s transaction, with the current trace.
+
+        ``session`` must come from this outbox's ``Database.transaction()``: its commit wakes the
+        relay.
+        """
         await session.execute(
             outbox_table.insert().values(
                 event_id=event_.id,
@@ -83,10 +87,7 @@ class Outbox:
                 created_at=datetime.now(UTC),
             )
         )
-        event.listen(session.sync_session, "after_commit", self._on_commit, once=True)
-
-    def _on_commit(self, _: Any) -> None:
-        self._wake.set()
+        session.info[PENDING_FLAG] = True
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Publish pending events until ``stopping`` is set; survives NATS and database outages."""

@@ -1,0 +1,82 @@
+"""Saga latency (order created -> paid) at a steady rate, and the highest sustained rate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from tests.bench.stats import percentile
+from tests.integration.saga_stack import SagaStack
+
+
+@dataclass(frozen=True)
+class RateResult:
+    """One open-loop run at a target rate."""
+
+    target_per_second: float
+    achieved_per_second: float
+    orders: int
+    settled: int
+    p50: float
+    p99: float
+    failed_requests: int
+
+    @property
+    def sustained(self) -> bool:
+        """Kept up: every order settled, the offered rate was met, and p99 stayed under 1 s."""
+        return (
+            self.settled == self.orders
+            and self.failed_requests == 0
+            and self.achieved_per_second >= 0.95 * self.target_per_second
+            and self.p99 < 1.0
+        )
+
+
+async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> RateResult:
+    """Offer ``per_second`` orders for ``seconds`` (open loop) and measure created -> paid."""
+    interval = 1.0 / per_second
+    count = int(per_second * seconds)
+    ids: list[str] = []
+    failures = 0
+
+    async def one() -> None:
+        nonlocal failures
+        try:
+            ids.append(await saga.create_order())
+        except Exception:
+            failures += 1
+
+    started = time.monotonic()
+    tasks = []
+    for n in range(count):
+        delay = started + n * interval - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    achieved = count / (time.monotonic() - started)
+    await saga.wait_settled(ids, timeout=30)
+    rows = await saga.query(
+        "order",
+        "SELECT created_at, updated_at, status FROM orders WHERE id IN :ids",
+        ids=ids,
+    )
+    latencies = [
+        (_parse(row[1]) - _parse(row[0])).total_seconds() for row in rows if row[2] == "paid"
+    ]
+    return RateResult(
+        target_per_second=per_second,
+        achieved_per_second=achieved,
+        orders=count,
+        settled=len(latencies),
+        p50=percentile(latencies, 0.5),
+        p99=percentile(latencies, 0.99),
+        failed_requests=failures,
+    )
+
+
+def _parse(value: datetime | str) -> datetime:
+    # Raw SQL returns strings on SQLite and datetimes on PostgreSQL.
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
