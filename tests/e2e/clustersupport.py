@@ -4,10 +4,13 @@ and helm against a kubeconfig. The fixtures in tests/conftest.py are built on th
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import secrets
 import subprocess
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,3 +236,66 @@ def _proc_net_address(hex_address: str) -> IPAddress:
     raw = bytes.fromhex(hex_address)
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
     return ipaddress.ip_address(words)
+
+
+class KubectlWatch:
+    """``kubectl get ... --watch -o json`` in the background, recording every version of the
+    watched objects in the order the API server sent them. Use as a context manager: entering
+    returns once the initial list has arrived (at least one object must exist), so no later
+    change is missed."""
+
+    def __init__(self, kubectl: Kubectl, *args: str) -> None:
+        self._argv = [
+            str(kubectl.binary), "--kubeconfig", str(kubectl.kubeconfig),
+            "get", *args, "--watch", "--output", "json",
+        ]  # fmt: skip
+        self.objects: list[dict[str, Any]] = []
+        self._changed = threading.Condition()
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def __enter__(self) -> KubectlWatch:
+        self._process = subprocess.Popen(
+            self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self._reader = threading.Thread(target=self._read, args=(self._process,), daemon=True)
+        self._reader.start()
+        try:
+            self.wait_for(lambda objects: bool(objects), timeout=30, what="initial list")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._process is not None
+        assert self._reader is not None
+        self._process.terminate()
+        self._process.wait(timeout=10)
+        self._reader.join(timeout=10)
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        decoder = json.JSONDecoder()
+        buffer = ""
+        for line in process.stdout:
+            buffer += line
+            if not line.startswith("}"):  # objects are pretty-printed: "}" ends one
+                continue
+            obj, end = decoder.raw_decode(buffer.lstrip())
+            buffer = buffer.lstrip()[end:]
+            with self._changed:
+                self.objects.append(obj)
+                self._changed.notify_all()
+
+    def wait_for(
+        self, check: Callable[[list[dict[str, Any]]], bool], *, timeout: float, what: str
+    ) -> None:
+        """Block until ``check(objects)`` holds; fail after ``timeout`` seconds."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: check(self.objects), timeout=timeout):
+                stderr = ""
+                if self._process is not None and self._process.poll() is not None:
+                    assert self._process.stderr is not None
+                    stderr = self._process.stderr.read()
+                raise AssertionError(f"watch {' '.join(self._argv[3:])}: no {what}. {stderr}")
