@@ -16,7 +16,7 @@ export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help setup deps helm postgres tools test lint fmt run env clean clean-cache
+.PHONY: help setup deps helm postgres tools charts-vendor test lint fmt run env clean clean-cache
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,16 +39,16 @@ postgres: ## PostgreSQL server binaries for the tests (Debian's postgresql packa
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
-setup: deps helm postgres ## Install everything the project needs (idempotent)
+setup: deps tools postgres ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
-tools: ## Build helm and the local Kubernetes control plane from Go modules (cached by version)
+tools: ## Build helm and the local Kubernetes control plane from Go modules (~10 min once; cached by version)
 	@platform/cluster/build-tools.sh
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
 	@echo "==> ruff check"; $(BIN)/ruff check .
 	@echo "==> ruff format --check"; $(BIN)/ruff format --check .
-	@echo "==> mypy (strict)"; $(BIN)/mypy platform services tests conftest.py
+	@echo "==> mypy (strict)"; $(BIN)/mypy platform services tests conftest.py charts/schemagen.py
 
 fmt: setup ## Format and auto-fix
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .
@@ -63,9 +63,15 @@ env: ## Shell exports for the project's tools: eval "$$(make -s env)"
 	@echo 'export PATH="$(CURDIR)/$(BIN)'"$$(platform/cluster/tool-paths.sh --dirs 2>/dev/null | sed 's/^/:/' | tr -d '\n')"':$$PATH"'
 	@echo 'export FLOTILLA_CACHE="$(FLOTILLA_CACHE)"'
 
+charts-vendor: ## Re-vendor the library chart into every application chart (after editing it)
+	@charts/vendor-lib.sh
+
 clean: ## Remove the virtualenv, run state and caches in the checkout (not the tool cache)
 	rm -rf $(VENV) .run data .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 clean-cache: ## Remove the tool cache outside the checkout ($(FLOTILLA_CACHE))
 	rm -rf $(FLOTILLA_CACHE)
+
+# make cluster-up / cluster-down (the local Kubernetes control plane)
+-include platform/cluster/cluster.mk

@@ -1,0 +1,1 @@
+"""The deploy orchestrator: pipeline events in, one Helm release per service out."""

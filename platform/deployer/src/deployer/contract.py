@@ -1,0 +1,136 @@
+"""The deployer's event contract (docs/events.md): what CI sends and what the deployer reports.
+
+Inbound, CI publishes one CloudEvent per built image on ``pipeline.artifact.<service>``, of the
+CDEvents type ``dev.cdevents.artifact.published.0.2.0``, with :class:`ArtifactPublished` as data.
+Its event id comes from the pipeline run and the service, so a retried CI job is one deployment.
+
+Outbound, the deployer publishes ``deploy.<service>.<phase>`` events of type
+``dev.flotilla.deploy.<phase>.v1`` with :class:`DeployEventData` as data.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ARTIFACT_PUBLISHED = "dev.cdevents.artifact.published.0.2.0"
+PIPELINE_SUBJECT_PREFIX = "pipeline.artifact."
+DEPLOY_SUBJECT_PREFIX = "deploy."
+SERVICE_NAME = r"^[a-z][a-z0-9-]{0,39}$"
+_SERVICE = re.compile(SERVICE_NAME)
+
+
+class DeployPhase(StrEnum):
+    """Where a deployment is; the last five are terminal.
+
+    A deployment whose rollout fails reports ``failed`` and then, once Helm restored the previous
+    revision, ``rolled_back``; with nothing to roll back to (a first install) it ends ``failed``.
+    """
+
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESSING = "progressing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    REJECTED = "rejected"
+    SUPERSEDED = "superseded"
+
+    @property
+    def terminal(self) -> bool:
+        """True for the phases after which nothing more happens to a deployment."""
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES = frozenset(
+    {
+        DeployPhase.SUCCEEDED,
+        DeployPhase.FAILED,
+        DeployPhase.ROLLED_BACK,
+        DeployPhase.REJECTED,
+        DeployPhase.SUPERSEDED,
+    }
+)
+
+
+def pipeline_subject(service: str) -> str:
+    """The subject CI publishes a service's artifact events on."""
+    return f"{PIPELINE_SUBJECT_PREFIX}{service}"
+
+
+def deploy_subject(service: str, phase: DeployPhase) -> str:
+    """The subject of a deploy event."""
+    return f"{DEPLOY_SUBJECT_PREFIX}{service}.{phase.value}"
+
+
+def deploy_event_type(phase: DeployPhase) -> str:
+    """The CloudEvent type of a deploy event."""
+    return f"dev.flotilla.deploy.{phase.value}.v1"
+
+
+class ArtifactPublished(BaseModel):
+    """CI's request: deploy ``image`` as ``service``, built from ``commit`` by ``pipeline_id``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(pattern=SERVICE_NAME, examples=["order"])
+    image: str = Field(
+        min_length=3, max_length=512, examples=["registry.example/order-service:1.4.2-a8f3d21"]
+    )
+    commit: str = Field(pattern=r"^[0-9a-f]{7,40}$", examples=["a8f3d21"])
+    pipeline_id: str = Field(min_length=1, max_length=200, examples=["github:1234567890:1"])
+    pipeline_url: str | None = Field(default=None, max_length=2000)
+    rollback: bool = Field(
+        default=False, description="Allow an image older than the deployed one (a rollback)."
+    )
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra chart values (e.g. replicaCount); the chart's schema validates them.",
+    )
+
+    @field_validator("values")
+    @classmethod
+    def _image_comes_from_the_image_field(cls, values: dict[str, Any]) -> dict[str, Any]:
+        if "image" in values:
+            raise ValueError("set the image with the 'image' field, not values.image")
+        return values
+
+
+class RolloutProgress(BaseModel):
+    """Replica counts of the service's Deployment during a rollout."""
+
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    replica_sets: dict[str, int] = Field(
+        default_factory=dict, description="ReplicaSet name -> ready replicas"
+    )
+
+
+class DeployEventData(BaseModel):
+    """The data of every ``deploy.<service>.<phase>`` event."""
+
+    deployment_id: str
+    service: str
+    phase: DeployPhase
+    image: str | None = None
+    commit: str | None = None
+    pipeline_id: str | None = None
+    reason: str | None = None
+    revision: int | None = None
+    plan: dict[str, Any] | None = None
+    progress: RolloutProgress | None = None
+    superseded_by: str | None = None
+    helm_stderr: str | None = None
+
+
+def service_from_subject(subject: str) -> str | None:
+    """The service named by a ``pipeline.artifact.<service>`` subject, if well formed."""
+    if not subject.startswith(PIPELINE_SUBJECT_PREFIX):
+        return None
+    service = subject[len(PIPELINE_SUBJECT_PREFIX) :]
+    return service if _SERVICE.match(service) else None
