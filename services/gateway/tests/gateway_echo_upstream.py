@@ -5,8 +5,9 @@ the chassis, standing in for order and payment, not a mock of anything the platf
 """
 
 import asyncio
+from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from kit.app import ServiceSpec
@@ -23,8 +24,8 @@ async def slow(seconds: float) -> dict[str, float]:
 
 
 @router.get("/orders/status/{status}")
-async def status(status: int) -> Response:
-    """Answer with ``status`` and a problem body of the upstream's own."""
+async def status(status: Annotated[int, Path(ge=400, le=499)]) -> Response:
+    """Answer with the client error ``status`` and a problem body of the upstream's own."""
     return JSONResponse(
         {"title": "chosen by the test", "status": status, "from": "upstream"},
         status_code=status,

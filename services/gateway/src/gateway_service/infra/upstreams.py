@@ -15,9 +15,6 @@ from gateway_service.domain.errors import (
 )
 from gateway_service.settings import GatewaySettings
 
-# Safe to send twice: retried once when a pooled connection turns out to be closed.
-IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-
 
 @dataclass(frozen=True)
 class UpstreamResponse:
@@ -77,34 +74,31 @@ class Upstream:
     ) -> UpstreamResponse:
         """Send a request for ``target`` (path and query, already percent-encoded)."""
         url = URL(self.base_url + target, encoded=True)
-        retries = 1 if method in IDEMPOTENT_METHODS else 0
-        while True:
-            try:
-                async with self.session.request(
-                    method, url, headers=headers, data=body or None, allow_redirects=False
-                ) as response:
-                    return UpstreamResponse(
-                        response.status, response.raw_headers, await response.read()
-                    )
-            except aiohttp.ConnectionTimeoutError:
-                raise UpstreamTimeoutError(
-                    self.name,
-                    f"did not accept a connection within {self._connect_timeout:g} s; retry later",
-                ) from None
-            except (aiohttp.ServerTimeoutError, TimeoutError):
-                raise UpstreamTimeoutError(
-                    self.name, f"did not answer within {self._read_timeout:g} s; retry later"
-                ) from None
-            except aiohttp.ClientConnectorError:
-                raise UpstreamUnavailableError(self.name, "is unavailable; retry later") from None
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                if retries:
-                    retries -= 1
-                    continue  # most likely a keep-alive connection the upstream had just closed
-                raise UpstreamBadResponseError(
-                    self.name, "dropped the connection without answering; retry later"
-                ) from None
-            except aiohttp.ClientError as exc:
-                raise UpstreamBadResponseError(
-                    self.name, f"sent a malformed response ({type(exc).__name__}); retry later"
-                ) from None
+        # aiohttp itself retries an idempotent request once when a pooled connection turns out
+        # to be closed (RFC 9112 9.3.1); anything else that fails is reported, not retried.
+        try:
+            async with self.session.request(
+                method, url, headers=headers, data=body or None, allow_redirects=False
+            ) as response:
+                return UpstreamResponse(
+                    response.status, response.raw_headers, await response.read()
+                )
+        except aiohttp.ConnectionTimeoutError:
+            raise UpstreamTimeoutError(
+                self.name,
+                f"did not accept a connection within {self._connect_timeout:g} s; retry later",
+            ) from None
+        except (aiohttp.ServerTimeoutError, TimeoutError):
+            raise UpstreamTimeoutError(
+                self.name, f"did not answer within {self._read_timeout:g} s; retry later"
+            ) from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamUnavailableError(self.name, "is unavailable; retry later") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            raise UpstreamBadResponseError(
+                self.name, "dropped the connection without answering; retry later"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamBadResponseError(
+                self.name, f"sent a malformed response ({type(exc).__name__}); retry later"
+            ) from None
