@@ -182,8 +182,9 @@ class Stack:
         self.auth.start(timeout=60)
 
     def stop(self) -> None:
-        for process in (self.edge_gateway, self.gateway, self.echo, self.auth):
-            process.stop()
+        processes = (self.edge_gateway, self.gateway, self.echo, self.auth)
+        with ThreadPoolExecutor(len(processes)) as pool:
+            list(pool.map(ServiceProcess.stop, processes))
         self.broken_listener.close()
 
     def mint(
