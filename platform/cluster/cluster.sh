@@ -66,6 +66,14 @@ bin() {
 
 now_ms() { date +%s%3N; }
 
+# Fake addresses, all in 198.18.0.0/15 (RFC 2544, reserved for benchmarking, so
+# no real network uses it). kwok's defaults (192.0.2.0/24 and fd00::/64 for
+# nodes and pods, 10.0.0.0/24 for services) are real addresses on some
+# machines: this very sandbox is 192.0.2.2 and fd00::2.
+NODE_IP=198.18.0.1        # node N gets 198.18.0.(1+N)
+POD_CIDR=198.19.0.0/24    # node N gets 198.19.N.0/24
+SERVICE_CIDR=198.18.16.0/20
+
 # KwokctlConfiguration pointing every component at a local binary, bound to
 # 127.0.0.1 (kwokctl's default bindAddress is 0.0.0.0).
 gen_config() {
@@ -82,6 +90,11 @@ options:
   kubectlBinary: $(bin kubectl)
   kwokControllerBinary: $(bin kwok)
   etcdBinary: $(bin etcd)
+componentsPatches:
+  - name: kube-apiserver
+    extraArgs:
+      - key: service-cluster-ip-range
+        value: ${SERVICE_CIDR}
 EOF
 }
 
@@ -131,7 +144,8 @@ cmd_create() {
   exec {lock_fd}>&-
 
   if [[ "$nodes" -gt 0 ]]; then
-    "$(bin kwokctl)" scale node --name "$NAME" --replicas "$nodes"
+    "$(bin kwokctl)" scale node --name "$NAME" --replicas "$nodes" \
+      --param ".nodeIPs = [\"$NODE_IP\"]" --param ".podCIDRs = [\"$POD_CIDR\"]"
     kubectl_ wait --for=condition=Ready node --all --timeout="$wait" >/dev/null
   fi
 }

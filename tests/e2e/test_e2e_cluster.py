@@ -139,18 +139,30 @@ def _is_local_address(address: str) -> bool:
     return True
 
 
-def test_pod_and_service_ips_are_fake(kubectl: Kubectl, namespace: str) -> None:
-    kubectl.run(
-        "-n", namespace, "apply", "-f", "-", stdin=_pod("web", "registry.local/web:1.0.0-a1b2c3d")
-    )
+def test_node_pod_and_service_ips_are_fake(
+    kubectl: Kubectl, namespace: str, kube_cluster: KubeCluster
+) -> None:
+    pod = _pod("web", "registry.local/web:1.0.0-a1b2c3d")
+    kubectl.run("-n", namespace, "apply", "-f", "-", stdin=pod)
     kubectl.run("-n", namespace, "create", "service", "clusterip", "web", "--tcp=80:8000")
-    pod = _wait_for(kubectl, namespace, "web", _ready)
-    service = kubectl.json("-n", namespace, "get", "service", "web")
-    addresses = [ip["ip"] for ip in pod["status"]["podIPs"]] + service["spec"]["clusterIPs"]
-    assert addresses
-    for address in addresses:
+    pod_ips = [ip["ip"] for ip in _wait_for(kubectl, namespace, "web", _ready)["status"]["podIPs"]]
+    service_ips = kubectl.json("-n", namespace, "get", "service", "web")["spec"]["clusterIPs"]
+    node_ips = [
+        address["address"]
+        for node in kubectl.json("get", "nodes")["items"]
+        for address in node["status"]["addresses"]
+        if address["type"] == "InternalIP"
+    ]
+    assert pod_ips
+    assert service_ips
+    assert node_ips
+    for address in pod_ips + service_ips + node_ips:
         assert not ipaddress.ip_address(address).is_loopback
-        assert not _is_local_address(address), f"{address} belongs to this machine"
+        assert not _is_local_address(address), f"{address} is an address of this machine"
+    if kube_cluster.local is not None:
+        # platform/cluster/cluster.sh: everything fake is in 198.18.0.0/15 (RFC 2544).
+        fake = ipaddress.ip_network("198.18.0.0/15")
+        assert all(ipaddress.ip_address(a) in fake for a in pod_ips + service_ips + node_ips)
 
 
 def test_readiness_delay_annotation(kubectl: Kubectl, namespace: str) -> None:
