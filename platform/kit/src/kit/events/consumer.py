@@ -50,6 +50,7 @@ class Delivery:
 
 
 Handler = Callable[[CloudEvent, Delivery], Awaitable[None]]
+InvalidEventHandler = Callable[[bytes, str, Delivery], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,9 @@ class Subscription:
     ack_wait_seconds: float = 5.0
     concurrency: int = 8
     backoff_seconds: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0)
+    # Called (instead of dead-lettering) with the raw body and the parse error of a message
+    # that is not a CloudEvent, for consumers that must answer bad input themselves.
+    on_invalid_event: InvalidEventHandler | None = None
 
     def backoff(self, attempt: int) -> float:
         """Delay before redelivering after failed attempt number ``attempt`` (1-based)."""
@@ -163,7 +167,10 @@ class Consumer:
         try:
             event = CloudEvent.from_bytes(msg.data)
         except InvalidEventError as exc:
-            await self._dead_letter(msg, None, "invalid_event", str(exc), attempt)
+            if self._sub.on_invalid_event is None:
+                await self._dead_letter(msg, None, "invalid_event", str(exc), attempt)
+                return
+            await self._run_invalid_handler(msg, str(exc), attempt)
             return
         if attempt > self._sub.max_deliver:
             await self._dead_letter(
@@ -175,14 +182,7 @@ class Consumer:
                 attempt,
             )
             return
-        delivery = Delivery(
-            consumer=self._sub.durable,
-            subject=msg.subject,
-            attempt=attempt,
-            stream_sequence=metadata.sequence.stream,
-            runtime=self._runtime,
-            _msg=msg,
-        )
+        delivery = self._delivery(msg, attempt)
         with tracer().start_as_current_span(
             f"process {msg.subject}",
             context=extract_trace_context(msg.headers),
@@ -195,6 +195,32 @@ class Consumer:
             },
         ):
             await self._run_handler(msg, event, delivery)
+
+    async def _run_invalid_handler(self, msg: Msg, error: str, attempt: int) -> None:
+        assert self._sub.on_invalid_event is not None
+        delivery = self._delivery(msg, attempt)
+        try:
+            await self._sub.on_invalid_event(msg.data, error, delivery)
+        except Exception as exc:
+            if attempt >= self._sub.max_deliver:
+                await self._dead_letter(
+                    msg, None, "invalid_event", f"{error}; then {exc!r}", attempt
+                )
+            else:
+                await msg.nak(delay=self._sub.backoff(attempt))
+            return
+        await msg.ack()
+        EVENTS_CONSUMED.labels(self._sub.durable, "<invalid>", "ok").inc()
+
+    def _delivery(self, msg: Msg, attempt: int) -> Delivery:
+        return Delivery(
+            consumer=self._sub.durable,
+            subject=msg.subject,
+            attempt=attempt,
+            stream_sequence=msg.metadata.sequence.stream,
+            runtime=self._runtime,
+            _msg=msg,
+        )
 
     async def _run_handler(self, msg: Msg, event: CloudEvent, delivery: Delivery) -> None:
         heartbeat = asyncio.create_task(self._heartbeat(msg))

@@ -1,0 +1,20 @@
+"""The deployer's Prometheus metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+DEPLOYMENTS = Counter(
+    "deployer_deployments_total", "Deployments by service and outcome.", ["service", "outcome"]
+)
+DEPLOY_DURATION = Histogram(
+    "deployer_deploy_duration_seconds",
+    "From helm start to the outcome.",
+    ["service"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+QUEUE_DEPTH = Gauge("deployer_queue_depth", "Deployments waiting in a lane.")
+BUSY_LANES = Gauge("deployer_busy_lanes", "Lanes running a Helm operation now.")
+EVENT_TO_START = Histogram(
+    "deployer_event_to_start_seconds",
+    "From receiving a pipeline event to starting its helm process.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

@@ -1,0 +1,89 @@
+"""Rollout progress read from the Kubernetes API: the Deployment and its ReplicaSets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config
+
+from deployer.contract import RolloutProgress
+
+log = logging.getLogger(__name__)
+
+OnProgress = Callable[[RolloutProgress], Awaitable[None]]
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+
+
+class Cluster:
+    """A Kubernetes API client for the namespace the releases live in."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self._api = api
+        self._apps = client.AppsV1Api(api)
+        self.namespace = namespace
+
+    @classmethod
+    async def connect(cls, kubeconfig: Path | None, namespace: str) -> Cluster:
+        """From a kubeconfig file, or the pod's service account when there is none."""
+        configuration = client.Configuration()
+        if kubeconfig is not None:
+            await config.load_kube_config(
+                config_file=str(kubeconfig), client_configuration=configuration
+            )
+        else:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(client.ApiClient(configuration=configuration), namespace)
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._api.close()
+
+    async def progress(self, release: str) -> RolloutProgress | None:
+        """Replica counts of the release's Deployment and ready pods per ReplicaSet."""
+        selector = f"{INSTANCE_LABEL}={release}"
+        deployments = await self._apps.list_namespaced_deployment(
+            self.namespace, label_selector=selector
+        )
+        if not deployments.items:
+            return None
+        deployment = deployments.items[0]
+        status = deployment.status
+        replica_sets = await self._apps.list_namespaced_replica_set(
+            self.namespace, label_selector=selector
+        )
+        owned = {
+            rs.metadata.name: rs.status.ready_replicas or 0
+            for rs in replica_sets.items
+            if _owned_by(rs, deployment.metadata.uid) and (rs.spec.replicas or rs.status.replicas)
+        }
+        return RolloutProgress(
+            desired=deployment.spec.replicas or 0,
+            updated=status.updated_replicas or 0,
+            ready=status.ready_replicas or 0,
+            available=status.available_replicas or 0,
+            replica_sets=owned,
+        )
+
+    async def watch(self, release: str, on_progress: OnProgress, every: float = 0.5) -> None:
+        """Report each change of the release's progress until cancelled."""
+        last: RolloutProgress | None = None
+        while True:
+            try:
+                current = await self.progress(release)
+            except Exception as exc:  # the API may hiccup; progress is best effort
+                log.warning("could not read rollout progress", extra={"error": repr(exc)})
+                current = None
+            if current is not None and current != last:
+                last = current
+                with contextlib.suppress(Exception):
+                    await on_progress(current)
+            await asyncio.sleep(every)
+
+
+def _owned_by(replica_set: Any, uid: str) -> bool:
+    return any(ref.uid == uid for ref in replica_set.metadata.owner_references or [])

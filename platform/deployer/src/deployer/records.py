@@ -1,0 +1,77 @@
+"""What the deployer remembers about each deployment and each service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from deployer.contract import ArtifactPublished, DeployPhase
+
+
+class Origin(StrEnum):
+    """Who asked for a deployment."""
+
+    PIPELINE = "pipeline"
+    API = "api"
+
+
+class PhaseChange(BaseModel):
+    """One step of a deployment's life."""
+
+    phase: DeployPhase
+    at: datetime
+    reason: str | None = None
+
+
+class DeploymentRecord(BaseModel):
+    """A deployment from the moment it is accepted (queued) or rejected to its outcome."""
+
+    id: str
+    service: str
+    origin: Origin = Origin.PIPELINE
+    request: ArtifactPublished | None = None
+    rollback_to_revision: int | None = None
+    phase: DeployPhase
+    reason: str | None = None
+    revision: int | None = None
+    plan: dict[str, Any] | None = None
+    plan_summary: str | None = None
+    helm_stderr: str | None = None
+    traceparent: str | None = None
+    received_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    history: list[PhaseChange] = Field(default_factory=list)
+
+    def moved_to(self, phase: DeployPhase, reason: str | None = None) -> DeploymentRecord:
+        """A copy in ``phase``, with the change appended to its history."""
+        now = datetime.now(UTC)
+        changes: dict[str, Any] = {
+            "phase": phase,
+            "reason": reason if reason is not None else self.reason,
+            "history": [*self.history, PhaseChange(phase=phase, at=now, reason=reason)],
+        }
+        if phase is DeployPhase.STARTED and self.started_at is None:
+            changes["started_at"] = now
+        if phase.terminal:
+            changes["finished_at"] = now
+        return self.model_copy(update=changes)
+
+    @property
+    def image(self) -> str | None:
+        """The image this deployment rolls out (None for rollbacks by revision)."""
+        return self.request.image if self.request else None
+
+
+class ServiceState(BaseModel):
+    """The last outcome per service, for the API and the dashboard."""
+
+    service: str
+    image: str | None = None
+    revision: int | None = None
+    phase: DeployPhase | None = None
+    deployment_id: str | None = None
+    updated_at: datetime | None = None

@@ -1,0 +1,68 @@
+"""The deployer's settings (``DEPLOYER_*``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+NOT_A_SERVICE_CHART = frozenset({"flotilla-lib", "deployer"})
+
+
+class DeployerSettings(BaseSettings):
+    """Where the charts are, which namespace releases go to, how helm runs, the API token."""
+
+    model_config = SettingsConfigDict(env_prefix="DEPLOYER_", extra="ignore")
+
+    charts_dir: Path = Path("charts")
+    # Comma-separated in the environment; the first one receives the service releases.
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["flotilla"], min_length=1
+    )
+    values_dir: Path | None = None  # optional <service>.yaml values per environment
+    helm_binary: Path | None = None
+    kubeconfig: Path | None = None
+    helm_timeout_seconds: float = Field(default=120.0, gt=0)
+    history_max: int = Field(default=10, ge=1)
+    max_concurrent: int = Field(default=4, ge=1)
+    retry_seconds: float = Field(default=2.0, gt=0)
+    api_token: SecretStr = SecretStr("dev")
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def namespace(self) -> str:
+        """The namespace service releases are installed in."""
+        return self.namespaces[0]
+
+    def helm(self) -> Path:
+        """The helm binary: DEPLOYER_HELM_BINARY, else the one on PATH (the image ships it)."""
+        if self.helm_binary is not None:
+            return self.helm_binary
+        found = shutil.which("helm")
+        if found is None:
+            raise FileNotFoundError(
+                "helm not found: set DEPLOYER_HELM_BINARY (locally: "
+                "platform/cluster/build-tools.sh --path helm)"
+            )
+        return Path(found)
+
+    def service_charts(self) -> dict[str, Path]:
+        """The deployable services: every application chart except the deployer's own."""
+        if not self.charts_dir.is_dir():
+            raise FileNotFoundError(
+                f"charts directory {self.charts_dir} not found: set DEPLOYER_CHARTS_DIR"
+            )
+        return {
+            chart.name: chart
+            for chart in sorted(self.charts_dir.iterdir())
+            if (chart / "Chart.yaml").exists() and chart.name not in NOT_A_SERVICE_CHART
+        }
