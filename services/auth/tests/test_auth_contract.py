@@ -1,7 +1,9 @@
-"""The auth API against its own OpenAPI document (schemathesis), and its input validation."""
+"""The auth API against its own OpenAPI document (schemathesis), input checks and races."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import aiohttp
@@ -76,3 +78,21 @@ async def test_weak_or_malformed_input_is_422_with_the_reason(
             assert r.status == 422
             messages = [error["msg"] for error in (await r.json())["errors"]]
         assert any("grant_type must be 'password'" in message for message in messages)
+
+
+async def test_concurrent_registrations_of_one_email_make_one_account(
+    shared_auth: ServiceProcess,
+) -> None:
+    email = f"twice-{uuid.uuid4().hex[:8]}@example.com"
+
+    async def register(http: aiohttp.ClientSession, address: str) -> int:
+        async with http.post(
+            "/auth/register", json={"email": address, "password": PASSWORD}
+        ) as response:
+            return response.status
+
+    async with aiohttp.ClientSession(shared_auth.base_url) as http:
+        statuses = await asyncio.gather(
+            *(register(http, address) for address in (email, email.upper(), email, email.title()))
+        )
+    assert sorted(statuses) == [201, 409, 409, 409]

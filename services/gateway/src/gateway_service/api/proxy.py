@@ -148,7 +148,7 @@ class Gateway:
             )
 
         user_id = None if public else await self._verifier.verify(_bearer_token(authorization))
-        self._take_token(user_id, scope)
+        self._rate_limit(user_id, scope)
         # Without Content-Length or Transfer-Encoding a request has no body (RFC 9112 6.3).
         body = (
             b""
@@ -170,7 +170,7 @@ class Gateway:
         answer = await upstream.send(scope["method"], target, headers, body)
         return ProxiedResponse(answer)
 
-    def _take_token(self, user_id: str | None, scope: Scope) -> None:
+    def _rate_limit(self, user_id: str | None, scope: Scope) -> None:
         if user_id is not None:
             client = "user:" + user_id
         else:
