@@ -197,10 +197,13 @@ cmd_up() {
     cmd_delete >/dev/null 2>&1 || true
     rm -rf "${KWOK_WORKDIR:?}/clusters/$NAME"
   fi
+  rm -rf "$RUN_DIR/failed-logs"
   start=$(now_ms)
   cmd_create --nodes "$nodes" 2> "$RUN_DIR/create.log" || {
     cat "$RUN_DIR/create.log" >&2
-    die "could not start cluster $NAME (log above, and $KWOK_WORKDIR/clusters/$NAME/logs/)"
+    cp -r "$KWOK_WORKDIR/clusters/$NAME/logs" "$RUN_DIR/failed-logs" 2>/dev/null || true
+    cmd_delete >/dev/null 2>&1 || true
+    die "could not start cluster $NAME (log above; component logs in $RUN_DIR/failed-logs/)"
   }
   install -m 600 "$(kubeconfig_path)" "$RUN_DIR/kubeconfig"
   local ms=$(( $(now_ms) - start ))
@@ -217,7 +220,7 @@ cmd_down() {
   [[ ${#REST[@]} -eq 0 ]] || die "down: unknown argument ${REST[0]} (see --help)"
   [[ -n "$RUN_DIR" ]] || RUN_DIR="$DEFAULT_RUN_DIR"
   export KWOK_WORKDIR="$RUN_DIR/kwok"
-  rm -f "$RUN_DIR/kubeconfig" "$RUN_DIR/create.log"
+  rm -rf "$RUN_DIR/kubeconfig" "$RUN_DIR/create.log" "$RUN_DIR/failed-logs"
   if [[ -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then
     cmd_delete 2>/dev/null
     log "cluster $NAME is down"
