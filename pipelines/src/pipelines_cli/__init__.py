@@ -1,0 +1,1 @@
+"""Flotilla's CI logic as a CLI: which services changed, image tags, builds, deploy events."""
