@@ -1,0 +1,27 @@
+"""Fixtures of the deployer's tests: the pinned helm with isolated homes, and the cluster fixtures
+of tests/conftest.py (a Kubernetes control plane, ``kubeconfig``, ``kubectl``, a ``namespace``
+per test), which pytest does not show to this directory otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import kube_cluster, kubeconfig, kubectl, namespace
+from tests.e2e.clustersupport import built_tool
+
+__all__ = ["kube_cluster", "kubeconfig", "kubectl", "namespace"]
+
+
+@pytest.fixture(scope="session")
+def helm_binary() -> Path:
+    """The pinned helm binary (platform/cluster/build-tools.sh --path helm)."""
+    return built_tool("helm")
+
+
+@pytest.fixture(scope="session")
+def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Helm homes of the session's own, so no repository or plugin of the user's is read."""
+    home = tmp_path_factory.mktemp("helm-home")
+    return {f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
