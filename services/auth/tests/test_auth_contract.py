@@ -18,7 +18,7 @@ from kit.testing.process import ServiceProcess
 
 PASSWORD = "correct horse battery staple"
 # Per operation and mode: enough to find what a schema mismatch looks like, in seconds.
-EXAMPLES = 20
+EXAMPLES = 15
 
 
 def test_every_operation_matches_the_openapi_document(shared_auth: ServiceProcess) -> None:
