@@ -7,7 +7,7 @@ the chassis, standing in for order and payment, not a mock of anything the platf
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Header, Path, Request, Response
 from fastapi.responses import JSONResponse
 
 from kit.app import ServiceSpec
@@ -24,8 +24,16 @@ async def slow(seconds: float) -> dict[str, float]:
 
 
 @router.get("/orders/status/{status}")
-async def status(status: Annotated[int, Path(ge=400, le=499)]) -> Response:
-    """Answer with the client error ``status`` and a problem body of the upstream's own."""
+async def status(
+    status: Annotated[int, Path(ge=400, le=599)],
+    allow_5xx: Annotated[str | None, Header(alias="X-Test-Allow-5xx")] = None,
+) -> Response:
+    """Answer with the error ``status`` and a problem body of the upstream's own.
+
+    A 5xx only when the test asks for it by header, so fuzzing the gateway never gets one.
+    """
+    if status >= 500 and allow_5xx != "yes":
+        status = 422
     return JSONResponse(
         {"title": "chosen by the test", "status": status, "from": "upstream"},
         status_code=status,

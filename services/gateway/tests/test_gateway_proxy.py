@@ -102,15 +102,21 @@ async def test_request_id_and_trace_context_are_forwarded(
     assert received["response_headers"]["X-Request-ID"] == request_id
 
 
-async def test_upstream_errors_pass_through_unchanged(gateway: ServiceProcess, mint: Mint) -> None:
+@pytest.mark.parametrize("status", [418, 503])
+async def test_upstream_errors_pass_through_unchanged(
+    gateway: ServiceProcess, mint: Mint, status: int
+) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.get(gateway.base_url + "/api/orders/status/418", headers=bearer(mint())) as response,
+        http.get(
+            gateway.base_url + f"/api/orders/status/{status}",
+            headers={**bearer(mint()), "X-Test-Allow-5xx": "yes"},
+        ) as response,
     ):
-        assert response.status == 418
+        assert response.status == status
         assert response.content_type == "application/problem+json"
         assert await response.read() == (
-            b'{"title":"chosen by the test","status":418,"from":"upstream"}'
+            b'{"title":"chosen by the test","status":%d,"from":"upstream"}' % status
         )
         assert response.headers["X-Upstream"] == "echo"
         assert response.headers["Set-Cookie"] == "upstream=1; Path=/"
