@@ -284,15 +284,20 @@ def test_statefulset_template_change_and_removed_workload() -> None:
     assert plan.action == "upgrade"
 
 
-def test_equal_quantities_and_empty_fields_are_not_changes() -> None:
+def test_equal_quantities_empty_fields_and_hooks_are_not_changes() -> None:
     current = deployment()
     same = deployment()
     resources = same["spec"]["template"]["spec"]["containers"][0]["resources"]
     resources["limits"] = {"cpu": "1000m", "memory": "1024Mi"}
     same["spec"]["template"]["spec"]["volumes"] = []
     same["metadata"]["labels"] = None
+    hook = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "smoke-test", "annotations": {"helm.sh/hook": "test"}},
+    }
 
-    plan = plan_release("app", manifest(current), manifest(same))
+    plan = plan_release("app", manifest(current), manifest(same, hook))
 
     assert plan.action == "no-op"
     assert plan.workloads[0].change == "no-op"

@@ -15,6 +15,7 @@ Errors are classified from helm's exit and stderr, in this order:
 =====================================================  =========  ===========================
 helm says                                              type       ``reason``
 =====================================================  =========  ===========================
+the helm binary cannot be started                      final      ``no-helm``
 killed by a signal / no answer before our deadline     retryable  ``killed`` / ``deadline``
 "has been rolled back due to rollback-on-failure"      final      ``rolled-back``
 "has been uninstalled due to rollback-on-failure"      final      ``uninstalled``
@@ -30,6 +31,7 @@ conflicts ("the object has been modified")
 template failures ("execution error at", parse)        final      ``render``
 chart path or repo not found                           final      ``chart-not-found``
 "release: not found", "has no N version"               final      ``release-not-found``
+  (reads return None or [] for a missing release instead)
 "is forbidden", "is invalid", namespace not found,     final      ``rejected``
 "already exists", "has no deployed releases"
 anything else                                          final      ``unknown``
@@ -37,7 +39,14 @@ anything else                                          final      ``unknown``
 
 A rollout that does not become ready is final even though helm's message ends with "context
 deadline exceeded": retrying the same image gives the same result. Unknown failures are final so
-that nothing retries forever; the error carries helm's stderr for a human.
+that nothing retries forever; the error carries helm's stderr for a human. "Another operation is
+in progress" is retryable, but when no helm of ours is running on the release it was left pending
+by a killed process: :meth:`Helm.recover_pending` then unblocks it.
+
+A cancelled call (or one past its deadline: twice helm's ``--timeout`` plus a margin, since a
+failed upgrade's rollback waits again) sends helm SIGTERM, on which helm marks the operation failed
+and, with rollback-on-failure, rolls it back; SIGKILL follows if helm lingers, which can leave the
+release pending.
 """
 
 from __future__ import annotations
@@ -71,6 +80,7 @@ STDERR_LIMIT = 4000
 DESCRIPTION_LIMIT = 256
 
 _REVISION_LINE = re.compile(r"^REVISION: (\d+)$", re.MULTILINE)
+_ERROR_LINE = re.compile(r"^Error: ", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -142,9 +152,9 @@ def trim(stderr: str) -> str:
 
 
 def _helm_message(stderr: str) -> str:
-    """Helm's own error ("Error: ..." to the end), else the whole trimmed stderr."""
-    start = stderr.rfind("Error: ")
-    return trim(stderr[start + len("Error: ") :] if start >= 0 else stderr)
+    """Helm's own error (from its "Error: " line to the end), else the whole trimmed stderr."""
+    found = _ERROR_LINE.search(stderr)
+    return trim(stderr[found.end() :] if found else stderr)
 
 
 _ROLLOUT = (" not ready. status:", "timed out waiting for the condition")

@@ -14,7 +14,8 @@ the ones the new values render (``helm template``). Only a change of a workload'
 - ``service-only``: the workload is unchanged, other resources of the release changed;
 - ``no-op``: nothing in the release changed.
 
-Normalisation before comparing parsed YAML (never text): fields that are empty (``{}``, ``[]``,
+Normalisation before comparing parsed YAML (never text): hooks are left out (``helm get
+manifest`` has none, ``helm template`` renders them); fields that are empty (``{}``, ``[]``,
 null) count as absent, as the API server stores them; ``status``, ``metadata.creationTimestamp``
 and the ``helm.sh/chart`` label of top-level objects are ignored (that label only names the chart
 version, and changing it rolls nothing; inside a pod template every label counts); resource
@@ -181,16 +182,20 @@ def plan_release(service: str, current_manifest: str | None, new_manifest: str) 
 
 
 def _parse(manifest: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """The manifest's objects by (kind, name), normalised."""
+    """The manifest's objects by (kind, name), normalised; hooks are left out, as helm leaves
+    them out of a release's manifest."""
     objects = {}
     for doc in yaml.safe_load_all(manifest):
-        if isinstance(doc, dict) and doc.get("kind"):
-            obj = _prune(doc)
-            obj.pop("status", None)
-            metadata = obj.get("metadata", {})
-            metadata.pop("creationTimestamp", None)
-            metadata.get("labels", {}).pop("helm.sh/chart", None)
-            objects[(str(obj["kind"]), str(metadata.get("name", "")))] = obj
+        if not isinstance(doc, dict) or not doc.get("kind"):
+            continue
+        obj = _prune(doc)
+        metadata = obj.setdefault("metadata", {})
+        if "helm.sh/hook" in metadata.get("annotations", {}):
+            continue
+        obj.pop("status", None)
+        metadata.pop("creationTimestamp", None)
+        metadata.get("labels", {}).pop("helm.sh/chart", None)
+        objects[(str(obj["kind"]), str(metadata.get("name", "")))] = obj
     return objects
 
 
@@ -227,8 +232,8 @@ def parse_quantity(value: object) -> Decimal | None:
 def _diff(old: Any, new: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
     """(path, before, after) for every differing leaf; named lists are matched by name."""
     if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(old.keys() | new.keys()):
-            sub = f"{path}[{key}]" if re.search(r"[./]", key) else f"{path}.{key}".lstrip(".")
+        for key in sorted(old.keys() | new.keys(), key=str):
+            sub = f"{path}[{key}]" if re.search(r"[./]", str(key)) else f"{path}.{key}".lstrip(".")
             yield from _diff(old.get(key), new.get(key), sub)
     elif _named(old) and _named(new):
         before = {item["name"]: item for item in old}
@@ -380,7 +385,7 @@ def _workload_plan(
 
 
 def _workload_warnings(key: tuple[str, str], workload: dict[str, Any]) -> Iterator[str]:
-    """What the new manifest of a workload lacks: limits, probes, an immutable tag, replicas."""
+    """What the new manifest of a workload lacks: limits, probes, an immutable tag."""
     kind, name = key
     if kind not in WORKLOAD_KINDS:
         return
@@ -459,7 +464,8 @@ def _describe(workload: WorkloadPlan, resources: list[ResourceChange]) -> str:
         return f"rollout ({', '.join(details)})"
     if workload.change in ("scale-only", "workload-only"):
         shown = [
-            f"{c.path.removeprefix('spec.')} {c.before} -> {c.after}" for c in workload.spec_changes
+            f"{c.path.removeprefix('spec.')} {c.before or 'unset'} -> {c.after or 'unset'}"
+            for c in workload.spec_changes
         ]
         return f"{workload.change} ({', '.join(shown[:3])})"
     if workload.change == "config-only":
