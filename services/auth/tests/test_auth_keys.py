@@ -154,7 +154,20 @@ def test_the_previous_key_needs_its_own_id(tmp_path: Path, write_key: KeyWriter)
         load_key_ring(settings, Environment.PRODUCTION)
 
 
-def test_the_service_refuses_to_start_without_a_key_outside_development(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({}, "no token signing key: mount a PEM private key", id="missing"),
+        pytest.param(
+            {"AUTH_SIGNING_KEY": "changeme"},
+            "placeholder secret(s) in production: AUTH_SIGNING_KEY",
+            id="placeholder",
+        ),
+    ],
+)
+def test_the_service_refuses_to_start_without_a_real_key_outside_development(
+    env: dict[str, str], message: str, tmp_path: Path
+) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "auth_service.main"],
         env={
@@ -162,6 +175,7 @@ def test_the_service_refuses_to_start_without_a_key_outside_development(tmp_path
             "SERVICE_ENVIRONMENT": "production",
             "IDENTITY_SHARED_SECRET": "a-real-secret-for-this-test-8c2f",
             "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'auth.db'}",
+            **env,
         },
         capture_output=True,
         text=True,
@@ -169,6 +183,6 @@ def test_the_service_refuses_to_start_without_a_key_outside_development(tmp_path
         check=False,
     )
     assert result.returncode == 2, result.stderr
-    assert "no token signing key" in result.stderr
-    assert "AUTH_SIGNING_KEY_FILE" in result.stderr
+    assert message in result.stderr
+    assert "AUTH_SIGNING_KEY" in result.stderr
     assert "Traceback" not in result.stderr
