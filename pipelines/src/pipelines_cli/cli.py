@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shlex
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -370,4 +372,8 @@ def wait_command(
 
 def main() -> None:
     """Run the CLI (``pipelines`` / ``python -m pipelines_cli``)."""
+    logging.basicConfig(level=logging.WARNING, format="note: %(message)s", stream=sys.stderr)
+    # The chassis reports connection changes for long-running services; a CI step reports its
+    # own errors, and the drain at exit is not a disconnection worth a line.
+    logging.getLogger("kit").setLevel(logging.ERROR)
     app()

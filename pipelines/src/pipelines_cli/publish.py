@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
@@ -21,6 +22,8 @@ from pipelines_cli.errors import PipelineError
 # Fixed namespace of the deterministic deployment ids (uuid5 of run id and service).
 DEPLOYMENT_NAMESPACE = uuid.UUID("9b0f3c1e-5a57-4c41-9d6e-3f1c2b7a8e40")
 EVENT_SOURCE = "/flotilla/pipelines"
+# How many connect timeouts (NATS_CONNECT_TIMEOUT_SECONDS) a CI step waits for NATS.
+CONNECT_ATTEMPTS = 5
 _TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
@@ -115,12 +118,15 @@ class Published:
 async def connect(settings: NatsSettings) -> EventBus:
     """A connected EventBus, or a PipelineError naming the settings to check."""
     bus = EventBus(settings, client_name="flotilla-pipelines")
+    # The bus retries a first connection forever (right for a service); a CI step gives up.
+    deadline = CONNECT_ATTEMPTS * settings.connect_timeout_seconds
     try:
-        await bus.connect()
+        await asyncio.wait_for(bus.connect(), deadline)
     except Exception as exc:  # nats-py raises several unrelated types when it cannot connect
         raise PipelineError(
-            f"cannot connect to NATS at {settings.url} ({exc!r}): check NATS_URL, NATS_USER and "
-            "NATS_PASSWORD (or NATS_CREDS_FILE), and that the server is reachable from CI"
+            f"cannot connect to NATS at {settings.url} within {deadline:g} s ({exc!r}): check "
+            "NATS_URL, NATS_USER and NATS_PASSWORD (or NATS_CREDS_FILE), and that the server is "
+            "reachable from CI"
         ) from None
     return bus
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 
 from nats import errors as nats_errors
@@ -59,25 +60,39 @@ def parse_deploy_event(msg: Msg) -> DeployEventData | None:
         return None
 
 
-async def _subscribe(js: JetStreamContext, service: str) -> JetStreamContext.PullSubscription:
-    # An ephemeral pull consumer over the service's whole history in the stream, so an outcome
-    # published before `wait` started is read too; the ci user may create and delete consumers
-    # on DEPLOY and pull from them (platform/nats/local.conf).
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=30.0,
-        inactive_threshold=CONSUMER_INACTIVE_SECONDS,
-    )
-    return await js.pull_subscribe(deploy_filter(service), stream=DEPLOY.name, config=config)
+class _Reader:
+    """An ephemeral pull consumer over the service's whole history in the DEPLOY stream, so an
+    outcome published before ``wait`` started is read too. The ci user may create and delete
+    consumers on DEPLOY and pull from them, nothing more (platform/nats/local.conf)."""
 
+    def __init__(self, js: JetStreamContext, service: str) -> None:
+        self.js = js
+        self.service = service
+        self.name = f"pipelines-wait-{uuid.uuid4().hex[:12]}"
+        self.sub: JetStreamContext.PullSubscription | None = None
 
-async def _unsubscribe(js: JetStreamContext, sub: JetStreamContext.PullSubscription) -> None:
-    with contextlib.suppress(Exception):  # the server drops it when inactive anyway
-        info = await sub.consumer_info()
-        await js.delete_consumer(DEPLOY.name, info.name)
-    with contextlib.suppress(Exception):
-        await sub.unsubscribe()
+    async def open(self) -> JetStreamContext.PullSubscription:
+        """Create the consumer (NotFoundError while the stream does not exist) and bind to it."""
+        config = ConsumerConfig(
+            name=self.name,
+            filter_subject=deploy_filter(self.service),
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30.0,
+            inactive_threshold=CONSUMER_INACTIVE_SECONDS,
+        )
+        await self.js.add_consumer(DEPLOY.name, config=config)
+        self.sub = await self.js.pull_subscribe_bind(consumer=self.name, stream=DEPLOY.name)
+        return self.sub
+
+    async def close(self) -> None:
+        """Unsubscribe and delete the consumer; the server would drop it when inactive anyway."""
+        if self.sub is not None:
+            with contextlib.suppress(Exception):
+                await self.sub.unsubscribe()
+            self.sub = None
+        with contextlib.suppress(Exception):
+            await self.js.delete_consumer(DEPLOY.name, self.name)
 
 
 async def wait_for_outcome(
@@ -97,14 +112,15 @@ async def wait_for_outcome(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     bus = await connect(settings)
+    reader = _Reader(bus.js, service)
     seen: set[int] = set()
-    sub: JetStreamContext.PullSubscription | None = None
     stream_missing_noted = False
     try:
         while (remaining := deadline - loop.time()) > 0:
+            sub = reader.sub
             if sub is None:
                 try:
-                    sub = await _subscribe(bus.js, service)
+                    sub = await reader.open()
                 except NotFoundError:
                     if not stream_missing_noted:
                         on_notice(
@@ -122,9 +138,9 @@ async def wait_for_outcome(
                 # The consumer went away (server restart, inactivity): make a new one; the stream
                 # sequences already seen are skipped.
                 on_notice(f"re-reading {DEPLOY.name} after {exc!r}")
-                await _unsubscribe(bus.js, sub)
-                sub = None
-                await asyncio.sleep(min(RETRY_SECONDS, max(remaining, 0.01)))
+                await reader.close()
+                reader = _Reader(bus.js, service)
+                await asyncio.sleep(min(RETRY_SECONDS, remaining))
                 continue
             for msg in msgs:
                 await msg.ack()
@@ -140,6 +156,5 @@ async def wait_for_outcome(
                     return data
         return None
     finally:
-        if sub is not None:
-            await _unsubscribe(bus.js, sub)
+        await reader.close()
         await bus.drain()
