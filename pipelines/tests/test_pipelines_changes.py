@@ -101,6 +101,10 @@ def test_cli_prints_lines_json_and_github_outputs(git_repo: GitRepo, run_cli: Cl
         'services=["auth", "order"]',
         "deployer=true",
         "any=true",
+        'matrix={"include":['
+        '{"service":"auth","folder":"services/auth","chart":"charts/auth"},'
+        '{"service":"deployer","folder":"platform/deployer","chart":"charts/deployer"},'
+        '{"service":"order","folder":"services/order","chart":"charts/order"}]}',
     ]
 
 

@@ -20,8 +20,21 @@ SHARED_FILES = frozenset({"uv.lock", "pyproject.toml", ".dockerignore"})
 class ChangeSet:
     """The deployables to build and deploy, and why (for the CI log)."""
 
-    names: tuple[str, ...]
+    deployables: tuple[Deployable, ...]
     reasons: Mapping[str, str]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the changed deployables, sorted."""
+        return tuple(d.name for d in self.deployables)
+
+    def matrix(self) -> dict[str, list[dict[str, str]]]:
+        """A GitHub Actions matrix: one entry per deployable with its folder and chart."""
+        return {
+            "include": [
+                {"service": d.name, "folder": d.folder, "chart": d.chart} for d in self.deployables
+            ]
+        }
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -57,8 +70,8 @@ def affected(paths: Iterable[str], deployables: Mapping[str, Deployable]) -> Cha
                 mark(name, path)
         if path.startswith(f"{CHARTS_DIR}/"):
             mark(DEPLOYER, f"{path} (the deployer's image ships the charts)")
-    names = tuple(name for name in deployables if name in reasons)
-    return ChangeSet(names, {name: reasons[name] for name in names})
+    hit = tuple(d for name, d in deployables.items() if name in reasons)
+    return ChangeSet(hit, {d.name: reasons[d.name] for d in hit})
 
 
 def changed(repo: Path, base: str, head: str) -> ChangeSet:
@@ -72,5 +85,5 @@ def changed(repo: Path, base: str, head: str) -> ChangeSet:
     base_sha = gitrepo.resolve(repo, base)
     if base_sha is None:
         why = f"base {base!r} is not a known commit, so everything counts as changed"
-        return ChangeSet(tuple(deployables), dict.fromkeys(deployables, why))
+        return ChangeSet(tuple(deployables.values()), dict.fromkeys(deployables, why))
     return affected(gitrepo.changed_paths(repo, base_sha, head_sha), deployables)

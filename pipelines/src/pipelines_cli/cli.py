@@ -97,8 +97,9 @@ def changed_command(
         OutputFormat,
         typer.Option(
             "--format",
-            help="lines: one name per line; json: a JSON list (a GitHub matrix); github-output: "
-            "services=<json list without the deployer>, deployer=true|false, any=true|false.",
+            help="lines: one name per line; json: a JSON list; github-output: lines for "
+            "$GITHUB_OUTPUT: services=<JSON list without the deployer>, deployer=true|false, "
+            "any=true|false, matrix=<JSON {include: [{service, folder, chart}]}>.",
         ),
     ] = OutputFormat.LINES,
     repo: RepoOption = Path("."),
@@ -124,6 +125,7 @@ def changed_command(
         typer.echo(f"services={json.dumps(list(result.services))}")
         typer.echo(f"deployer={str(result.deployer).lower()}")
         typer.echo(f"any={str(bool(result.names)).lower()}")
+        typer.echo(f"matrix={json.dumps(result.matrix(), separators=(',', ':'))}")
 
 
 @app.command("tag")
