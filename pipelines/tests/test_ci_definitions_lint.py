@@ -1,0 +1,234 @@
+"""The CI definitions checked with their real linters: actionlint (workflows, with shellcheck),
+hadolint (every Dockerfile) and skaffold itself (diagnose and render of skaffold.yaml).
+
+The tools come from `pipelines/tools.sh` (Go modules and hash-pinned wheels, cached outside the
+checkout; `make setup` runs it). A missing tool fails these tests with the command to run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines_cli.deployables import discover
+
+SERVICE_DOCKERFILES = ("auth", "order", "payment", "gateway")
+
+
+def tool(repo_root: Path, name: str) -> str:
+    """The installed tool's path, or a failure saying how to install it."""
+    result = subprocess.run(
+        [str(repo_root / "pipelines/tools.sh"), "--path", name],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.fail(
+            f"{name} is not installed ({result.stderr.strip()}): run `pipelines/tools.sh {name}` "
+            "(`make setup` runs pipelines/tools.sh)"
+        )
+    return result.stdout.strip()
+
+
+def helm_dir(repo_root: Path) -> str:
+    """The directory of the pinned helm, for tools that call `helm`."""
+    result = subprocess.run(
+        [str(repo_root / "platform/cluster/build-tools.sh"), "--bin-dir", "helm"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        pytest.fail(
+            f"helm is not built: run `platform/cluster/build-tools.sh helm` ({result.stderr})"
+        )
+    return result.stdout.strip()
+
+
+def run(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run ``command``; fail with its output unless it exits 0."""
+    result = subprocess.run(
+        list(command), cwd=cwd, capture_output=True, text=True, check=False,
+        env={**os.environ, **(env or {})}, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, (
+        f"`{' '.join(command)}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
+    return result.stdout
+
+
+def dockerfiles(repo_root: Path) -> list[Path]:
+    return [repo_root / d.dockerfile for d in discover(repo_root).values()]
+
+
+# --- GitHub Actions ---------------------------------------------------------------------------
+
+
+def test_workflows_pass_actionlint_with_shellcheck(repo_root: Path) -> None:
+    actionlint = tool(repo_root, "actionlint")
+    shellcheck = tool(repo_root, "shellcheck")
+    workflows = sorted(str(p) for p in (repo_root / ".github/workflows").glob("*.y*ml"))
+    assert workflows, "no workflow under .github/workflows"
+    options = ["-no-color", "-oneline", "-shellcheck", shellcheck, "-pyflakes", ""]
+    run([actionlint, *options, *workflows], repo_root)
+
+
+def workflow(repo_root: Path, name: str) -> dict[Any, Any]:
+    loaded = yaml.safe_load((repo_root / ".github/workflows" / name).read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_workflows_call_the_cli_pin_actions_and_keep_permissions_minimal(repo_root: Path) -> None:
+    for name in ("pull-request.yml", "main.yml"):
+        flow = workflow(repo_root, name)
+        assert flow["permissions"] == {"contents": "read"}, name
+        text = (repo_root / ".github/workflows" / name).read_text()
+        for action in re.findall(r"uses: (\S+)", text):
+            assert re.search(r"@v\d+\.\d+\.\d+$", action), f"{name}: pin {action} to a version"
+        assert ".venv/bin/pipelines changed" in text
+    main = (repo_root / ".github/workflows/main.yml").read_text()
+    for step in ("pipelines tag", "pipelines build", "pipelines publish", "pipelines wait"):
+        assert step in main
+    assert "secrets.NATS_CI_PASSWORD" in main
+    deploy = workflow(repo_root, "main.yml")["jobs"]["deploy"]
+    assert deploy["strategy"]["matrix"]["service"] == (
+        "${{ fromJSON(needs.changes.outputs.services) }}"
+    )
+    assert deploy["permissions"] == {"contents": "read", "packages": "write"}
+
+
+def test_the_gitlab_example_is_yaml_that_calls_the_cli(repo_root: Path) -> None:
+    text = (repo_root / ".gitlab-ci.yml").read_text()
+    config = yaml.safe_load(text)
+    assert isinstance(config, dict)
+    for command in ("changed", "tag", "build", "publish", "wait"):
+        assert f"pipelines {command}" in text
+
+
+# --- Dockerfiles ------------------------------------------------------------------------------
+
+
+def test_every_deployable_has_a_dockerfile(repo_root: Path) -> None:
+    missing = [str(p) for p in dockerfiles(repo_root) if not p.is_file()]
+    assert not missing, f"write these Dockerfiles (copy services/order/Dockerfile): {missing}"
+
+
+@pytest.mark.parametrize("name", [*SERVICE_DOCKERFILES, "deployer"])
+def test_dockerfile_passes_hadolint(repo_root: Path, name: str) -> None:
+    hadolint = tool(repo_root, "hadolint")
+    path = discover(repo_root)[name].dockerfile
+    run([hadolint, "--no-color", "--failure-threshold", "info", path], repo_root)
+
+
+def stages(dockerfile: Path) -> Iterator[list[str]]:
+    """The instructions of each stage (continuation lines joined), stage by stage."""
+    text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    current: list[str] | None = None
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            if current is not None:
+                yield current
+            current = [line]
+        elif current is not None:
+            current.append(line)
+    if current is not None:
+        yield current
+
+
+@pytest.mark.parametrize("name", [*SERVICE_DOCKERFILES, "deployer"])
+def test_dockerfile_is_multi_stage_slim_non_root_without_build_tools(
+    repo_root: Path, name: str
+) -> None:
+    deployable = discover(repo_root)[name]
+    dockerfile = repo_root / deployable.dockerfile
+    text = dockerfile.read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim\n" in text
+    *builders, final = list(stages(dockerfile))
+    assert builders, "multi-stage: dependencies are built in a builder stage"
+    assert final[0] == "FROM ${PYTHON_IMAGE}"
+    body = "\n".join(final)
+    assert "USER 10001:10001" in final
+    assert "EXPOSE 8000" in final
+    assert "SERVICE_HOST=0.0.0.0" in body
+    assert "pip uninstall --yes --quiet pip setuptools wheel" in body
+    for build_tool in ("pip install", "uv ", "apt-get", "gcc", "go build"):
+        assert build_tool not in body, f"{build_tool!r} in the final stage of {dockerfile}"
+    module = "deployer.main" if name == "deployer" else f"{name}_service.main"
+    assert final[-1] == f'CMD ["python", "-m", "{module}"]'
+    package = "flotilla-deployer" if name == "deployer" else f"{name}-service"
+    assert f"uv sync --frozen --no-dev --no-editable --package {package}" in text
+
+
+def test_dockerfiles_use_the_projects_uv_and_helm_versions(repo_root: Path) -> None:
+    uv_version = re.search(r"^UV_VERSION := (\S+)$", (repo_root / "Makefile").read_text(), re.M)
+    assert uv_version is not None
+    for path in dockerfiles(repo_root):
+        assert f"pip install uv=={uv_version.group(1)}\n" in path.read_text(), path
+    versions = dict(
+        line.split("=", 1)
+        for line in (repo_root / "platform/cluster/versions.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    deployer = (repo_root / "platform/deployer/Dockerfile").read_text()
+    assert f"ARG HELM_VERSION={versions['HELM_VERSION']}\n" in deployer
+    assert "COPY platform/cluster/tools/helm/ ./" in deployer
+    assert "COPY --from=helm /out/helm /usr/local/bin/helm" in deployer
+    assert "COPY charts/ /app/charts/" in deployer
+    assert "DEPLOYER_CHARTS_DIR=/app/charts" in deployer
+
+
+def test_every_copied_path_exists(repo_root: Path) -> None:
+    for path in dockerfiles(repo_root):
+        for line in path.read_text().splitlines():
+            if line.startswith("COPY ") and "--from=" not in line:
+                *sources, _ = line.split()[1:]
+                for source in sources:
+                    assert (repo_root / source).exists(), f"{path}: COPY {source} does not exist"
+
+
+# --- skaffold ---------------------------------------------------------------------------------
+
+
+def skaffold_configs(repo_root: Path) -> list[dict[str, Any]]:
+    docs = list(yaml.safe_load_all((repo_root / "skaffold.yaml").read_text()))
+    assert all(isinstance(doc, dict) for doc in docs)
+    return docs
+
+
+def test_skaffold_has_one_module_per_deployable_wired_to_its_artifact(repo_root: Path) -> None:
+    configs = skaffold_configs(repo_root)
+    known = discover(repo_root)
+    assert [c["metadata"]["name"] for c in configs] == sorted(
+        known,
+        key=lambda n: (
+            n == "deployer",
+            ["auth", "order", "payment", "gateway"].index(n) if n != "deployer" else 0,
+        ),
+    )
+    for config in configs:
+        deployable = known[config["metadata"]["name"]]
+        assert config["apiVersion"] == "skaffold/v4beta14"
+        [artifact] = config["build"]["artifacts"]
+        assert artifact == {
+            "image": deployable.image_name,
+            "context": ".",
+            "docker": {"dockerfile": deployable.dockerfile},
+        }
+        [release] = config["manifests"]["helm"]["releases"]
+        assert release["name"] == deployable.name
+        assert release["chartPath"] == deployable.chart
+        key = deployable.image_name.replace("-", "_")
+        assert release["setValueTemplates"] == {
+            "image.repository": f"{{{{.IMAGE_REPO_{key}}}}}",
+            "image.tag": f"{{{{.IMAGE_TAG_{key}}}}}",
+            "image.digest": f"{{{{.IMAGE_DIGEST_{key}}}}}",
+        }
+        assert [p["name"] for p in config["profiles"]] == ["kind", "ci"]
