@@ -169,9 +169,9 @@ class Runtime:
         if self.outbox is not None:
             self._tasks.append(asyncio.create_task(self.outbox.run(self._stop), name="outbox"))
         for worker in self.spec.workers:
-            self._tasks.append(
-                asyncio.create_task(worker(self), name=getattr(worker, "__name__", ""))
-            )
+            task = asyncio.create_task(worker(self), name=getattr(worker, "__name__", "worker"))
+            task.add_done_callback(_log_worker_end)
+            self._tasks.append(task)
 
     @property
     def stopping(self) -> asyncio.Event:
@@ -195,6 +195,15 @@ class Runtime:
         if self.db is not None:
             await self.db.close()
         log.info("shutdown complete")
+
+
+def _log_worker_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "background worker crashed",
+            extra={"worker": task.get_name()},
+            exc_info=task.exception(),
+        )
 
 
 def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:

@@ -1,0 +1,125 @@
+"""`deployer`: plan, deploy, rollback, status and history through the deployer's API."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+app = typer.Typer(help="Talk to the Flotilla deployer (DEPLOYER_URL, DEPLOYER_API_TOKEN).")
+
+UrlOption = Annotated[str, typer.Option(envvar="DEPLOYER_URL", help="The deployer's base URL")]
+TokenOption = Annotated[
+    str, typer.Option(envvar="DEPLOYER_API_TOKEN", help="Bearer token for plan/deploy/rollback")
+]
+
+
+def _call(method: str, url: str, token: str | None = None, body: Any = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.request(method, url, json=body, headers=headers, timeout=120)
+    except httpx.HTTPError as exc:
+        typer.secho(f"cannot reach the deployer at {url}: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        typer.secho(f"{response.status_code}: {detail}", fg="red", err=True)
+        raise typer.Exit(1)
+    return response.json()
+
+
+def _request(service: str, image: str, commit: str, values: str | None, rollback: bool) -> Any:
+    return {
+        "service": service,
+        "image": image,
+        "commit": commit,
+        "pipeline_id": f"cli:{os.environ.get('USER', 'someone')}",
+        "rollback": rollback,
+        "values": json.loads(values) if values else {},
+    }
+
+
+ValuesOption = Annotated[
+    str | None, typer.Option(help="Extra chart values as JSON, e.g. '{\"replicaCount\": 3}'")
+]
+
+
+@app.command()
+def plan(
+    service: str,
+    image: str,
+    commit: Annotated[str, typer.Option(help="The commit the image was built from")],
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+    values: ValuesOption = None,
+) -> None:
+    """Show what deploying IMAGE as SERVICE would change; changes nothing."""
+    result = _call(
+        "POST", f"{url}/api/plan", token, _request(service, image, commit, values, False)
+    )
+    typer.echo(result["summary"])
+    for workload in result["plan"].get("workloads", []):
+        typer.echo(f"  {json.dumps(workload)}")
+    for warning in result["plan"].get("warnings", []):
+        typer.secho(f"  warning: {warning}", fg="yellow")
+
+
+@app.command()
+def deploy(
+    service: str,
+    image: str,
+    commit: Annotated[str, typer.Option(help="The commit the image was built from")],
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+    values: ValuesOption = None,
+    rollback: Annotated[bool, typer.Option(help="Allow an older image")] = False,
+) -> None:
+    """Queue a deployment of IMAGE as SERVICE."""
+    body = _request(service, image, commit, values, rollback)
+    record = _call("POST", f"{url}/api/deployments", token, body)
+    typer.echo(f"{record['id']}: {record['phase']}")
+
+
+@app.command(name="rollback")
+def rollback_command(
+    service: str,
+    revision: Annotated[int | None, typer.Option(help="Helm revision (default: previous)")] = None,
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+) -> None:
+    """Roll SERVICE back to an earlier Helm revision."""
+    record = _call("POST", f"{url}/api/services/{service}/rollback", token, {"revision": revision})
+    typer.echo(f"{record['id']}: {record['phase']}")
+
+
+@app.command()
+def status(url: UrlOption = "http://127.0.0.1:8090") -> None:
+    """Each service's release, revision, image and last outcome."""
+    for view in _call("GET", f"{url}/api/services"):
+        last = (view.get("last") or {}).get("phase") or "-"
+        typer.echo(
+            f"{view['service']:<10} {view['release_status'] or 'not installed':<15} "
+            f"rev {view['revision'] or '-':<4} {view['image'] or '-':<55} last: {last}"
+        )
+
+
+@app.command()
+def history(
+    service: Annotated[str | None, typer.Option(help="Only this service")] = None,
+    limit: int = 20,
+    url: UrlOption = "http://127.0.0.1:8090",
+) -> None:
+    """Recent deployments, newest first."""
+    query = f"?limit={limit}" + (f"&service={service}" if service else "")
+    for record in _call("GET", f"{url}/api/deployments{query}"):
+        image = (record.get("request") or {}).get("image", "")
+        typer.echo(
+            f"{record['received_at'][:19]} {record['service']:<10} {record['phase']:<12} "
+            f"{image:<55} {record.get('plan_summary') or record.get('reason') or ''}"
+        )

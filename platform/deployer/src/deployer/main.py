@@ -1,0 +1,137 @@
+"""Entry point of the deployer service: the orchestrator, its API and dashboard, on the chassis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+from fastapi import HTTPException
+
+from deployer.api import api_router, sse_stream
+from deployer.contract import PIPELINE_SUBJECT_PREFIX
+from deployer.dashboard import dashboard_router
+from deployer.helm import Helm
+from deployer.orchestrator import Orchestrator
+from deployer.progress import Cluster
+from deployer.settings import DeployerSettings
+from deployer.store import Store
+from kit.app import Runtime, ServiceSpec
+from kit.events import CloudEvent, Delivery, Subscription
+from kit.events.streams import DEPLOY, PIPELINE
+from kit.serve import serve
+from kit.settings import ServiceSettings, load_settings, refuse_placeholder_secrets
+
+log = logging.getLogger(__name__)
+CONSUMER = "deployer-pipeline"
+
+
+class Deployer:
+    """Builds the orchestrator once NATS is up; routes and handlers wait for it."""
+
+    def __init__(self, settings: DeployerSettings) -> None:
+        self.settings = settings
+        self._orchestrator: Orchestrator | None = None
+        self._ready: asyncio.Event | None = None
+        self._runtime: Runtime | None = None
+
+    def orchestrator(self) -> Orchestrator:
+        """The running orchestrator (routes get a 503 problem until it exists)."""
+        if self._orchestrator is None:
+            raise HTTPException(503, "The deployer is starting (waiting for NATS); retry shortly.")
+        return self._orchestrator
+
+    def token(self) -> str:
+        """The API token writes need."""
+        return self.settings.api_token.get_secret_value()
+
+    def _ready_event(self) -> asyncio.Event:
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        return self._ready
+
+    async def run(self, runtime: Runtime) -> None:
+        """Worker: open the state, resume unfinished deployments, serve until shutdown."""
+        self._runtime = runtime
+        while True:
+            try:
+                store = await Store.open(runtime.bus.js)
+                helm = Helm(self.settings.helm(), self.settings.kubeconfig, self.settings.namespace)
+                cluster = await self._cluster()
+                orchestrator = Orchestrator(self.settings, runtime.bus, store, helm, cluster)
+                resumed = await orchestrator.resume()
+                break
+            except Exception as exc:
+                log.error("cannot start the orchestrator; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(self.settings.retry_seconds)
+        self._orchestrator = orchestrator
+        if resumed:
+            log.info("resumed unfinished deployments", extra={"count": resumed})
+        self._ready_event().set()
+        await runtime.stopping.wait()
+        if cluster is not None:
+            await cluster.close()
+
+    async def _cluster(self) -> Cluster | None:
+        in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
+        if self.settings.kubeconfig is None and not in_cluster:
+            log.warning("no kubeconfig and not in a cluster: rollouts report no progress")
+            return None
+        return await Cluster.connect(self.settings.kubeconfig, self.settings.namespace)
+
+    async def on_event(self, event: CloudEvent, delivery: Delivery) -> None:
+        """Pipeline event handler: waits for the orchestrator, then accepts or rejects."""
+        await self._ready_event().wait()
+        await self.orchestrator().on_pipeline_event(event, delivery)
+
+    async def on_invalid(self, raw: bytes, error: str, delivery: Delivery) -> None:
+        """A pipeline message that is not a CloudEvent: rejected with the parse error."""
+        await self._ready_event().wait()
+        await self.orchestrator().on_invalid_event(raw, error, delivery)
+
+    async def subscribe_deploy_events(self, callback: Any) -> Any:
+        """A core NATS subscription to every deploy event (for the SSE stream)."""
+        assert self._runtime is not None
+        return await self._runtime.bus.nc.subscribe("deploy.>", cb=callback)
+
+
+def build_spec() -> ServiceSpec:
+    """The deployer service, configured from DEPLOYER_* variables."""
+    settings = load_settings(DeployerSettings)
+    environment = load_settings(ServiceSettings, name="deployer").environment
+    refuse_placeholder_secrets(environment, settings)  # the API token must be real
+    deployer = Deployer(settings)
+    return ServiceSpec(
+        name="deployer",
+        description="Pipeline events over NATS drive one Helm release per service.",
+        routers=[
+            api_router(
+                deployer.orchestrator, deployer.token, sse_stream(deployer.subscribe_deploy_events)
+            ),
+            dashboard_router(deployer.orchestrator),
+        ],
+        streams=[PIPELINE, DEPLOY],
+        subscriptions=[
+            Subscription(
+                durable=CONSUMER,
+                stream=PIPELINE,
+                subjects=(f"{PIPELINE_SUBJECT_PREFIX}>",),
+                handler=deployer.on_event,
+                on_invalid_event=deployer.on_invalid,
+                # Intake is quick (record, then queue); one at a time keeps publish order.
+                concurrency=1,
+                max_deliver=10,
+            )
+        ],
+        workers=[deployer.run],
+    )
+
+
+def main() -> None:
+    """Run the deployer (configured from the environment)."""
+    serve(build_spec)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,520 @@
+"""The orchestrator: validate pipeline events, queue them per service, plan, apply, report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from deployer.actions import (
+    AlreadyApplied,
+    Apply,
+    Observation,
+    RecoverPending,
+    RejectOlder,
+    choose_action,
+    description_for,
+)
+from deployer.contract import (
+    ARTIFACT_PUBLISHED,
+    ArtifactPublished,
+    DeployEventData,
+    DeployPhase,
+    RolloutProgress,
+    deploy_event_type,
+    deploy_subject,
+    service_from_subject,
+)
+from deployer.helm import Helm, HelmFinalError, HelmRetryableError
+from deployer.images import ImageRejectedError, parse_image
+from deployer.lanes import Lanes
+from deployer.metrics import BUSY_LANES, DEPLOY_DURATION, DEPLOYMENTS, EVENT_TO_START, QUEUE_DEPTH
+from deployer.plan import Plan, plan_release
+from deployer.progress import Cluster
+from deployer.records import DeploymentRecord, Origin, ServiceState
+from deployer.settings import DeployerSettings
+from deployer.store import Store
+from kit.events import CloudEvent, Delivery, EventBus
+from kit.tracing import extract_trace_context, inject_trace_headers, tracer
+
+log = logging.getLogger(__name__)
+MAX_RETRIES = 5
+
+
+class RejectedError(ValueError):
+    """A pipeline event the deployer will not act on; the message is the reason."""
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge chart values: ``override`` wins, nested mappings merge."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+class Orchestrator:
+    """Turns accepted deployments into Helm operations, one lane per service."""
+
+    def __init__(
+        self,
+        settings: DeployerSettings,
+        bus: EventBus,
+        store: Store,
+        helm: Helm,
+        cluster: Cluster | None,
+    ) -> None:
+        self._settings = settings
+        self._bus = bus
+        self._store = store
+        self._helm = helm
+        self._cluster = cluster
+        self._charts = settings.service_charts()
+        self._lanes = Lanes(self._execute, self._supersede, settings.max_concurrent)
+        self._received: dict[str, float] = {}
+
+    @property
+    def services(self) -> list[str]:
+        """The deployable services (one chart each)."""
+        return sorted(self._charts)
+
+    @property
+    def namespace(self) -> str:
+        """Where the service releases live."""
+        return self._settings.namespace
+
+    @property
+    def store(self) -> Store:
+        """The durable records."""
+        return self._store
+
+    def running(self, service: str) -> DeploymentRecord | None:
+        """The deployment running in ``service``'s lane now, if any."""
+        return self._lanes.running(service)
+
+    @property
+    def helm(self) -> Helm:
+        """The helm client of the target namespace."""
+        return self._helm
+
+    # ---- intake -------------------------------------------------------------------------
+
+    async def on_pipeline_event(self, event: CloudEvent, delivery: Delivery) -> None:
+        """Accept (queued) or reject one pipeline event; the same event id is handled once."""
+        if await self._store.get(event.id) is not None:
+            return
+        self._received[event.id] = time.monotonic()
+        service = service_from_subject(delivery.subject)
+        traceparent = inject_trace_headers({}).get("traceparent")
+        try:
+            request = await self._validate(event, service)
+        except RejectedError as exc:
+            await self._reject(event.id, service or "unknown", str(exc), traceparent)
+            return
+        await self.enqueue(event.id, request, Origin.PIPELINE, traceparent)
+
+    async def on_invalid_event(self, raw: bytes, error: str, delivery: Delivery) -> None:
+        """A message that is not a CloudEvent: reject it with the parse error."""
+        deployment_id = f"invalid-{delivery.subject}-{delivery.stream_sequence}"
+        if await self._store.get(deployment_id) is not None:
+            return
+        service = service_from_subject(delivery.subject) or "unknown"
+        await self._reject(deployment_id, service, f"malformed event: {error}", None)
+
+    async def _validate(self, event: CloudEvent, service: str | None) -> ArtifactPublished:
+        if event.type != ARTIFACT_PUBLISHED:
+            raise RejectedError(f"event type {event.type!r} is not {ARTIFACT_PUBLISHED!r}")
+        if service is None:
+            raise RejectedError("publish pipeline events on pipeline.artifact.<service>")
+        try:
+            request = ArtifactPublished.model_validate(event.data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'data'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise RejectedError(f"missing or malformed fields: {problems}") from None
+        if request.service != service:
+            raise RejectedError(
+                f"the event names service {request.service!r} but came on the subject of "
+                f"{service!r}; publish on pipeline.artifact.{request.service}"
+            )
+        return await self.check_request(request)
+
+    async def check_request(self, request: ArtifactPublished) -> ArtifactPublished:
+        """Refuse unknown services, mutable tags, and images older than the deployed one."""
+        if request.service not in self._charts:
+            raise RejectedError(
+                f"unknown service {request.service!r}: known services are "
+                f"{', '.join(self.services)} (each needs charts/<service>)"
+            )
+        try:
+            image = parse_image(request.image)
+        except ImageRejectedError as exc:
+            raise RejectedError(str(exc)) from None
+        state = await self._store.service(request.service)
+        if state is not None and state.image and not request.rollback:
+            deployed = parse_image(state.image)
+            if image.is_older_than(deployed):
+                raise RejectedError(
+                    f"image {image.tag} is older than the deployed {deployed.tag}; "
+                    "send rollback=true to deploy an older version on purpose"
+                )
+        return request
+
+    async def enqueue(
+        self,
+        deployment_id: str,
+        request: ArtifactPublished | None,
+        origin: Origin,
+        traceparent: str | None,
+        rollback_to_revision: int | None = None,
+    ) -> DeploymentRecord:
+        """Record a deployment as queued (durably) and hand it to its lane."""
+        service = request.service if request else None
+        record = DeploymentRecord(
+            id=deployment_id,
+            service=service or "",
+            origin=origin,
+            request=request,
+            rollback_to_revision=rollback_to_revision,
+            phase=DeployPhase.QUEUED,
+            traceparent=traceparent,
+            received_at=datetime.now(UTC),
+        )
+        record = record.moved_to(DeployPhase.QUEUED)
+        await self._report(record)
+        await self._lanes.submit(record)
+        self._gauges()
+        return record
+
+    async def enqueue_rollback(self, service: str, revision: int | None) -> DeploymentRecord:
+        """Queue a rollback of ``service`` to ``revision`` (None: the previous one)."""
+        if service not in self._charts:
+            raise RejectedError(
+                f"unknown service {service!r}: known are {', '.join(self.services)}"
+            )
+        deployment_id = f"rollback-{service}-{int(time.time() * 1000)}"
+        record = DeploymentRecord(
+            id=deployment_id,
+            service=service,
+            origin=Origin.API,
+            rollback_to_revision=revision or 0,
+            phase=DeployPhase.QUEUED,
+            received_at=datetime.now(UTC),
+        ).moved_to(DeployPhase.QUEUED)
+        await self._report(record)
+        await self._lanes.submit(record)
+        return record
+
+    async def resume(self) -> int:
+        """After a restart: put every unfinished deployment back in its lane, oldest first."""
+        unfinished = [r for r in await self._store.all() if not r.phase.terminal]
+        for record in unfinished:
+            await self._lanes.submit(record)
+        return len(unfinished)
+
+    async def wait_idle(self) -> None:
+        """Wait for every lane to finish (tests and benchmarks)."""
+        await self._lanes.wait_idle()
+
+    # ---- planning -----------------------------------------------------------------------
+
+    async def values_for(self, record: DeploymentRecord) -> dict[str, Any]:
+        """Chart defaults < the environment's values file < the request's values < its image.
+
+        Nothing carries over from the previous release: a deployment is fully described by the
+        environment and its request, so what the plan renders is what gets applied.
+        """
+        assert record.request is not None
+        image = parse_image(record.request.image)
+        values: dict[str, Any] = {}
+        values_file = self._environment_values(record.service)
+        if values_file is not None:
+            values = yaml.safe_load(values_file.read_text()) or {}
+        values = merge(values, record.request.values)
+        return merge(
+            values,
+            {
+                "image": {
+                    "repository": image.repository,
+                    "tag": image.tag,
+                    "digest": image.digest or "",
+                }
+            },
+        )
+
+    def _environment_values(self, service: str) -> Path | None:
+        directory = self._settings.values_dir
+        if directory is None:
+            return None
+        path = directory / f"{service}.yaml"
+        return path if path.exists() else None
+
+    async def plan(self, record: DeploymentRecord, values: dict[str, Any] | None = None) -> Plan:
+        """What the deployment would change, rendered and compared; changes nothing."""
+        if values is None:
+            values = await self.values_for(record)
+        rendered, current = await asyncio.gather(
+            self._helm.template(record.service, self._charts[record.service], values),
+            self._helm.get_manifest(record.service),
+        )
+        return plan_release(record.service, current, rendered)
+
+    # ---- execution ----------------------------------------------------------------------
+
+    async def _observe(self, release: str) -> Observation:
+        status = await self._helm.status(release)
+        if status is None:
+            return Observation(status=None)
+        image = None
+        if status.image_tag and status.image_repository:
+            try:
+                image = parse_image(f"{status.image_repository}:{status.image_tag}")
+            except ImageRejectedError:
+                image = None
+        return Observation(
+            status=status.status,
+            revision=status.revision,
+            description=status.description,
+            image=image,
+        )
+
+    async def _execute(self, record: DeploymentRecord) -> None:
+        context = extract_trace_context(
+            {"traceparent": record.traceparent} if record.traceparent else {}
+        )
+        with tracer().start_as_current_span(
+            f"deploy {record.service}", context=context, attributes={"deployment.id": record.id}
+        ):
+            self._gauges()
+            try:
+                await self._run_to_outcome(record)
+            finally:
+                self._received.pop(record.id, None)
+                self._gauges()
+
+    async def _run_to_outcome(self, record: DeploymentRecord) -> None:
+        release = record.service
+        for attempt in range(1, MAX_RETRIES + 1):
+            try:
+                observed = await self._observe(release)
+                action = choose_action(record, observed)
+                if isinstance(action, RecoverPending):
+                    done = await self._helm.recover_pending(release)
+                    log.warning(
+                        "recovered a pending release", extra={"release": release, "did": done}
+                    )
+                    observed = await self._observe(release)
+                    action = choose_action(record, observed)
+                if isinstance(action, AlreadyApplied):
+                    await self._succeed(record, action.revision)
+                    return
+                if isinstance(action, RejectOlder):
+                    await self._finish(record, DeployPhase.REJECTED, action.reason)
+                    return
+                assert isinstance(action, Apply)
+                await self._apply(record, observed)
+                return
+            except HelmRetryableError as exc:
+                log.warning(
+                    "helm failed transiently; retrying",
+                    extra={"deployment_id": record.id, "attempt": attempt, "error": str(exc)},
+                )
+                await asyncio.sleep(self._settings.retry_seconds * attempt)
+            except HelmFinalError as exc:
+                await self._fail(record, observed_before=None, error=exc)
+                return
+        await self._finish(
+            record, DeployPhase.FAILED, f"helm kept failing after {MAX_RETRIES} tries"
+        )
+
+    async def _apply(self, record: DeploymentRecord, observed: Observation) -> None:
+        chart = self._charts[record.service]
+        if record.rollback_to_revision is not None:
+            started = record.moved_to(DeployPhase.STARTED)
+            await self._report(started)
+            await self._helm.rollback(
+                record.service,
+                record.rollback_to_revision or None,
+                timeout_seconds=self._settings.helm_timeout_seconds,
+                description=description_for(record),
+            )
+            after = await self._observe(record.service)
+            await self._succeed(started, after.revision or 0)
+            return
+        values = await self.values_for(record)
+        plan = await self.plan(record, values)
+        started = record.moved_to(DeployPhase.STARTED).model_copy(
+            update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
+        )
+        await self._report(started)
+        watcher = self._watch_progress(started)
+        began = time.monotonic()
+        try:
+            result = await self._helm.upgrade_install(
+                record.service,
+                chart,
+                values,
+                timeout_seconds=self._settings.helm_timeout_seconds,
+                description=description_for(record),
+                history_max=self._settings.history_max,
+                on_start=lambda at: self._started_helm(record.id, at),
+            )
+        except HelmFinalError as exc:
+            await self._stop(watcher)
+            await self._fail(started, observed_before=observed, error=exc)
+            return
+        finally:
+            await self._stop(watcher)
+            DEPLOY_DURATION.labels(record.service).observe(time.monotonic() - began)
+        after = await self._observe(record.service)
+        await self._succeed(started, after.revision or result.revision or 0)
+
+    def _started_helm(self, deployment_id: str, at: float) -> None:
+        received = self._received.get(deployment_id)
+        if received is not None:
+            EVENT_TO_START.observe(at - received)
+
+    def _watch_progress(self, record: DeploymentRecord) -> asyncio.Task[None] | None:
+        if self._cluster is None:
+            return None
+
+        async def report(progress: RolloutProgress) -> None:
+            await self._publish(record, DeployPhase.PROGRESSING, progress=progress)
+
+        return asyncio.create_task(self._cluster.watch(record.service, report))
+
+    @staticmethod
+    async def _stop(task: asyncio.Task[None] | None) -> None:
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _fail(
+        self, record: DeploymentRecord, observed_before: Observation | None, error: HelmFinalError
+    ) -> None:
+        failed = record.model_copy(update={"helm_stderr": error.stderr})
+        after = await self._observe(record.service)
+        rolled_back = (
+            observed_before is not None
+            and observed_before.revision is not None
+            and after.status == "deployed"
+            and after.revision is not None
+            and after.revision > observed_before.revision
+        )
+        if not rolled_back:
+            await self._finish(failed, DeployPhase.FAILED, str(error))
+            return
+        failed = failed.moved_to(DeployPhase.FAILED, str(error))
+        await self._report(failed)
+        await self._finish(
+            failed.model_copy(update={"revision": after.revision}),
+            DeployPhase.ROLLED_BACK,
+            f"rolled back to the previous release (now revision {after.revision}): {error}",
+        )
+
+    async def _succeed(self, record: DeploymentRecord, revision: int) -> None:
+        done = record.model_copy(update={"revision": revision})
+        await self._finish(done, DeployPhase.SUCCEEDED, None)
+        image = done.image
+        if image is None:  # a rollback by revision: read what is running now
+            observed = await self._observe(done.service)
+            image = str(observed.image) if observed.image else None
+        await self._store.put_service(
+            ServiceState(
+                service=done.service,
+                image=image,
+                revision=revision,
+                phase=DeployPhase.SUCCEEDED,
+                deployment_id=done.id,
+                updated_at=datetime.now(UTC),
+            )
+        )
+
+    async def _finish(
+        self, record: DeploymentRecord, phase: DeployPhase, reason: str | None
+    ) -> None:
+        final = record.moved_to(phase, reason)
+        DEPLOYMENTS.labels(record.service, phase.value).inc()
+        await self._report(final)
+
+    async def _supersede(self, old: DeploymentRecord, new: DeploymentRecord) -> None:
+        superseded = old.moved_to(DeployPhase.SUPERSEDED, f"superseded by {new.id}")
+        DEPLOYMENTS.labels(old.service, DeployPhase.SUPERSEDED.value).inc()
+        await self._report(superseded, superseded_by=new.id)
+
+    async def _reject(
+        self, deployment_id: str, service: str, reason: str, traceparent: str | None
+    ) -> None:
+        record = DeploymentRecord(
+            id=deployment_id,
+            service=service,
+            phase=DeployPhase.REJECTED,
+            received_at=datetime.now(UTC),
+            traceparent=traceparent,
+        ).moved_to(DeployPhase.REJECTED, reason)
+        DEPLOYMENTS.labels(service, DeployPhase.REJECTED.value).inc()
+        log.warning(
+            "rejected a pipeline event", extra={"deployment_id": deployment_id, "reason": reason}
+        )
+        await self._report(record)
+
+    # ---- reporting ----------------------------------------------------------------------
+
+    async def _report(self, record: DeploymentRecord, superseded_by: str | None = None) -> None:
+        """Save the record, then publish its phase (the store is the truth, events follow)."""
+        await self._store.put(record)
+        await self._publish(record, record.phase, superseded_by=superseded_by)
+
+    async def _publish(
+        self,
+        record: DeploymentRecord,
+        phase: DeployPhase,
+        *,
+        progress: RolloutProgress | None = None,
+        superseded_by: str | None = None,
+    ) -> None:
+        request = record.request
+        data = DeployEventData(
+            deployment_id=record.id,
+            service=record.service,
+            phase=phase,
+            image=request.image if request else None,
+            commit=request.commit if request else None,
+            pipeline_id=request.pipeline_id if request else None,
+            reason=record.reason,
+            revision=record.revision,
+            plan=record.plan if phase is DeployPhase.STARTED else None,
+            progress=progress,
+            superseded_by=superseded_by,
+            helm_stderr=record.helm_stderr if phase is DeployPhase.FAILED else None,
+        )
+        suffix = f"{phase.value}-{len(record.history)}"
+        if progress is not None:
+            suffix = f"{phase.value}-{time.monotonic_ns()}"
+        # CloudEvents' distributed-tracing extension carries the pipeline's trace context too.
+        tracing = {"traceparent": record.traceparent} if record.traceparent else {}
+        event = CloudEvent.new(
+            deploy_event_type(phase),
+            source="/platform/deployer",
+            subject=record.service,
+            data=data.model_dump(mode="json", exclude_none=True),
+            id=f"{record.id}:{suffix}",
+            **tracing,
+        )
+        headers = dict(tracing) or None
+        await self._bus.publish(deploy_subject(record.service, phase), event, headers=headers)
+
+    def _gauges(self) -> None:
+        QUEUE_DEPTH.set(self._lanes.queue_depth())
+        BUSY_LANES.set(self._lanes.busy())

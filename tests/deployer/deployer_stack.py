@@ -1,0 +1,181 @@
+"""The deployer as a real process, with real NATS (the local users and permissions), the pinned
+helm and the local control plane; CI's side of the conversation as the `ci` NATS user."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from deployer.contract import (
+    ARTIFACT_PUBLISHED,
+    DeployEventData,
+    DeployPhase,
+    pipeline_subject,
+)
+from kit.events import CloudEvent, EventBus
+from kit.events.streams import DEPLOY, PIPELINE
+from kit.settings import NatsSettings
+from kit.testing.nats_server import NatsServer
+from kit.testing.process import ServiceProcess
+
+SERVICES = ("auth", "order", "payment", "gateway")
+API_TOKEN = "e2e-deployer-token"
+REPOSITORY = "registry.local/{service}-service"
+
+
+def image(service: str, tag: str) -> str:
+    """An image reference of ``service`` (kwok never pulls it)."""
+    return f"{REPOSITORY.format(service=service)}:{tag}"
+
+
+class DeployerStack:
+    """NATS + the deployer process for one namespace of the session's cluster."""
+
+    def __init__(self, repo: Path, directory: Path, kubeconfig: Path, namespace: str) -> None:
+        self.repo = repo
+        self.namespace = namespace
+        self.kubeconfig = kubeconfig
+        self.nats = NatsServer(directory / "nats", config_file=repo / "platform/nats/local.conf")
+        self.helm_binary = Path(
+            subprocess.run(
+                [str(repo / "platform/cluster/build-tools.sh"), "--path", "helm"],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()
+        )  # fmt: skip
+        values_dir = directory / "values"
+        values_dir.mkdir()
+        for service in SERVICES:
+            # Small and quick: one replica, ready half a second after it starts.
+            (values_dir / f"{service}.yaml").write_text(
+                json.dumps(
+                    {"replicaCount": 1, "podAnnotations": {"flotilla.dev/ready-after": "500ms"}}
+                )
+            )
+        self.directory = directory
+        self.values_dir = values_dir
+        self.deployer = self._process()
+        self.ci = EventBus(
+            NatsSettings(url=self.nats.url, user="ci", password="ci-local-only"),
+            client_name="e2e-ci",
+        )
+
+    def _process(self) -> ServiceProcess:
+        return ServiceProcess(
+            "deployer",
+            [sys.executable, "-m", "deployer.main"],
+            self.directory,
+            env={
+                "NATS_URL": self.nats.url,
+                "NATS_USER": "deployer",
+                "NATS_PASSWORD": "deployer-local-only",
+                "DEPLOYER_CHARTS_DIR": str(self.repo / "charts"),
+                "DEPLOYER_NAMESPACES": self.namespace,
+                "DEPLOYER_HELM_BINARY": str(self.helm_binary),
+                "DEPLOYER_KUBECONFIG": str(self.kubeconfig),
+                "DEPLOYER_VALUES_DIR": str(self.values_dir),
+                "DEPLOYER_HELM_TIMEOUT_SECONDS": "20",
+                "DEPLOYER_API_TOKEN": API_TOKEN,
+            },
+        )
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.nats.start)
+        await self.ci.connect()
+        await self.ci.ensure_streams([PIPELINE])
+        await self.start_deployer()
+
+    async def start_deployer(self) -> None:
+        await asyncio.to_thread(self.deployer.start)
+        await asyncio.to_thread(self.deployer.wait_until, "/readyz", 200, 30)
+
+    async def stop(self) -> None:
+        await self.ci.drain()
+        self.deployer.stop()
+        self.nats.stop()
+
+    async def publish(
+        self,
+        service: str,
+        tag: str | None = None,
+        *,
+        data: dict[str, Any] | None = None,
+        event_id: str | None = None,
+        subject: str | None = None,
+        rollback: bool = False,
+        values: dict[str, Any] | None = None,
+    ) -> str:
+        """Publish CI's artifact event; returns its id (the deployment id)."""
+        event = self.artifact_event(service, tag, data, event_id, rollback, values)
+        await self.ci.publish(subject or pipeline_subject(service), event)
+        return event.id
+
+    @staticmethod
+    def artifact_event(
+        service: str,
+        tag: str | None = None,
+        data: dict[str, Any] | None = None,
+        event_id: str | None = None,
+        rollback: bool = False,
+        values: dict[str, Any] | None = None,
+    ) -> CloudEvent:
+        """CI's artifact event for ``service`` at ``tag`` (or with ``data`` as it is)."""
+        tag = tag or "1.0.0-a1b2c3d"
+        sha = tag.rsplit("-", 1)[-1]
+        return CloudEvent.new(
+            ARTIFACT_PUBLISHED,
+            source="/pipelines/e2e",
+            subject=service,
+            id=event_id or f"e2e-{uuid.uuid4().hex[:12]}-{service}",
+            data=data
+            if data is not None
+            else {
+                "service": service,
+                "image": image(service, tag),
+                "commit": sha if len(sha) >= 7 and sha.isalnum() and sha.islower() else "a1b2c3d",
+                "pipeline_id": "e2e",
+                "rollback": rollback,
+                "values": values or {},
+            },
+        )
+
+    async def events(self, deployment_id: str | None = None) -> list[DeployEventData]:
+        """Every deploy event so far (of one deployment), in order, read from the stream."""
+        js = self.ci.js
+        info = await js.stream_info(DEPLOY.name)
+        found = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(DEPLOY.name, seq)
+            except Exception:  # noqa: S112 - a purged sequence
+                continue
+            assert msg.data is not None
+            data = DeployEventData.model_validate(CloudEvent.from_bytes(msg.data).data)
+            if deployment_id is None or data.deployment_id == deployment_id:
+                found.append(data)
+        return found
+
+    async def outcome(self, deployment_id: str, timeout: float = 60) -> DeployEventData:
+        """Wait for the deployment's last terminal event (a failure may be followed by
+        rolled_back within moments)."""
+        deadline = time.monotonic() + timeout
+        failed_seen: float | None = None
+        while time.monotonic() < deadline:
+            terminal = [e for e in await self.events(deployment_id) if e.phase.terminal]
+            if terminal and terminal[-1].phase is not DeployPhase.FAILED:
+                return terminal[-1]
+            if terminal:
+                failed_seen = failed_seen or time.monotonic()
+                if time.monotonic() - failed_seen > 3:
+                    return terminal[-1]
+            await asyncio.sleep(0.2)
+        phases = [e.phase.value for e in await self.events(deployment_id)]
+        raise AssertionError(
+            f"no outcome for {deployment_id} in {timeout}s; events: {phases}\n"
+            + self.deployer.logs()[-3000:]
+        )
