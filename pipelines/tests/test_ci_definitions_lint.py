@@ -7,6 +7,7 @@ checkout; `make setup` runs it). A missing tool fails these tests with the comma
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -232,3 +233,102 @@ def test_skaffold_has_one_module_per_deployable_wired_to_its_artifact(repo_root:
             "image.digest": f"{{{{.IMAGE_DIGEST_{key}}}}}",
         }
         assert [p["name"] for p in config["profiles"]] == ["kind", "ci"]
+
+
+DIGEST = "sha256:" + "ab" * 32
+DEV_TAG = re.compile(r"^0\.0\.0-dev\.\d{14}-[0-9a-f]{7,40}$")
+
+
+def skaffold(repo_root: Path, *args: str) -> str:
+    """Run the pinned skaffold (with the pinned helm first on PATH) in the repository."""
+    binary = tool(repo_root, "skaffold")
+    path = f"{helm_dir(repo_root)}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {"PATH": path, "SKAFFOLD_UPDATE_CHECK": "false", "SKAFFOLD_INTERACTIVE": "false"}
+    return run([binary, *args], repo_root, env)
+
+
+def deployments(rendered: str) -> dict[str, dict[str, Any]]:
+    """The rendered Deployments by name."""
+    return {
+        doc["metadata"]["name"]: doc
+        for doc in yaml.safe_load_all(rendered)
+        if isinstance(doc, dict) and doc.get("kind") == "Deployment"
+    }
+
+
+def image_of(deployment: dict[str, Any]) -> str:
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    image: str = container["image"]
+    return image
+
+
+@pytest.mark.parametrize("profile", [None, "kind", "ci"])
+def test_skaffold_diagnose_reads_every_module(repo_root: Path, profile: str | None) -> None:
+    # --yaml-only: the full diagnose also fetches the base image's config from the registry
+    # (ONBUILD triggers), which needs network access this check must not depend on.
+    args = ["diagnose", "--yaml-only", *(["-p", profile] if profile else [])]
+    configs = list(yaml.safe_load_all(skaffold(repo_root, *args)))
+    assert sorted(c["metadata"]["name"] for c in configs) == sorted(discover(repo_root))
+    for config in configs:
+        build = config["build"]
+        if profile == "ci":
+            assert build["tagPolicy"] == {"envTemplate": {"template": "{{.IMAGE_TAG}}"}}
+            assert build["local"]["push"] is True
+        else:
+            assert "customTemplate" in build["tagPolicy"]
+        [release] = config["manifests"]["helm"]["releases"]
+        digest = release["setValueTemplates"]["image.digest"]
+        assert (digest == "") if profile == "kind" else digest.startswith("{{.IMAGE_DIGEST_")
+
+
+def test_skaffold_renders_every_module_together_with_immutable_dev_tags(repo_root: Path) -> None:
+    rendered = deployments(skaffold(repo_root, "render", "--digest-source=tag", "--offline=true"))
+    assert sorted(rendered) == sorted(discover(repo_root))
+    for name, deployment in rendered.items():
+        repository, tag = image_of(deployment).rsplit(":", 1)
+        assert repository == discover(repo_root)[name].image_name
+        assert DEV_TAG.match(tag), tag
+
+
+def test_skaffold_renders_one_module(repo_root: Path) -> None:
+    rendered = skaffold(repo_root, "render", "-m", "order", "--digest-source=tag", "--offline=true")
+    assert list(deployments(rendered)) == ["order"]
+
+
+def build_output(repo_root: Path, tmp_path: Path) -> Path:
+    """A `skaffold build --file-output` result for every module, pushed to ghcr.io/acme."""
+    builds = [
+        {
+            "imageName": d.image_name,
+            "tag": f"ghcr.io/acme/{d.image_name}:1.4.2-a8f3d21@{DIGEST}",
+        }
+        for d in discover(repo_root).values()
+    ]
+    path = tmp_path / "build.json"
+    path.write_text(json.dumps({"builds": builds}))
+    return path
+
+
+def test_skaffold_ci_deploys_the_build_output_by_digest(repo_root: Path, tmp_path: Path) -> None:
+    artifacts = build_output(repo_root, tmp_path)
+    args = ["-p", "ci", "--build-artifacts", str(artifacts), "--digest-source=tag"]
+    rendered = deployments(skaffold(repo_root, "render", *args, "--offline=true"))
+    assert sorted(rendered) == sorted(discover(repo_root))
+    for name, deployment in rendered.items():
+        image_name = discover(repo_root)[name].image_name
+        assert image_of(deployment) == f"ghcr.io/acme/{image_name}@{DIGEST}"
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/version"] == "1.4.2-a8f3d21"
+
+
+def test_skaffold_kind_uses_the_tag_of_a_locally_loaded_image(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    artifacts = build_output(repo_root, tmp_path)
+    rendered = skaffold(
+        repo_root, "render", "-p", "kind", "-m", "payment", "--build-artifacts", str(artifacts),
+        "--digest-source=tag", "--offline=true",
+    )  # fmt: skip
+    assert image_of(deployments(rendered)["payment"]) == (
+        "ghcr.io/acme/payment-service:1.4.2-a8f3d21"
+    )
