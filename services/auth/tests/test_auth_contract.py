@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import aiohttp
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode
-from schemathesis.checks import positive_data_acceptance
-from schemathesis.core.result import Ok
 
+from kit.testing.contract import openapi_failures
 from kit.testing.process import ServiceProcess
 
 PASSWORD = "correct horse battery staple"
@@ -27,29 +21,7 @@ def test_every_operation_matches_the_openapi_document(shared_auth: ServiceProces
     Schema-valid data may still be refused: JSON Schema cannot say "not easy to guess", so a
     password like "0000000000" is valid there and a 422 here.
     """
-    schema = schemathesis.openapi.from_url(f"{shared_auth.base_url}/openapi.json")
-    failures: list[str] = []
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), f"the OpenAPI document is invalid: {result.err()}"
-        operation = result.ok()
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            @given(case=operation.as_strategy(mode))
-            @settings(
-                max_examples=EXAMPLES,
-                deadline=None,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
-            def check(case: schemathesis.Case[Any]) -> None:
-                case.call_and_validate(excluded_checks=[positive_data_acceptance])
-
-            try:
-                check()
-            except Unsatisfiable:
-                pass  # no parameters or body: there is no invalid request to make
-            except Exception as exc:
-                failures.append(f"{operation.label} ({mode.value}):\n{exc}")
+    failures = openapi_failures(shared_auth.base_url, EXAMPLES)
     assert not failures, "\n\n".join(failures)
 
 

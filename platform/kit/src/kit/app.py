@@ -256,5 +256,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 BusDep = Annotated[EventBus, Depends(get_bus)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response is sent, so a failed commit is the client's error.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RuntimeDep = Annotated[Runtime, Depends(runtime_of)]

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         "--store_dir", str(args.run_dir / "nats"),
     ]  # fmt: skip
     processes.append(("nats", _start("nats", nats_command, dict(os.environ), "37", width)))
+    urls = {s.name: f"http://127.0.0.1:{args.base_port + s.port_offset}" for s in SERVICES}
     for index, service in enumerate(SERVICES):
         env = {
             **os.environ,
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
             "NATS_USER": service.name,
             "NATS_PASSWORD": f"{service.name}-local-only",
             "DATABASE_URL": f"sqlite+aiosqlite:///{args.run_dir / 'data' / service.name}.db",
+            "GATEWAY_AUTH_URL": urls["auth"],
+            "GATEWAY_ORDER_URL": urls["order"],
+            "GATEWAY_PAYMENT_URL": urls["payment"],
+            "GATEWAY_JWKS_URL": f"{urls['auth']}/auth/jwks.json",
         }
         command = [sys.executable, "-m", f"{service.name}_service.main"]
         processes.append((service.name, _start(service.name, command, env, COLOURS[index], width)))

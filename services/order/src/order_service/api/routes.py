@@ -32,7 +32,7 @@ IdempotencyKey = Annotated[
     summary="Create an order (pending until payment reports)",
     responses={
         200: {"model": Order, "description": "A replay of an earlier request with this key"},
-        **problem_responses(401, 409, 422),
+        **problem_responses(400, 401, 409, 422),
     },
 )
 async def create_order(

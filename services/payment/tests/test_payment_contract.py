@@ -1,0 +1,26 @@
+"""The payment API against its own OpenAPI document, and its answers for unknown payments."""
+
+import uuid
+
+import aiohttp
+
+from kit.testing.contract import openapi_failures
+from kit.testing.http import as_user
+from kit.testing.process import ServiceProcess
+
+
+def test_every_operation_matches_the_openapi_document(payment_service: ServiceProcess) -> None:
+    user = f"user-{uuid.uuid4().hex[:8]}"
+    failures = openapi_failures(payment_service.base_url, 25, headers=lambda: as_user(user))
+    assert not failures, "\n\n".join(failures)
+
+
+async def test_an_unknown_payment_is_a_404_problem(payment_service: ServiceProcess) -> None:
+    async with aiohttp.ClientSession() as http:
+        url = f"{payment_service.base_url}/payments/{uuid.uuid4()}"
+        async with http.get(url, headers=as_user("someone")) as response:
+            assert response.status == 404
+            assert response.content_type == "application/problem+json"
+            assert "not settled yet" in (await response.json())["detail"]
+        async with http.get(url) as response:
+            assert response.status == 401
