@@ -53,13 +53,13 @@ def test_traceparent_is_taken_from_the_env_or_made_new() -> None:
 
 
 async def test_publish_sends_the_artifact_event_with_trace_context(
-    nats_server: NatsServer, run_cli: CliRun
+    fresh_nats_server: NatsServer, run_cli: CliRun
 ) -> None:
     run_id = f"github:{uuid.uuid4().int % 10**10}"
     result = run_cli(
         *publish_args(run_id, "--attempt", "2", "--pipeline-url", "https://ci.example/run/1",
                       "--value", "replicaCount=3", "--value", "config.logLevel=DEBUG"),
-        env={"NATS_URL": nats_server.url, "TRACEPARENT": TRACEPARENT},
+        env={"NATS_URL": fresh_nats_server.url, "TRACEPARENT": TRACEPARENT},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     event_id = deployment_id(run_id, "order")
@@ -68,7 +68,7 @@ async def test_publish_sends_the_artifact_event_with_trace_context(
 
     mine = [
         m
-        for m in await stored(nats_server, "pipeline.artifact.order")
+        for m in await stored(fresh_nats_server, "pipeline.artifact.order")
         if m.headers and m.headers.get("Nats-Msg-Id") == event_id
     ]
     assert len(mine) == 1
@@ -106,9 +106,9 @@ async def test_a_retried_job_is_stored_once(fresh_nats_server: NatsServer, run_c
 
 
 def test_publish_refuses_what_the_deployer_would_reject(
-    nats_server: NatsServer, run_cli: CliRun
+    fresh_nats_server: NatsServer, run_cli: CliRun
 ) -> None:
-    env = {"NATS_URL": nats_server.url}
+    env = {"NATS_URL": fresh_nats_server.url}
     latest = run_cli(
         "publish", "order", "--run-id", "r1", "--image", "r.example/order-service:latest",
         "--commit", SHA, env=env,

@@ -64,8 +64,8 @@ class FakeDeployer:
 
 
 @pytest.fixture
-async def deployer(nats_server: NatsServer) -> AsyncIterator[FakeDeployer]:
-    bus = EventBus(NatsSettings(url=nats_server.url), client_name="fake-deployer")
+async def deployer(fresh_nats_server: NatsServer) -> AsyncIterator[FakeDeployer]:
+    bus = EventBus(NatsSettings(url=fresh_nats_server.url), client_name="fake-deployer")
     await bus.connect()
     await bus.ensure_streams([DEPLOY])
     yield FakeDeployer(bus)
@@ -112,11 +112,11 @@ async def finish(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
     ],
 )
 async def test_each_terminal_phase_has_its_exit_code(
-    nats_server: NatsServer, deployer: FakeDeployer, phase: DeployPhase, code: ExitCode
+    fresh_nats_server: NatsServer, deployer: FakeDeployer, phase: DeployPhase, code: ExitCode
 ) -> None:
     deployment = new_id()
     await deployer.rollout("order", deployment, phase)
-    outcome, events, _ = await wait_in_process(nats_server.url, "order", deployment)
+    outcome, events, _ = await wait_in_process(fresh_nats_server.url, "order", deployment)
     assert outcome is not None
     assert outcome.phase is phase
     assert exit_code(outcome) is code
@@ -127,39 +127,52 @@ async def test_each_terminal_phase_has_its_exit_code(
 
 
 async def test_other_deployments_and_services_are_ignored(
-    nats_server: NatsServer, deployer: FakeDeployer
+    fresh_nats_server: NatsServer, deployer: FakeDeployer
 ) -> None:
     mine, newer = new_id(), new_id()
     await deployer.rollout("payment", mine, DeployPhase.SUCCEEDED)
     await deployer.rollout("order", newer, DeployPhase.SUCCEEDED)
     await deployer.report("order", mine, DeployPhase.QUEUED)
     await deployer.report("order", mine, DeployPhase.SUPERSEDED, superseded_by=newer)
-    outcome, events, _ = await wait_in_process(nats_server.url, "order", mine)
+    outcome, events, _ = await wait_in_process(fresh_nats_server.url, "order", mine)
     assert outcome is not None
     assert (outcome.phase, outcome.superseded_by) == (DeployPhase.SUPERSEDED, newer)
     assert {e.deployment_id for e in events} == {mine}
     assert len(events) == 2
 
 
+async def test_a_malformed_message_on_the_subjects_is_skipped(
+    fresh_nats_server: NatsServer, deployer: FakeDeployer
+) -> None:
+    deployment = new_id()
+    await deployer.bus.js.publish("deploy.order.started", b"not a CloudEvent")
+    await deployer.report("order", deployment, DeployPhase.SUCCEEDED)
+    outcome, events, _ = await wait_in_process(fresh_nats_server.url, "order", deployment)
+    assert outcome is not None
+    assert [e.phase for e in events] == [DeployPhase.SUCCEEDED]
+
+
 async def test_no_outcome_within_the_timeout(
-    nats_server: NatsServer, deployer: FakeDeployer
+    fresh_nats_server: NatsServer, deployer: FakeDeployer
 ) -> None:
     deployment = new_id()
     await deployer.report("order", deployment, DeployPhase.QUEUED)
-    outcome, events, _ = await wait_in_process(nats_server.url, "order", deployment, timeout=1.5)
+    outcome, events, _ = await wait_in_process(
+        fresh_nats_server.url, "order", deployment, timeout=1.5
+    )
     assert outcome is None
     assert exit_code(outcome) is ExitCode.TIMEOUT
     assert [e.phase for e in events] == [DeployPhase.QUEUED]
 
 
 async def test_cli_reads_an_outcome_published_before_it_started(
-    nats_server: NatsServer, deployer: FakeDeployer, run_cli: CliRun
+    fresh_nats_server: NatsServer, deployer: FakeDeployer, run_cli: CliRun
 ) -> None:
     run_id = f"github:{uuid.uuid4().int % 10**10}"
     deployment = deployment_id(run_id, "order")
     await deployer.rollout("order", deployment, DeployPhase.ROLLED_BACK)
     result = await asyncio.to_thread(
-        run_cli, "wait", "order", "--run-id", run_id, env={"NATS_URL": nats_server.url}
+        run_cli, "wait", "order", "--run-id", run_id, env={"NATS_URL": fresh_nats_server.url}
     )
     assert result.returncode == ExitCode.FAILED
     lines = result.stdout.splitlines()
@@ -174,11 +187,16 @@ async def test_cli_reads_an_outcome_published_before_it_started(
 
 
 async def test_cli_follows_a_rollout_published_while_it_waits(
-    nats_server: NatsServer, deployer: FakeDeployer
+    fresh_nats_server: NatsServer, deployer: FakeDeployer
 ) -> None:
     deployment = new_id()
     process = await start_cli_wait(
-        {"NATS_URL": nats_server.url}, "order", "--deployment-id", deployment, "--timeout", "30"
+        {"NATS_URL": fresh_nats_server.url},
+        "order",
+        "--deployment-id",
+        deployment,
+        "--timeout",
+        "30",
     )
     await asyncio.sleep(1.0)
     await deployer.rollout("order", deployment, DeployPhase.SUCCEEDED)
@@ -188,11 +206,11 @@ async def test_cli_follows_a_rollout_published_while_it_waits(
 
 
 async def test_cli_times_out_with_its_own_exit_code(
-    nats_server: NatsServer, deployer: FakeDeployer, run_cli: CliRun
+    fresh_nats_server: NatsServer, deployer: FakeDeployer, run_cli: CliRun
 ) -> None:
     result = await asyncio.to_thread(
         run_cli, "wait", "order", "--deployment-id", new_id(), "--timeout", "1",
-        env={"NATS_URL": nats_server.url},
+        env={"NATS_URL": fresh_nats_server.url},
     )  # fmt: skip
     assert result.returncode == ExitCode.TIMEOUT
     assert "no outcome for deployment" in result.stderr
