@@ -285,3 +285,9 @@ async def test_wait_explains_refused_credentials(secured_nats: NatsServer, run_c
     )  # fmt: skip
     assert wrong_password.returncode == ExitCode.ERROR
     assert "cannot connect to NATS" in wrong_password.stderr
+
+
+def test_wait_refuses_a_subject_pattern_as_service(run_cli: CliRun) -> None:
+    result = run_cli("wait", "order.>", "--deployment-id", "x", "--timeout", "1")
+    assert result.returncode == ExitCode.ERROR
+    assert "'order.>' is not a service name: pass one like 'order'" in result.stderr

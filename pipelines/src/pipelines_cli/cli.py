@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deployer.contract import DeployEventData, DeployPhase
+from deployer.contract import SERVICE_NAME, DeployEventData, DeployPhase
 from kit.settings import ConfigurationError, NatsSettings, load_settings
 from pipelines_cli import gitrepo
 from pipelines_cli.build import build_spec, buildx_command, digest_from_metadata, image_reference
@@ -348,6 +349,11 @@ def wait_command(
     rolled back, 4 rejected, 5 superseded by a newer deployment, 6 timeout (1 for other errors).
     """
     with _user_errors():
+        if not re.match(SERVICE_NAME, service):
+            raise PipelineError(
+                f"{service!r} is not a service name: pass one like 'order' (lowercase letters, "
+                "digits and '-')"
+            )
         if deployment is None:
             if run_id is None:
                 raise PipelineError("pass --deployment-id, or --run-id (or PIPELINE_RUN_ID)")
