@@ -117,9 +117,10 @@ install_wheel() {
   printf '%s==%s' "$package" "$version" > "$req"
   for h in "$@"; do printf ' --hash=sha256:%s' "$h" >> "$req"; done
   printf '\n' >> "$req"
-  "$PYTHON" -m venv "$dir/venv"
+  # Called as `build_into ... || die`, where errexit does not apply: stop at the first failure.
+  "$PYTHON" -m venv "$dir/venv" || return 1
   "$dir/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps \
-    --only-binary=:all: --require-hashes -r "$req"
+    --only-binary=:all: --require-hashes -r "$req" || return 1
   ln -s "../venv/bin/$binary" "$dir/bin/$binary"
 }
 

@@ -78,6 +78,10 @@ def test_workflows_pass_actionlint_with_shellcheck(repo_root: Path) -> None:
     run([actionlint, *options, *workflows], repo_root)
 
 
+def test_the_tools_script_passes_shellcheck(repo_root: Path) -> None:
+    run([tool(repo_root, "shellcheck"), "pipelines/tools.sh"], repo_root)
+
+
 def workflow(repo_root: Path, name: str) -> dict[Any, Any]:
     loaded = yaml.safe_load((repo_root / ".github/workflows" / name).read_text())
     assert isinstance(loaded, dict)
