@@ -8,9 +8,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.bench.deployer_bench import run_deployer_bench
 from tests.bench.report import write_section
 from tests.bench.saga_bench import RateResult, run_at_rate
-from tests.bench.stats import ms
+from tests.bench.stats import ms, percentile
 from tests.integration.saga_stack import SagaStack
 
 STEADY_RATE = 100.0
@@ -68,15 +69,45 @@ Highest sustained rate (every order paid, offered rate met, p99 < 1 s): **{best:
     )
 
 
+async def bench_deployer(samples: int) -> None:
+    """Event -> helm start, overhead against helm run directly, concurrent against serial."""
+    figures = await run_deployer_bench(Path.cwd(), samples)
+    p50 = percentile(figures.event_to_helm, 0.5)
+    p99 = percentile(figures.event_to_helm, 0.99)
+    overhead = figures.through_deployer / figures.direct_helm - 1
+    ratio = figures.concurrent_wall / figures.serial_wall
+    together = f"{figures.concurrent_wall:.1f} s / {figures.serial_wall:.1f} s = **{ratio:.2f}x**"
+    write_section(
+        "deployer",
+        f"""## Deployer
+
+The deployer as a real process with real NATS (the local users), the pinned helm and the local
+control plane; one fake node, pods ready 500 ms after they start. {samples} samples each.
+
+| measure | figure | target |
+| --- | --- | --- |
+| event published -> helm process started, p50 | **{ms(p50)}** | <= 50 ms |
+| event published -> helm process started, p99 | {ms(p99)} | |
+| publish -> succeeded through the deployer, p50 | {figures.through_deployer:.2f} s | |
+| the same `helm upgrade --install --wait` run directly, p50 | {figures.direct_helm:.2f} s | |
+| orchestrator overhead | **{overhead * 100:+.1f}%** | <= 10% |
+| 4 services at once (wall) / one after another | {together} | |
+""",
+    )
+
+
 def main() -> int:
     """Run the selected benchmarks."""
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--only", choices=["saga"], action="append")
+    parser.add_argument("--only", choices=["saga", "deployer"], action="append")
+    parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    selected = set(args.only or ["saga"])
+    selected = set(args.only or ["saga", "deployer"])
     if "saga" in selected:
         asyncio.run(bench_saga(args.seconds))
+    if "deployer" in selected:
+        asyncio.run(bench_deployer(args.samples))
     print("wrote docs/benchmarks.md", file=sys.stderr)
     return 0
 

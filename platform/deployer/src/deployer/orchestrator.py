@@ -81,6 +81,12 @@ class Orchestrator:
         self._charts = settings.service_charts()
         self._lanes = Lanes(self._execute, self._supersede, settings.max_concurrent)
         self._received: dict[str, float] = {}
+        self._helm_started: dict[str, datetime] = {}
+        # Per release: what this deployer applied last, and the manifest it rendered for it.
+        self._applied: dict[str, Observation] = {}
+        self._manifests: dict[str, str] = {}
+        self._services: dict[str, ServiceState] = {}
+        self._seen: set[str] = set()
 
     @property
     def services(self) -> list[str]:
@@ -110,7 +116,7 @@ class Orchestrator:
 
     async def on_pipeline_event(self, event: CloudEvent, delivery: Delivery) -> None:
         """Accept (queued) or reject one pipeline event; the same event id is handled once."""
-        if await self._store.get(event.id) is not None:
+        if await self._known(event.id):
             return
         self._received[event.id] = time.monotonic()
         service = service_from_subject(delivery.subject)
@@ -125,7 +131,7 @@ class Orchestrator:
     async def on_invalid_event(self, raw: bytes, error: str, delivery: Delivery) -> None:
         """A message that is not a CloudEvent: reject it with the parse error."""
         deployment_id = f"invalid-{delivery.subject}-{delivery.stream_sequence}"
-        if await self._store.get(deployment_id) is not None:
+        if await self._known(deployment_id):
             return
         service = service_from_subject(delivery.subject) or "unknown"
         await self._reject(deployment_id, service, f"malformed event: {error}", None)
@@ -161,7 +167,7 @@ class Orchestrator:
             image = parse_image(request.image)
         except ImageRejectedError as exc:
             raise RejectedError(str(exc)) from None
-        state = await self._store.service(request.service)
+        state = self._services.get(request.service) or await self._store.service(request.service)
         if state is not None and state.image and not request.rollback:
             deployed = parse_image(state.image)
             if image.is_older_than(deployed):
@@ -216,9 +222,17 @@ class Orchestrator:
         await self._lanes.submit(record)
         return record
 
+    async def _known(self, deployment_id: str) -> bool:
+        # Ids seen by this process are remembered; older ones are in the store.
+        if deployment_id in self._seen:
+            return True
+        return await self._store.get(deployment_id) is not None
+
     async def resume(self) -> int:
         """After a restart: put every unfinished deployment back in its lane, oldest first."""
-        unfinished = [r for r in await self._store.all() if not r.phase.terminal]
+        records = await self._store.all()
+        self._seen.update(record.id for record in records)
+        unfinished = [r for r in records if not r.phase.terminal]
         for record in unfinished:
             await self._lanes.submit(record)
         return len(unfinished)
@@ -306,8 +320,11 @@ class Orchestrator:
     async def _run_to_outcome(self, record: DeploymentRecord) -> None:
         release = record.service
         for attempt in range(1, MAX_RETRIES + 1):
+            observed: Observation | None = None
             try:
-                observed = await self._observe(release)
+                # What this deployer applied last is Helm's state too (it is the only writer);
+                # anything else (a restart, a failure) asks Helm.
+                observed = self._applied.get(release) or await self._observe(release)
                 action = choose_action(record, observed)
                 if isinstance(action, RecoverPending):
                     done = await self._helm.recover_pending(release)
@@ -326,42 +343,35 @@ class Orchestrator:
                 await self._apply(record, observed)
                 return
             except HelmRetryableError as exc:
+                self._forget(release)
                 log.warning(
                     "helm failed transiently; retrying",
                     extra={"deployment_id": record.id, "attempt": attempt, "error": str(exc)},
                 )
                 await asyncio.sleep(self._settings.retry_seconds * attempt)
             except HelmFinalError as exc:
-                await self._fail(record, observed_before=None, error=exc)
+                self._forget(release)
+                await self._fail(record, observed_before=observed, error=exc)
                 return
         await self._finish(
             record, DeployPhase.FAILED, f"helm kept failing after {MAX_RETRIES} tries"
         )
 
+    def _forget(self, release: str) -> None:
+        self._applied.pop(release, None)
+        self._manifests.pop(release, None)
+
     async def _apply(self, record: DeploymentRecord, observed: Observation) -> None:
-        chart = self._charts[record.service]
         if record.rollback_to_revision is not None:
-            started = record.moved_to(DeployPhase.STARTED)
-            await self._report(started)
-            await self._helm.rollback(
-                record.service,
-                record.rollback_to_revision or None,
-                timeout_seconds=self._settings.helm_timeout_seconds,
-                description=description_for(record),
-            )
-            after = await self._observe(record.service)
-            await self._succeed(started, after.revision or 0)
+            await self._rollback(record)
             return
+        chart = self._charts[record.service]
         values = await self.values_for(record)
-        plan = await self.plan(record, values)
-        started = record.moved_to(DeployPhase.STARTED).model_copy(
-            update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
-        )
-        await self._report(started)
-        watcher = self._watch_progress(started)
+        current = self._manifests.get(record.service)
+        plan = None if current is not None else await self.plan(record, values)
         began = time.monotonic()
-        try:
-            result = await self._helm.upgrade_install(
+        upgrade = asyncio.create_task(
+            self._helm.upgrade_install(
                 record.service,
                 chart,
                 values,
@@ -370,20 +380,61 @@ class Orchestrator:
                 history_max=self._settings.history_max,
                 on_start=lambda at: self._started_helm(record.id, at),
             )
+        )
+        watcher: asyncio.Task[None] | None = None
+        reported = record
+        try:
+            # Helm is already running; the plan (from the manifest applied last) follows at once.
+            rendered = await self._helm.template(record.service, chart, values)
+            if plan is None:
+                plan = plan_release(record.service, current, rendered)
+            started = record.moved_to(DeployPhase.STARTED).model_copy(
+                update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
+            )
+            await self._report(started)
+            reported = started
+            watcher = self._watch_progress(started)
+            result = await upgrade
         except HelmFinalError as exc:
-            await self._stop(watcher)
-            await self._fail(started, observed_before=observed, error=exc)
+            self._forget(record.service)
+            await self._fail(reported, observed_before=observed, error=exc)
             return
         finally:
+            if not upgrade.done():
+                upgrade.cancel()
+                await asyncio.gather(upgrade, return_exceptions=True)
             await self._stop(watcher)
             DEPLOY_DURATION.labels(record.service).observe(time.monotonic() - began)
+        assert record.request is not None
+        revision = result.revision or (observed.revision or 0) + 1
+        self._applied[record.service] = Observation(
+            status="deployed",
+            revision=revision,
+            description=description_for(record),
+            image=parse_image(record.request.image),
+        )
+        self._manifests[record.service] = rendered
+        await self._succeed(started, revision)
+
+    async def _rollback(self, record: DeploymentRecord) -> None:
+        started = record.moved_to(DeployPhase.STARTED)
+        await self._report(started)
+        self._forget(record.service)
+        await self._helm.rollback(
+            record.service,
+            record.rollback_to_revision or None,
+            timeout_seconds=self._settings.helm_timeout_seconds,
+            description=description_for(record),
+        )
         after = await self._observe(record.service)
-        await self._succeed(started, after.revision or result.revision or 0)
+        await self._succeed(started, after.revision or 0)
 
     def _started_helm(self, deployment_id: str, at: float) -> None:
         received = self._received.get(deployment_id)
         if received is not None:
             EVENT_TO_START.observe(at - received)
+        wall = time.time() - (time.monotonic() - at)
+        self._helm_started[deployment_id] = datetime.fromtimestamp(wall, UTC)
 
     def _watch_progress(self, record: DeploymentRecord) -> asyncio.Task[None] | None:
         if self._cluster is None:
@@ -430,21 +481,23 @@ class Orchestrator:
         if image is None:  # a rollback by revision: read what is running now
             observed = await self._observe(done.service)
             image = str(observed.image) if observed.image else None
-        await self._store.put_service(
-            ServiceState(
-                service=done.service,
-                image=image,
-                revision=revision,
-                phase=DeployPhase.SUCCEEDED,
-                deployment_id=done.id,
-                updated_at=datetime.now(UTC),
-            )
+        self._services[done.service] = state = ServiceState(
+            service=done.service,
+            image=image,
+            revision=revision,
+            phase=DeployPhase.SUCCEEDED,
+            deployment_id=done.id,
+            updated_at=datetime.now(UTC),
         )
+        await self._store.put_service(state)
 
     async def _finish(
         self, record: DeploymentRecord, phase: DeployPhase, reason: str | None
     ) -> None:
         final = record.moved_to(phase, reason)
+        helm_started = self._helm_started.pop(record.id, None)
+        if helm_started is not None:
+            final = final.model_copy(update={"helm_started_at": helm_started})
         DEPLOYMENTS.labels(record.service, phase.value).inc()
         await self._report(final)
 
@@ -473,6 +526,7 @@ class Orchestrator:
 
     async def _report(self, record: DeploymentRecord, superseded_by: str | None = None) -> None:
         """Save the record, then publish its phase (the store is the truth, events follow)."""
+        self._seen.add(record.id)
         await self._store.put(record)
         await self._publish(record, record.phase, superseded_by=superseded_by)
 

@@ -43,6 +43,7 @@ class DeploymentRecord(BaseModel):
     traceparent: str | None = None
     received_at: datetime
     started_at: datetime | None = None
+    helm_started_at: datetime | None = None
     finished_at: datetime | None = None
     history: list[PhaseChange] = Field(default_factory=list)
 
