@@ -42,13 +42,14 @@ postgres: ## PostgreSQL server binaries for the tests (Debian's postgresql packa
 setup: deps tools postgres ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
-tools: ## Build helm and the local Kubernetes control plane from Go modules (~10 min once; cached by version)
+tools: ## Build helm, the local control plane and the CI linters from Go modules and wheels (cached by version)
 	@platform/cluster/build-tools.sh
+	@pipelines/tools.sh
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
 	@echo "==> ruff check"; $(BIN)/ruff check .
 	@echo "==> ruff format --check"; $(BIN)/ruff format --check .
-	@echo "==> mypy (strict)"; $(BIN)/mypy platform services tests conftest.py charts/schemagen.py
+	@echo "==> mypy (strict)"; $(BIN)/mypy platform services tests pipelines conftest.py charts/schemagen.py
 
 fmt: setup ## Format and auto-fix
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .

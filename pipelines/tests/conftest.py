@@ -10,13 +10,7 @@ from pathlib import Path
 
 import pytest
 
-# Until flotilla-pipelines is a member of the uv workspace (it is then installed in .venv, and
-# this is a no-op), make its package importable here; the CLI subprocesses get PYTHONPATH.
-_SRC = str(Path(__file__).resolve().parents[1] / "src")
-if _SRC not in sys.path:
-    sys.path.insert(0, _SRC)
-
-from pipelines_cli.testing import SRC, CliRun, GitRepo, git, pyproject  # noqa: E402
+from pipelines_cli.testing import CliRun, GitRepo, git, pyproject
 
 
 @pytest.fixture
@@ -55,9 +49,6 @@ def run_cli(repo_root: Path) -> CliRun:
         timeout: float = 60,
     ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, **(env or {})}
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(SRC), full_env.get("PYTHONPATH", "")) if p
-        )
         return subprocess.run(
             [sys.executable, "-m", "pipelines_cli", *args],
             cwd=cwd or repo_root,

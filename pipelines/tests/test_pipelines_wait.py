@@ -25,7 +25,7 @@ from kit.settings import NatsSettings
 from kit.testing.nats_server import NatsServer
 from pipelines_cli.exitcodes import ExitCode
 from pipelines_cli.publish import deployment_id
-from pipelines_cli.testing import SRC, CliRun
+from pipelines_cli.testing import CliRun
 from pipelines_cli.wait import exit_code, wait_for_outcome
 
 LOCAL_PASSWORDS = {"ci": "ci-local-only", "deployer": "deployer-local-only"}
@@ -88,7 +88,7 @@ async def wait_in_process(
 
 
 async def start_cli_wait(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    full_env = {**os.environ, **env, "PYTHONPATH": str(SRC)}
+    full_env = {**os.environ, **env}
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "pipelines_cli", "wait", *args,
         env=full_env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

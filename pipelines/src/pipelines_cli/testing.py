@@ -7,9 +7,6 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-# The src/ folder holding this package, for the PYTHONPATH of CLI subprocesses.
-SRC = Path(__file__).resolve().parents[1]
-
 
 def git(repo: Path, *args: str) -> str:
     """Run git in ``repo`` with a fixed identity; returns stdout."""
