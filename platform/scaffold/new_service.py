@@ -1,0 +1,586 @@
+"""Scaffold a service (`make new-service name=<name>`) or remove one (`make remove-service`).
+
+A new service gets, from the templates next to this file and from the payment service (whose
+Dockerfile, chart and skaffold module it copies, renamed):
+
+- services/<name>/: pyproject.toml, Dockerfile, README.md, src/<name>_service/ with an example
+  resource (items in its database, an Alembic migration, an event through the outbox) and tests;
+- charts/<name>/: the chart on flotilla-lib, its vendored library and generated values schema;
+- its registrations: the root pyproject.toml (workspace, ruff, mypy) and uv.lock, skaffold.yaml,
+  its NATS user in platform/nats/local.conf, `make run` (kit.devrun), charts/schemagen.py,
+  charts/vendor-lib.sh, tests/charts/chartsupport.py and .gitlab-ci.yml.
+
+Removal undoes exactly that. Usage (make passes --uv):
+
+    .venv/bin/python platform/scaffold/new_service.py new inventory --uv ~/.cache/.../uv
+    .venv/bin/python platform/scaffold/new_service.py remove inventory --uv ~/.cache/.../uv
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates" / "service"
+# A new service copies this service's Dockerfile, chart and skaffold module, renamed.
+REFERENCE = "payment"
+# The services the platform is built around (the gateway routes to them): never removed here.
+CORE_SERVICES = ("auth", "order", "payment", "gateway")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+MAX_LENGTH = 30
+RESERVED = {
+    "kit": "the service chassis (platform/kit)",
+    "deployer": "the deploy orchestrator (platform/deployer, charts/deployer)",
+    "platform": "the platform folder (and a module of the standard library)",
+    "flotilla": "the workspace's root project",
+    "flotilla-lib": "the library chart (charts/flotilla-lib)",
+    "ci": "the NATS user of CI",
+    "pipeline": "the pipeline.> events that only CI publishes",
+    "pipelines": "the CI command line (pipelines/)",
+    "deploy": "the deploy.> events that only the deployer publishes",
+    "deadletter": "the dead letters (deadletter.>)",
+    "scaffold": "this scaffold (platform/scaffold)",
+    "charts": "a top-level folder",
+    "services": "a top-level folder",
+    "tests": "a top-level folder",
+}
+DEVRUN = "platform/kit/src/kit/devrun.py"
+DEVRUN_BASE_PORT = 8000
+STREAMS = "platform/kit/src/kit/events/streams.py"
+NATS_CONF = "platform/nats/local.conf"
+
+
+class ScaffoldError(Exception):
+    """Something the user can fix; the message says what was wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Service:
+    """The names a service goes by."""
+
+    name: str  # inventory, stock-level: folders, chart, release, NATS user and subjects
+
+    @property
+    def snake(self) -> str:
+        """The name as a Python identifier part: stock_level."""
+        return self.name.replace("-", "_")
+
+    @property
+    def package(self) -> str:
+        """Its Python package: stock_level_service."""
+        return f"{self.snake}_service"
+
+    @property
+    def project(self) -> str:
+        """Its workspace project and image name: stock-level-service."""
+        return f"{self.name}-service"
+
+    @property
+    def stream(self) -> str:
+        """Its JetStream stream: STOCK_LEVEL."""
+        return self.snake.upper()
+
+    @property
+    def folder(self) -> str:
+        """Its source folder."""
+        return f"services/{self.name}"
+
+    @property
+    def chart(self) -> str:
+        """Its chart folder."""
+        return f"charts/{self.name}"
+
+
+@dataclass
+class Changes:
+    """What a run writes (new files, edited shared files) and notes for the user."""
+
+    new_files: dict[str, bytes] = field(default_factory=dict)
+    edits: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+# --- names --------------------------------------------------------------------------------------
+
+
+def check_name_format(name: str, command: str) -> Service:
+    """The service called ``name``, or ScaffoldError saying which names are allowed."""
+    if not name:
+        raise ScaffoldError(f"give the service a name: make {command} name=inventory")
+    if not NAME_PATTERN.match(name) or len(name) > MAX_LENGTH:
+        raise ScaffoldError(
+            f"{name!r} is not a valid service name: use lowercase letters, digits and single "
+            f"dashes, starting with a letter, at most {MAX_LENGTH} characters "
+            "(e.g. inventory, stock-level)"
+        )
+    if name == "service" or name.endswith("-service"):
+        raise ScaffoldError(
+            f"{name!r}: leave out the -service suffix; the scaffold adds it where it belongs "
+            "(image and project inventory-service, package inventory_service)"
+        )
+    if name in RESERVED:
+        raise ScaffoldError(f"{name!r} is reserved for {RESERVED[name]}: choose another name")
+    return Service(name)
+
+
+def kit_streams(root: Path) -> dict[str, str]:
+    """The streams the kit declares, by name, with the subject prefix each one holds."""
+    text = (root / STREAMS).read_text()
+    return dict(re.findall(r'StreamSpec\(\s*"([A-Z0-9_]+)",\s*\(\s*"([^".]+)\.>"', text))
+
+
+def traces(root: Path, service: Service) -> list[str]:
+    """Where ``service`` already appears in the repository."""
+    found = [path for path in (service.folder, service.chart) if (root / path).exists()]
+    if service.name in skaffold_modules(read(root, "skaffold.yaml")):
+        found.append("skaffold.yaml")
+    if re.search(rf"(?m)^\s*user: {re.escape(service.name)},", read(root, NATS_CONF)):
+        found.append(NATS_CONF)
+    if f'"{service.project}"' in read(root, "pyproject.toml"):
+        found.append("pyproject.toml")
+    return found
+
+
+def check_new(root: Path, name: str) -> Service:
+    """The service to create, or ScaffoldError when the name is invalid, reserved or taken."""
+    service = check_name_format(name, "new-service")
+    streams = kit_streams(root)
+    for stream, prefix in streams.items():
+        if service.stream == stream or service.name == prefix:
+            raise ScaffoldError(
+                f"{name!r} would share the {stream} stream or its {prefix}.> subjects, which "
+                f"belong to another part of the platform ({STREAMS}): choose another name"
+            )
+    if service.stream.startswith(("KV_", "OBJ_")):
+        raise ScaffoldError(
+            f"{name!r} would name its stream {service.stream}, a prefix JetStream keeps for "
+            "key-value and object stores: choose another name"
+        )
+    found = traces(root, service)
+    if found:
+        raise ScaffoldError(
+            f"a service {name!r} exists already ({', '.join(found)}): choose another name, or "
+            f"run `make remove-service name={name}` first if it is a scaffold you do not want"
+        )
+    return service
+
+
+def check_remove(root: Path, name: str) -> Service:
+    """The service to remove, or ScaffoldError when it is not one the scaffold could have made."""
+    service = check_name_format(name, "remove-service")
+    if name in CORE_SERVICES:
+        raise ScaffoldError(
+            f"{name!r} is one of the platform's own services ({', '.join(CORE_SERVICES)}); "
+            "remove-service only removes services made by make new-service"
+        )
+    if not traces(root, service):
+        raise ScaffoldError(f"there is no service {name!r} (no {service.folder}): nothing to do")
+    return service
+
+
+# --- text helpers -------------------------------------------------------------------------------
+
+
+def read(root: Path, path: str) -> str:
+    """The text of a repository file, or ScaffoldError when it is missing."""
+    try:
+        return (root / path).read_text()
+    except FileNotFoundError:
+        raise ScaffoldError(f"{path} not found in {root}: run it in a Flotilla checkout") from None
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """``text`` with every placeholder of ``values`` replaced."""
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def rename_reference(text: str, service: Service) -> str:
+    """A file of the reference service, renamed for ``service`` (comment columns kept)."""
+    text = text.replace(f"{REFERENCE}_service", service.package)
+    shift = len(service.name) - len(REFERENCE)
+
+    def keep_column(match: re.Match[str]) -> str:
+        return service.name + " " * max(1, len(match.group(1)) - shift) + "#"
+
+    text = re.sub(rf"\b{REFERENCE}\b( +)#", keep_column, text)
+    return re.sub(rf"\b{REFERENCE}\b", service.name, text)
+
+
+def anchor_missing(path: str, what: str) -> ScaffoldError:
+    """The error for a shared file that no longer looks the way the scaffold expects."""
+    return ScaffoldError(
+        f"{path}: cannot find {what}, so the scaffold does not know where to register the "
+        "service. Restore that part of the file (see git log), or register it by hand as "
+        "platform/scaffold/README.md describes"
+    )
+
+
+def edit_string_tuple(text: str, variable: str, name: str, add: bool) -> str | None:
+    """Add ``name`` to (or remove it from) ``VARIABLE = ("a", "b")``; None when there is none.
+
+    The tuple is written on one line; ruff format wraps it when it grows too long.
+    """
+    match = re.search(rf"(?m)^{variable} = \((?P<body>[^()]*)\)", text)
+    if match is None:
+        return None
+    items = list(ast.literal_eval(f"({match['body']},)" if match["body"].strip() else "()"))
+    if not all(isinstance(item, str) for item in items):
+        return None
+    items = [item for item in items if item != name] + ([name] if add else [])
+    body = ", ".join(f'"{item}"' for item in items) + ("," if len(items) == 1 else "")
+    return f"{text[: match.start()]}{variable} = ({body}){text[match.end() :]}"
+
+
+def edit_word_list(text: str, pattern: str, name: str, add: bool, before: str = "") -> str | None:
+    """Edit the list in group 2 of ``pattern`` (items split by ``, `` or spaces)."""
+    match = re.search(pattern, text, flags=re.M)
+    if match is None:
+        return None
+    separator = ", " if "," in match.group(2) else " "
+    items = [item for item in match.group(2).split(separator.strip() or None) if item.strip()]
+    items = [item.strip() for item in items if item.strip() != name]
+    if add:
+        index = items.index(before) if before in items else len(items)
+        items.insert(index, name)
+    new = match.group(1) + separator.join(items) + match.group(3)
+    return text[: match.start()] + new + text[match.end() :]
+
+
+# --- the shared files ---------------------------------------------------------------------------
+
+
+def edit_pyproject(text: str, service: Service, add: bool) -> str:
+    """The root pyproject.toml: dependency, uv source, first-party package, mypy path."""
+    path = "pyproject.toml"
+    dependency = f'  "{service.project}",\n'
+    source = f"{service.project} = {{ workspace = true }}\n"
+    text = text.replace(dependency, "").replace(source, "")
+    if add:
+        block = re.search(r"(?ms)^\[project\]\n.*?^dependencies = \[\n(?P<body>.*?)^\]", text)
+        if block is None:
+            raise anchor_missing(path, "[project].dependencies")
+        services = list(re.finditer(r'(?m)^  "[a-z0-9-]+-service",\n', block["body"]))
+        at = block.start("body") + (services[-1].end() if services else len(block["body"]))
+        text = text[:at] + dependency + text[at:]
+        sources = list(re.finditer(r"(?m)^[a-z0-9-]+-service = \{ workspace = true \}\n", text))
+        if not sources:
+            raise anchor_missing(path, "a `<name>-service = { workspace = true }` line")
+        at = sources[-1].end()
+        text = text[:at] + source + text[at:]
+    first_party = edit_word_list(
+        text, r"^(known-first-party = \[)(.*)(\])$", f'"{service.package}"', add
+    )
+    if first_party is None:
+        raise anchor_missing(path, "[tool.ruff.lint.isort] known-first-party")
+    mypy = re.search(r'(?m)^(mypy_path = ")([^"]*)(")$', first_party)
+    if mypy is None:
+        raise anchor_missing(path, "[tool.mypy] mypy_path")
+    entry = f"{service.folder}/src"
+    entries = [e for e in mypy.group(2).split(":") if e and e != entry] + ([entry] if add else [])
+    return first_party[: mypy.start(2)] + ":".join(entries) + first_party[mypy.end(2) :]
+
+
+def skaffold_modules(text: str) -> dict[str, int]:
+    """The module names of skaffold.yaml, with the index of their document."""
+    modules = {}
+    for index, document in enumerate(re.split(r"(?m)^---\n", text)):
+        match = re.search(r"(?m)^metadata:\n  name: (\S+)$", document)
+        if match:
+            modules[match.group(1)] = index
+    return modules
+
+
+def edit_skaffold(text: str, service: Service, add: bool) -> str:
+    """skaffold.yaml: the reference module renamed, inserted before the deployer's."""
+    documents = re.split(r"(?m)^---\n", text)
+    modules = skaffold_modules(text)
+    if service.name in modules:
+        del documents[modules[service.name]]
+    if add:
+        if REFERENCE not in modules:
+            raise anchor_missing("skaffold.yaml", f"the {REFERENCE} module")
+        reference = documents[modules[REFERENCE]]
+        module = rename_reference(reference[reference.index("apiVersion:") :], service)
+        documents.insert(modules.get("deployer", len(documents)), module)
+    return "---\n".join(documents)
+
+
+def nats_user(service: Service) -> str:
+    """The service's user in local.conf: its own subjects, dead letters and stream."""
+    stream, name = service.stream, service.name
+    return (
+        "    {\n"
+        f'      user: {name}, password: "{name}-local-only"\n'
+        "      permissions: {\n"
+        '        publish: { allow: ["$JS.API.INFO", "$JS.API.STREAM.INFO.*",\n'
+        f'          "{name}.>", "deadletter.{name}.>",\n'
+        f'          "$JS.API.STREAM.CREATE.{stream}", "$JS.API.STREAM.UPDATE.{stream}",\n'
+        '          "$JS.API.STREAM.CREATE.DEADLETTER", "$JS.API.STREAM.UPDATE.DEADLETTER"] }\n'
+        '        subscribe: { allow: ["_INBOX.>"] }\n'
+        "      }\n"
+        "    },\n"
+    )
+
+
+def edit_nats(text: str, service: Service, add: bool) -> str:
+    """platform/nats/local.conf: the service's user, before the deployer's."""
+    user = re.escape(service.name)
+    own = rf"(?ms)^    \{{\n(?:      #[^\n]*\n)*      user: {user},.*?^    \}},\n"
+    text = re.sub(own, "", text)
+    if not add:
+        return text
+    deployer = re.search(r"(?m)^    \{\n(?:      #.*\n)*      user: deployer,", text)
+    if deployer is None:
+        raise anchor_missing(NATS_CONF, "the deployer's user (the new user goes before it)")
+    return text[: deployer.start()] + nats_user(service) + text[deployer.start() :]
+
+
+def devrun_port(text: str) -> int | None:
+    """The port `make run` gives the next service, or None when devrun lists no services."""
+    offsets = [int(n) for n in re.findall(r'(?m)^    LocalService\("[^"]+", (\d+)\),$', text)]
+    return DEVRUN_BASE_PORT + max(offsets) + 1 if offsets else None
+
+
+def edit_devrun(text: str, service: Service, add: bool) -> str | None:
+    """kit.devrun (make run): a LocalService with the next free port offset."""
+    text = re.sub(rf'(?m)^    LocalService\("{re.escape(service.name)}", \d+\),\n', "", text)
+    block = re.search(r"(?ms)^SERVICES = \(\n(?P<body>.*?)^\)", text)
+    port = devrun_port(text)
+    if block is None or port is None:
+        return None
+    if not add:
+        return text
+    line = f'    LocalService("{service.name}", {port - DEVRUN_BASE_PORT}),\n'
+    return text[: block.end("body")] + line + text[block.end("body") :]
+
+
+def edit_tuples(*variables: str) -> Callable[[str, Service, bool], str | None]:
+    """An edit adding the service's name to each string tuple ``variables`` of a Python file."""
+
+    def edit(text: str, service: Service, add: bool) -> str | None:
+        for variable in variables:
+            edited = edit_string_tuple(text, variable, service.name, add)
+            if edited is None:
+                return None
+            text = edited
+        return text
+
+    return edit
+
+
+def edit_vendor_script(text: str, service: Service, add: bool) -> str | None:
+    """charts/vendor-lib.sh: the chart in its list, before the deployer."""
+    pattern = r"^(for chart in )([a-z0-9 -]+)(; do)$"
+    return edit_word_list(text, pattern, service.name, add, before="deployer")
+
+
+def edit_gitlab(text: str, service: Service, add: bool) -> str | None:
+    """.gitlab-ci.yml: the service in the per-service job matrix."""
+    return edit_word_list(text, r"^(\s*- SERVICE: \[)([^\]]*)(\])$", service.name, add)
+
+
+# Each shared file, how to edit it, and whether the scaffold must find its anchor (a list that
+# another change may have replaced by discovery is skipped with a note instead).
+Edit = Callable[[str, Service, bool], str | None]
+SHARED: tuple[tuple[str, Edit, bool], ...] = (
+    ("pyproject.toml", edit_pyproject, True),
+    ("skaffold.yaml", edit_skaffold, True),
+    (NATS_CONF, edit_nats, True),
+    (DEVRUN, edit_devrun, False),
+    ("charts/schemagen.py", edit_tuples("SERVICE_CHARTS", "CHARTS_WITH_DATABASE"), False),
+    ("tests/charts/chartsupport.py", edit_tuples("SERVICE_CHARTS", "CHARTS_WITH_DATABASE"), False),
+    ("charts/vendor-lib.sh", edit_vendor_script, False),
+    (".gitlab-ci.yml", edit_gitlab, False),
+)
+
+
+def shared_edits(root: Path, service: Service, add: bool, changes: Changes) -> None:
+    """Compute every shared file's edit into ``changes`` (nothing is written yet)."""
+    for path, edit, required in SHARED:
+        if not required and not (root / path).exists():
+            continue
+        before = read(root, path)
+        after = edit(before, service, add)
+        if after is None:
+            changes.notes.append(f"{path}: no service list found there; not edited")
+        elif after != before:
+            changes.edits[path] = after
+
+
+# --- generation ---------------------------------------------------------------------------------
+
+
+def service_files(root: Path, service: Service, port: int | None) -> dict[str, bytes]:
+    """services/<name>/ from the templates, and its Dockerfile from the reference service's."""
+    values = {
+        "__PACKAGE__": service.package,
+        "__SNAKE__": service.snake,
+        "__STREAM__": service.stream,
+        "__PORT__": str(port) if port else "(see its output)",
+        "__NAME__": service.name,
+    }
+    files = {}
+    for template in sorted(TEMPLATES.rglob("*.tmpl")):
+        relative = substitute(str(template.relative_to(TEMPLATES)), values).removesuffix(".tmpl")
+        files[f"{service.folder}/{relative}"] = substitute(template.read_text(), values).encode()
+    dockerfile = read(root, f"services/{REFERENCE}/Dockerfile")
+    files[f"{service.folder}/Dockerfile"] = rename_reference(dockerfile, service).encode()
+    return files
+
+
+def chart_files(root: Path, service: Service) -> dict[str, bytes]:
+    """charts/<name>/: the reference chart renamed, with its vendored library as it is.
+
+    values.schema.json is left to charts/schemagen.py; the vendored flotilla-lib tarball and
+    Chart.lock are the same bytes in every chart (helm packages the library reproducibly).
+    """
+    source = root / "charts" / REFERENCE
+    if not (source / "Chart.yaml").is_file():
+        raise anchor_missing(f"charts/{REFERENCE}", "Chart.yaml (the chart a new one copies)")
+    files = {}
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        relative = path.relative_to(source).as_posix()
+        if relative == "values.schema.json":
+            continue
+        if relative == "Chart.lock" or path.suffix == ".tgz":
+            content = path.read_bytes()
+        else:
+            text = rename_reference(path.read_text(), service)
+            if relative == "Chart.yaml":
+                text = re.sub(
+                    r"(?m)^description: .*$",
+                    f"description: The Flotilla {service.name} service.",
+                    text,
+                )
+                text = re.sub(r"(?m)^version: .*$", "version: 0.1.0", text)
+                text = re.sub(r"(?m)^appVersion: .*$", 'appVersion: "0.1.0"', text)
+            content = text.encode()
+        files[f"{service.chart}/{relative}"] = content
+    return files
+
+
+# --- running it ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The programs a run calls: the venv's Python and ruff, and uv."""
+
+    root: Path
+    uv: str
+
+    def run(self, *command: str) -> None:
+        """Run ``command`` in the repository; ScaffoldError with its output when it fails."""
+        result = subprocess.run(command, cwd=self.root, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise ScaffoldError(
+                f"`{' '.join(command)}` failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}".rstrip()
+            )
+
+    def ruff(self, *args: str) -> None:
+        """Run the venv's ruff."""
+        ruff = Path(sys.executable).with_name("ruff")
+        if not ruff.is_file():
+            raise ScaffoldError(f"{ruff} not found: run `make deps` first")
+        self.run(str(ruff), *args, "--quiet")
+
+    def lock_and_sync(self) -> None:
+        """Update uv.lock for the changed workspace and install it into the venv."""
+        self.run(self.uv, "lock", "--quiet")
+        self.run(self.uv, "sync", "--all-packages", "--locked", "--quiet")
+
+
+def apply(root: Path, changes: Changes) -> None:
+    """Write the new files and the edited shared files."""
+    for path, content in changes.new_files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    for path, text in changes.edits.items():
+        (root / path).write_text(text)
+
+
+def new_service(root: Path, name: str, tools: Tools) -> Changes:
+    """Create the service ``name`` and register it everywhere; returns what was done."""
+    service = check_new(root, name)
+    changes = Changes()
+    shared_edits(root, service, True, changes)
+    port = devrun_port(read(root, DEVRUN)) if DEVRUN in changes.edits else None
+    changes.new_files.update(service_files(root, service, port))
+    changes.new_files.update(chart_files(root, service))
+    apply(root, changes)
+    python_edits = [path for path in changes.edits if path.endswith(".py")]
+    # Import order depends on the name (first-party imports sort alphabetically), so format.
+    tools.ruff("check", "--fix", "--select", "I", service.folder)
+    tools.ruff("format", service.folder, *python_edits)
+    tools.run(sys.executable, "charts/schemagen.py")
+    schema = f"{service.chart}/values.schema.json"
+    if not (root / schema).is_file():
+        raise ScaffoldError(f"charts/schemagen.py did not write {schema}: add {name} to its charts")
+    tools.lock_and_sync()
+    return changes
+
+
+def remove_service(root: Path, name: str, tools: Tools) -> Changes:
+    """Delete the service ``name`` and every registration of it; returns what was done."""
+    service = check_remove(root, name)
+    changes = Changes()
+    shared_edits(root, service, False, changes)
+    for folder in (service.folder, service.chart):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    apply(root, changes)
+    python_edits = [path for path in changes.edits if path.endswith(".py")]
+    if python_edits:
+        tools.ruff("format", *python_edits)
+    tools.lock_and_sync()
+    return changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line: ``new NAME`` or ``remove NAME``."""
+    parser = argparse.ArgumentParser(
+        prog="new_service.py", description=(__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("command", choices=["new", "remove"])
+    parser.add_argument("name", help="lowercase letters, digits and dashes, e.g. inventory")
+    parser.add_argument("--root", type=Path, default=HERE.parents[1], help="the checkout")
+    parser.add_argument("--uv", default=os.environ.get("UV") or shutil.which("uv"))
+    args = parser.parse_args(argv)
+    target = "new-service" if args.command == "new" else "remove-service"
+    root = args.root.resolve()
+    try:
+        if not args.uv:
+            raise ScaffoldError(f"uv not found: run `make {target} name={args.name}`, or pass --uv")
+        tools = Tools(root, args.uv)
+        if args.command == "new":
+            changes = new_service(root, args.name, tools)
+            print(f"created services/{args.name} and charts/{args.name}")
+        else:
+            changes = remove_service(root, args.name, tools)
+            print(f"removed services/{args.name} and charts/{args.name}")
+    except ScaffoldError as exc:
+        print(f"make {target}: {exc}", file=sys.stderr)
+        return 2
+    for path in [*sorted(changes.edits), "uv.lock"]:
+        print(f"  edited {path}")
+    for note in changes.notes:
+        print(f"  note: {note}")
+    if args.command == "new":
+        print(f"next: .venv/bin/pytest services/{args.name}, then make test, then commit")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
