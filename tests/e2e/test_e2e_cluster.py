@@ -32,31 +32,32 @@ COMPONENTS = {
 }
 
 
-def _pod(name: str, image: str, annotations: dict[str, str] | None = None) -> str:
-    """A bare pod that passes the restricted Pod Security Standard."""
-    return yaml.safe_dump(
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "annotations": annotations or {}},
-            "spec": {
+def _pod_spec(image: str) -> dict[str, Any]:
+    """A pod spec that passes the restricted Pod Security Standard."""
+    return {
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "app",
+                "image": image,
                 "securityContext": {
-                    "runAsNonRoot": True,
-                    "runAsUser": 10001,
-                    "seccompProfile": {"type": "RuntimeDefault"},
+                    "allowPrivilegeEscalation": False,
+                    "capabilities": {"drop": ["ALL"]},
                 },
-                "containers": [
-                    {
-                        "name": "app",
-                        "image": image,
-                        "securityContext": {
-                            "allowPrivilegeEscalation": False,
-                            "capabilities": {"drop": ["ALL"]},
-                        },
-                    }
-                ],
-            },
-        }
+            }
+        ],
+    }
+
+
+def _pod(name: str, image: str, annotations: dict[str, str] | None = None) -> str:
+    """A bare pod manifest."""
+    metadata = {"name": name, "annotations": annotations or {}}
+    return yaml.safe_dump(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": _pod_spec(image)}
     )
 
 
@@ -207,3 +208,17 @@ def test_never_ready_marker(
     (status,) = pod["status"]["containerStatuses"]
     assert status["ready"] is False
     assert status["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+
+
+def test_job_pods_complete(kubectl: Kubectl, namespace: str) -> None:
+    spec = {**_pod_spec("registry.local/migrate:1.0.0-a1b2c3d"), "restartPolicy": "Never"}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate"},
+        "spec": {"backoffLimit": 0, "template": {"spec": spec}},
+    }
+    kubectl.run("-n", namespace, "apply", "-f", "-", stdin=yaml.safe_dump(job))
+    kubectl.run("-n", namespace, "wait", "--for=condition=Complete", "job/migrate", "--timeout=30s")
+    (pod,) = kubectl.json("-n", namespace, "get", "pods", "-l", "job-name=migrate")["items"]
+    assert pod["status"]["phase"] == "Succeeded"
