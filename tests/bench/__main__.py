@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from tests.bench.deployer_bench import run_deployer_bench
+from tests.bench.gateway_bench import Throughput, run_gateway_bench
 from tests.bench.report import write_section
 from tests.bench.saga_bench import RateResult, run_at_rate
 from tests.bench.stats import ms, percentile
@@ -96,14 +97,45 @@ control plane; one fake node, pods ready 500 ms after they start. {samples} samp
     )
 
 
+def _throughput_row(name: str, t: Throughput) -> str:
+    return f"| {name} | {t.per_second:.0f} | {ms(t.p50)} | {ms(t.p99)} | {t.errors} |"
+
+
+async def bench_gateway(seconds: float) -> None:
+    """Throughput and latency through the gateway against calling order directly."""
+    connections = 16
+    direct, through = await run_gateway_bench(Path.cwd(), connections, seconds)
+    ratio = through.per_second / direct.per_second
+    verdict = "meets" if ratio >= 0.5 else "misses"
+    write_section(
+        "gateway",
+        f"""## Gateway against direct
+
+`GET /orders/{{id}}` on the order service (SQLite), {connections} keep-alive connections, closed
+loop, {seconds:.0f} s per run, direct and through the gateway alternated twice (best of each), one
+aiohttp client process. Through the gateway every request also has its JWT verified, its rate
+limit checked and its identity signed, and crosses a second process.
+
+| path | requests/s | p50 | p99 | errors |
+| --- | --- | --- | --- | --- |
+{_throughput_row("direct to order", direct)}
+{_throughput_row("through the gateway", through)}
+
+Gateway / direct: **{ratio:.2f}x** (target >= 0.5x: {verdict}).
+""",
+    )
+
+
 def main() -> int:
     """Run the selected benchmarks."""
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--only", choices=["saga", "deployer"], action="append")
+    parser.add_argument("--only", choices=["gateway", "saga", "deployer"], action="append")
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    selected = set(args.only or ["saga", "deployer"])
+    selected = set(args.only or ["gateway", "saga", "deployer"])
+    if "gateway" in selected:
+        asyncio.run(bench_gateway(args.seconds))
     if "saga" in selected:
         asyncio.run(bench_saga(args.seconds))
     if "deployer" in selected:

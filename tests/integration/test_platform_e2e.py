@@ -7,7 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -20,71 +19,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kit.testing.nats_server import NatsServer
-from kit.testing.process import ServiceProcess
+from tests.integration.platform_stack import KID, Platform
 from tests.integration.saga_stack import order_body
-
-KID = "e2e-key"
-
-
-class Platform:
-    """NATS with the local users, and auth, order, payment and gateway wired as `make run` does."""
-
-    def __init__(self, repo: Path, directory: Path) -> None:
-        self.key = Ed25519PrivateKey.generate()
-        key_file = directory / "signing.pem"
-        key_file.write_bytes(
-            self.key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        self.nats = NatsServer(directory / "nats", config_file=repo / "platform/nats/local.conf")
-        names = ("auth", "order", "payment", "gateway")
-        self.services = {
-            name: ServiceProcess(name, [sys.executable, "-m", f"{name}_service.main"], directory)
-            for name in names
-        }
-        urls = {name: process.base_url for name, process in self.services.items()}
-        for name, process in self.services.items():
-            process.env.update(
-                {
-                    "NATS_URL": self.nats.url,
-                    "NATS_USER": name,
-                    "NATS_PASSWORD": f"{name}-local-only",
-                    "DATABASE_URL": f"sqlite+aiosqlite:///{directory / name}.db",
-                    "AUTH_SIGNING_KEY_FILE": str(key_file),
-                    "AUTH_SIGNING_KEY_ID": KID,
-                    "GATEWAY_AUTH_URL": urls["auth"],
-                    "GATEWAY_ORDER_URL": urls["order"],
-                    "GATEWAY_PAYMENT_URL": urls["payment"],
-                    "GATEWAY_JWKS_URL": f"{urls['auth']}/auth/jwks.json",
-                }
-            )
-
-    @property
-    def gateway(self) -> str:
-        return self.services["gateway"].base_url
-
-    def start(self) -> None:
-        self.nats.start()
-        for process in self.services.values():
-            process.start()
-        for process in self.services.values():
-            process.wait_until("/readyz", 200)
-
-    def stop(self) -> None:
-        for process in self.services.values():
-            process.stop()
-        self.nats.stop()
-
-    def token(self, **claims: Any) -> str:
-        """A token signed with auth's own key (for claims auth would never issue)."""
-        now = int(time.time())
-        payload = {"iss": "flotilla-auth", "aud": "flotilla-api", "sub": "u-1", "iat": now,
-                   "exp": now + 300, **claims}  # fmt: skip
-        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": KID})
 
 
 @pytest.fixture(scope="module")

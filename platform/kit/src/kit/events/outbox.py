@@ -12,7 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database, UtcDateTime
@@ -109,32 +112,61 @@ class Outbox:
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending events in order; returns how many were published."""
+        query = (
+            select(outbox_table.c.id, outbox_table.c.subject, outbox_table.c.payload,
+                   outbox_table.c.headers)
+            .where(outbox_table.c.published_at.is_(None))
+            .order_by(outbox_table.c.id)
+            .limit(self._batch_size)
+        )  # fmt: skip
+        if self._db.dialect != "postgresql":
+            # One process per SQLite file: read, publish with no transaction open (SQLite has a
+            # single writer, which the service's requests need meanwhile), then mark.
+            async with self._db.transaction() as session:
+                rows = (await session.execute(query)).all()
+            done = await self._publish(rows)
+            if done:
+                async with self._db.transaction() as session:
+                    await self._mark(session, done)
+            return len(done)
         async with self._db.transaction() as session:
-            query = (
-                select(outbox_table.c.id, outbox_table.c.subject, outbox_table.c.payload,
-                       outbox_table.c.headers)
-                .where(outbox_table.c.published_at.is_(None))
-                .order_by(outbox_table.c.id)
-                .limit(self._batch_size)
-            )  # fmt: skip
-            if self._db.dialect == "postgresql":
-                # Replicas share the work instead of publishing the same rows.
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query)).all()
-            done: list[int] = []
-            try:
-                for row in rows:
-                    cloud_event = CloudEvent.model_validate_json(row.payload)
-                    await self._bus.publish(row.subject, cloud_event, headers=dict(row.headers))
-                    done.append(row.id)
-            finally:
-                if done:
-                    await session.execute(
-                        update(outbox_table)
-                        .where(outbox_table.c.id.in_(done))
-                        .values(published_at=datetime.now(UTC))
-                    )
+            # Replicas share the work: each locks the rows it publishes, skipping locked ones.
+            rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
+            done = await self._publish(rows)
+            if done:
+                await self._mark(session, done)
         return len(done)
+
+    async def _publish(self, rows: Sequence[Row[Any, Any, Any, Any]]) -> list[int]:
+        # Publishes are pipelined on the one connection: they reach NATS (and the stream) in
+        # order, and the acks are awaited together.
+        results = await asyncio.gather(
+            *(
+                self._bus.publish(
+                    row.subject,
+                    CloudEvent.model_validate_json(row.payload),
+                    headers=dict(row.headers),
+                )
+                for row in rows
+            ),
+            return_exceptions=True,
+        )
+        done = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                # Later rows may have been stored; they are published (and de-duplicated by
+                # their event id) again with this one on the next round.
+                break
+            done.append(row.id)
+        return done
+
+    @staticmethod
+    async def _mark(session: AsyncSession, ids: list[int]) -> None:
+        await session.execute(
+            update(outbox_table)
+            .where(outbox_table.c.id.in_(ids))
+            .values(published_at=datetime.now(UTC))
+        )
 
     async def purge_published(self) -> int:
         """Delete events published longer ago than the retention; returns how many."""
