@@ -15,8 +15,9 @@ BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 RUN_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help setup deps helm postgres tools charts-vendor test lint fmt run env clean clean-cache
+.PHONY: help setup deps helm postgres tools charts-vendor test lint fmt run env bench clean clean-cache
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -63,6 +64,10 @@ run: setup ## NATS and every service as local processes (Ctrl-C stops them)
 env: ## Shell exports for the project's tools: eval "$$(make -s env)"
 	@echo 'export PATH="$(CURDIR)/$(BIN)'"$$(platform/cluster/tool-paths.sh --dirs 2>/dev/null | sed 's/^/:/' | tr -d '\n')"':$$PATH"'
 	@echo 'export FLOTILLA_CACHE="$(FLOTILLA_CACHE)"'
+	@echo 'export KUBECONFIG="$(CURDIR)/.run/cluster/kubeconfig"  # make cluster-up'
+
+bench: setup ## Benchmarks (not part of make test): writes docs/benchmarks.md
+	@$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 charts-vendor: ## Re-vendor the library chart into every application chart (after editing it)
 	@charts/vendor-lib.sh
@@ -74,5 +79,7 @@ clean: ## Remove the virtualenv, run state and caches in the checkout (not the t
 clean-cache: ## Remove the tool cache outside the checkout ($(FLOTILLA_CACHE))
 	rm -rf $(FLOTILLA_CACHE)
 
-# make cluster-up / cluster-down (the local Kubernetes control plane)
+# make cluster-up / cluster-down (the local Kubernetes control plane), make demo, make new-service
 -include platform/cluster/cluster.mk
+-include platform/demo/demo.mk
+-include platform/scaffold/scaffold.mk
