@@ -296,8 +296,9 @@ async def run(
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout)
     except BaseException:
+        # The whole process group (its own session): cluster.sh's kwokctl must not go on alone.
         with contextlib.suppress(ProcessLookupError):
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
         raise
     result = Result(list(argv), process.returncode or 0, out.decode(), err.decode())
     with log.open("a") as record:

@@ -1,0 +1,124 @@
+"""`make demo` as a user runs it: a subprocess with its own run directory, ports and cluster (so it
+can run alongside other tests), which must finish, exit 0, tell the story's key facts, and leave
+no process behind; and on Ctrl-C or a failed step, stop everything it started and say why."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+DEMO = Path(__file__).resolve().parents[2] / "platform" / "demo" / "demo.py"
+
+
+def demo_command(run_dir: Path, *args: str) -> list[str]:
+    return [sys.executable, str(DEMO), "--run-dir", str(run_dir), "--no-color", *args]
+
+
+def leftovers(run_dir: Path) -> list[str]:
+    """Processes whose command line or environment names the run directory: NATS, the services
+    and the deployer (their store and databases are in it), the cluster's components."""
+    marker = str(run_dir).encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline or marker in environ:
+            command = cmdline.replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{proc.name}: {command}")
+    return found
+
+
+def logs_of(run_dir: Path) -> str:
+    """The end of every log the demo kept, for a failure message."""
+    parts = []
+    for log in sorted((run_dir / "logs").glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-20:]
+        parts.append(f"--- {log.name}\n" + "\n".join(lines))
+    return "\n".join(parts)
+
+
+@pytest.mark.timeout(420)
+def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
+    run_dir = tmp_path / "demo"
+    began = time.monotonic()
+    result = subprocess.run(
+        demo_command(run_dir), capture_output=True, text=True, timeout=400, check=False
+    )
+    took = time.monotonic() - began
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output + "\n" + logs_of(run_dir)
+    # Every service released, an order paid through the gateway.
+    assert output.count("succeeded") >= 4, output
+    assert re.search(r"order [0-9a-f]{8} is paid", output), output
+    # Order alone rolled: its own line in the before/after table, the others unchanged.
+    assert re.search(r"^\s+order\s+order-\S+ → order-\S+\s+1 → 2\s.*rolled\s*$", output, re.M)
+    for service in ("gateway", "auth", "payment"):
+        assert re.search(rf"^\s+{service}\s+{service}-\S+ \(same\).*unchanged\s*$", output, re.M)
+    assert "Only order rolled: gateway, auth and payment kept their ReplicaSets" in output
+    # The broken image failed, was rolled back, and CI saw it fail.
+    assert re.search(r"^\s+\+[\d.]+s failed\s", output, re.M), output
+    assert "rolled back to the previous release" in output
+    assert "pipelines wait exited 3" in output
+    assert re.search(r"Rolled back: order-\S+ \(1\.1\.0-[0-9a-f]{7}\) kept serving", output)
+    assert "demo finished in" in output
+    assert not leftovers(run_dir)
+    assert not list((run_dir / "cluster" / "kwok" / "clusters").glob("*"))
+    print(f"the demo took {took:.0f} s")
+
+
+@pytest.mark.timeout(240)
+def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
+    run_dir = tmp_path / "demo"
+    out = tmp_path / "demo.out"
+    with out.open("wb") as sink:
+        demo = subprocess.Popen(demo_command(run_dir), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        # Interrupt once NATS, the services, the cluster and the deployer are all up.
+        while "2. CI releases" not in out.read_text() and time.monotonic() < deadline:
+            assert demo.poll() is None, out.read_text()
+            time.sleep(0.2)
+        assert leftovers(run_dir), "nothing was running before the interrupt"
+        demo.send_signal(signal.SIGINT)
+        assert demo.wait(timeout=120) == 130, out.read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    output = out.read_text()
+    assert "interrupted" in output
+    assert "logs kept in" in output
+    assert not leftovers(run_dir), output
+    assert not list((run_dir / "cluster" / "kwok" / "clusters").glob("*"))
+
+
+@pytest.mark.timeout(240)
+def test_a_failed_step_exits_1_says_what_failed_and_cleans_up(tmp_path: Path) -> None:
+    run_dir = tmp_path / "demo"
+    # No rollout is ready within a 1 s helm timeout: the first release fails.
+    result = subprocess.run(
+        demo_command(run_dir, "--helm-timeout", "1"),
+        capture_output=True,
+        text=True,
+        timeout=220,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "the demo failed: the first release did not succeed" in output
+    assert "logs kept in" in output
+    assert not leftovers(run_dir), output
+    assert not list((run_dir / "cluster" / "kwok" / "clusters").glob("*"))
