@@ -1,10 +1,10 @@
 # `make demo`: the story of independent rollouts, end to end on the local control plane
-# (platform/demo/README.md). Included by the root Makefile, which defines BIN (.venv/bin) and the
-# deps and tools targets.
+# (platform/demo/README.md). Included by the root Makefile, which defines BIN (.venv/bin) and deps;
+# cluster-tools (platform/cluster/cluster.mk) builds helm and the control plane once, then is cached.
 
 DEMO_ARGS ?=
 
 .PHONY: demo
 
-demo: deps tools ## Independent rollouts end to end on a local cluster (~1 min warm; DEMO_ARGS=--no-color)
+demo: deps cluster-tools ## Independent rollouts end to end on a local cluster (~1 min warm; DEMO_ARGS=--no-color)
 	@$(BIN)/python platform/demo/demo.py $(DEMO_ARGS)

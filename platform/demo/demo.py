@@ -866,14 +866,14 @@ class Demo:
             )
             waits = asyncio.gather(*(self.wait(s, lanes[s].deployment_id) for s in SERVICES))
             outcomes, verdicts = await asyncio.gather(tracked, waits)
-        failed = [
-            f"{s}: {o[-1].phase.value} ({o[-1].reason})"
-            for s, o in outcomes.items()
-            if o[-1].phase is not DeployPhase.SUCCEEDED
-        ]
+        failed = {s: o[-1] for s, o in outcomes.items() if o[-1].phase is not DeployPhase.SUCCEEDED}
         if failed:
             self.console.print(self.lanes_table(lanes))
-            raise DemoError("the first release did not succeed: " + "; ".join(failed))
+            first, outcome = next(iter(failed.items()))
+            raise DemoError(
+                f"the first release did not succeed ({', '.join(failed)}: "
+                f"{outcome.phase.value}). {first}: {outcome.reason}"
+            )
         bad = [r for r in verdicts if r.code != 0]
         if bad:
             raise DemoError(f"pipelines wait failed: {bad[0].explain()}")
