@@ -123,9 +123,10 @@ def check_name_format(name: str, command: str) -> Service:
             "(e.g. inventory, stock-level)"
         )
     if name == "service" or name.endswith("-service"):
+        base = name.removesuffix("-service") or "inventory"
         raise ScaffoldError(
-            f"{name!r}: leave out the -service suffix; the scaffold adds it where it belongs "
-            "(image and project inventory-service, package inventory_service)"
+            f"{name!r}: leave out the -service suffix (name={base}); the scaffold adds it where "
+            f"it belongs (project and image {base}-service, package {Service(base).package})"
         )
     if name in RESERVED:
         raise ScaffoldError(f"{name!r} is reserved for {RESERVED[name]}: choose another name")
@@ -167,9 +168,13 @@ def check_new(root: Path, name: str) -> Service:
         )
     found = traces(root, service)
     if found:
+        leftover = (
+            ""
+            if name in CORE_SERVICES
+            else f", or run `make remove-service name={name}` first if it is a scaffold to redo"
+        )
         raise ScaffoldError(
-            f"a service {name!r} exists already ({', '.join(found)}): choose another name, or "
-            f"run `make remove-service name={name}` first if it is a scaffold you do not want"
+            f"a service {name!r} exists already ({', '.join(found)}): choose another name{leftover}"
         )
     return service
 
@@ -234,7 +239,8 @@ def edit_string_tuple(text: str, variable: str, name: str, add: bool) -> str | N
     match = re.search(rf"(?m)^{variable} = \((?P<body>[^()]*)\)", text)
     if match is None:
         return None
-    items = list(ast.literal_eval(f"({match['body']},)" if match["body"].strip() else "()"))
+    value = ast.literal_eval(f"({match['body']})")
+    items = [value] if isinstance(value, str) else list(value)
     if not all(isinstance(item, str) for item in items):
         return None
     items = [item for item in items if item != name] + ([name] if add else [])

@@ -1,0 +1,278 @@
+"""`make new-service` end to end, in a copy of the checkout: scaffold, lint, test, remove.
+
+The copy holds this working tree's files (tracked and untracked, not ignored), committed into a
+fresh git repository in a temporary directory: nothing here touches this checkout, and the copy's
+`git status` tells whether removal undid everything. `make deps` in the copy builds its own .venv
+from uv's cache (seconds, offline when the cache is warm), so every import resolves to the copy.
+The tests share one copy and run in file order; the last one removes the service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.charts.chartsupport import TAG, built_tool
+
+pytestmark = pytest.mark.timeout(900)
+
+NAME = "inventory"
+# The longest name allowed, with dashes: its strings and imports must still be lint-clean.
+LONG_NAME = "stock-level-of-the-warehouse-9"
+SCAFFOLD_MK = "platform/scaffold/scaffold.mk"
+# Not inherited: an outer make's flags and jobs, and the outer venv.
+DROPPED_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+
+
+def run(
+    workspace: Path, *command: str, check: bool = True, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in the copy; with ``check``, fail with its output unless it exits 0."""
+    env = {key: value for key, value in os.environ.items() if key not in DROPPED_ENV}
+    result = subprocess.run(
+        command,
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, (
+            f"`{' '.join(command)}` exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+        )
+    return result
+
+
+def make(workspace: Path, target: str, name: str) -> subprocess.CompletedProcess[str]:
+    """`make <target> name=<name>` in the copy, with the scaffold's targets whether or not the
+    root Makefile includes them yet (scaffold.mk guards against a double include)."""
+    return run(workspace, "make", "-s", "-f", "Makefile", "-f", SCAFFOLD_MK, target, f"name={name}")
+
+
+def tree_state(workspace: Path) -> tuple[str, str]:
+    """What differs from the copy's commit: `git status --porcelain` and the full diff."""
+    status = run(workspace, "git", "status", "--porcelain", "--untracked-files=all").stdout
+    return status, run(workspace, "git", "diff").stdout
+
+
+def python_files_touched(workspace: Path, folder: str) -> list[str]:
+    """The service's folder and every shared Python file the scaffold edited."""
+    status = run(workspace, "git", "status", "--porcelain").stdout.splitlines()
+    edited = [line[3:] for line in status if line.startswith(" M") and line.endswith(".py")]
+    return [folder, *edited]
+
+
+@pytest.fixture(scope="module")
+def workspace(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A git repository holding a copy of this working tree, with its own .venv."""
+    copy = tmp_path_factory.mktemp("scaffold") / "flotilla"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=repo_root,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for relative in filter(None, listed.split("\0")):
+        source = repo_root / relative
+        if source.is_file():  # a tracked file deleted in the working tree is not copied
+            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / relative)
+    run(copy, "git", "init", "-q", "-b", "main")
+    run(copy, "git", "add", "-A")
+    identity = ["-c", "user.name=scaffold test", "-c", "user.email=scaffold@test.invalid"]
+    run(copy, "git", *identity, "commit", "-q", "--no-verify", "-m", "the working tree")
+    run(copy, "make", "-s", "deps")
+    yield copy
+    shutil.rmtree(copy, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def scaffolded(workspace: Path) -> Path:
+    """The copy after `make new-service name=inventory`."""
+    result = make(workspace, "new-service", NAME)
+    assert f"created services/{NAME} and charts/{NAME}" in result.stdout
+    return workspace
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "give the service a name"),
+        ("Inventory", "is not a valid service name"),
+        ("stock_level", "is not a valid service name"),
+        ("a" * 31, "at most 30 characters"),
+        ("inventory-service", "leave out the -service suffix (name=inventory)"),
+        ("payment", "exists already"),
+        ("kit", "reserved for the service chassis"),
+        ("flotilla-lib", "reserved for the library chart"),
+        ("deployer", "reserved for the deploy orchestrator"),
+        ("orders", "would share the ORDERS stream"),
+    ],
+)
+def test_a_bad_name_is_refused_with_the_reason_and_changes_nothing(
+    workspace: Path, name: str, reason: str
+) -> None:
+    before = tree_state(workspace)
+    script = "platform/scaffold/new_service.py"
+    result = run(workspace, ".venv/bin/python", script, "new", name, "--uv", "uv", check=False)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith("make new-service: ")
+    assert reason in result.stderr
+    assert tree_state(workspace) == before
+
+
+def test_the_scaffold_writes_the_service_its_chart_and_every_registration(
+    scaffolded: Path,
+) -> None:
+    status, diff = tree_state(scaffolded)
+    changed = {line[3:] for line in status.splitlines()}
+    for shared in (
+        "pyproject.toml",
+        "uv.lock",
+        "skaffold.yaml",
+        "platform/nats/local.conf",
+        "platform/kit/src/kit/devrun.py",
+        "charts/schemagen.py",
+        "charts/vendor-lib.sh",
+        ".gitlab-ci.yml",
+    ):
+        assert shared in changed, f"{shared} was not edited"
+    for new in (
+        "services/inventory/Dockerfile",
+        "services/inventory/src/inventory_service/main.py",
+        "services/inventory/src/inventory_service/migrations/versions/0001_create_items.py",
+        "services/inventory/tests/test_inventory_api.py",
+        "charts/inventory/values.schema.json",
+        "charts/inventory/charts/flotilla-lib-0.1.0.tgz",
+    ):
+        assert new in changed, f"{new} was not written"
+    for folder in ("services/inventory", "charts/inventory"):
+        for path in (scaffolded / folder).rglob("*"):
+            if path.is_file() and path.suffix != ".tgz":
+                assert "payment" not in path.read_text().lower(), f"{path} still says payment"
+    assert '"inventory-service",' in diff
+    assert 'user: inventory, password: "inventory-local-only"' in diff
+    assert 'LocalService("inventory", 4)' in diff
+
+
+def test_the_service_passes_ruff_and_mypy(scaffolded: Path) -> None:
+    paths = python_files_touched(scaffolded, "services/inventory")
+    run(scaffolded, ".venv/bin/ruff", "check", *paths)
+    run(scaffolded, ".venv/bin/ruff", "format", "--check", *paths)
+    run(scaffolded, ".venv/bin/mypy", *paths)
+
+
+def test_the_service_passes_its_own_tests(scaffolded: Path) -> None:
+    # The API on SQLite and PostgreSQL, the outbox event, schemathesis and the NATS user.
+    result = run(
+        scaffolded, ".venv/bin/pytest", "-q", "-p", "no:cacheprovider", "services/inventory"
+    )
+    assert " passed" in result.stdout, result.stdout
+    assert "skipped" not in result.stdout, result.stdout
+
+
+def test_the_chart_passes_helm_lint_and_the_chart_tests(repo_root: Path, scaffolded: Path) -> None:
+    helm = str(built_tool(repo_root, "helm"))
+    chart = "charts/inventory"
+    lint = run(scaffolded, helm, "lint", "--strict", chart, "--set", f"image.tag={TAG}")
+    assert "0 chart(s) failed" in lint.stdout
+    refused = run(
+        scaffolded, helm, "template", NAME, chart, "--set", "image.tag=latest", check=False
+    )
+    assert refused.returncode != 0
+    assert "at '/image/tag'" in refused.stderr, refused.stderr
+    result = run(
+        scaffolded,
+        ".venv/bin/pytest", "-q", "-p", "no:cacheprovider", "tests/charts",
+        "-k", NAME, "-m", "not e2e",
+    )  # fmt: skip
+    assert " passed" in result.stdout, result.stdout
+    assert "skipped" not in result.stdout, result.stdout
+
+
+def test_ci_skaffold_and_make_run_know_the_service(scaffolded: Path) -> None:
+    [module] = [
+        config
+        for config in yaml.safe_load_all((scaffolded / "skaffold.yaml").read_text())
+        if config["metadata"]["name"] == NAME
+    ]
+    assert module["build"]["artifacts"] == [
+        {
+            "image": "inventory-service",
+            "context": ".",
+            "docker": {"dockerfile": "services/inventory/Dockerfile"},
+        }
+    ]
+    [release] = module["manifests"]["helm"]["releases"]
+    assert (release["name"], release["chartPath"]) == (NAME, "charts/inventory")
+    assert release["setValueTemplates"]["image.tag"] == "{{.IMAGE_TAG_inventory_service}}"
+    modules = yaml.safe_load_all((scaffolded / "skaffold.yaml").read_text())
+    names = [config["metadata"]["name"] for config in modules]
+    assert names[-1] == "deployer", "the deployer's module stays last"
+
+    # The CI matrix comes from the folders: the new ones make it a changed deployable.
+    status = run(scaffolded, "git", "status", "--porcelain", "--untracked-files=all").stdout
+    probe = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from pipelines_cli.changes import affected\n"
+        "from pipelines_cli.deployables import discover\n"
+        "paths = [line[3:] for line in sys.stdin.read().splitlines()]\n"
+        "changes = affected([p for p in paths if p.startswith('services/')], discover(Path()))\n"
+        "print(json.dumps(changes.matrix()))\n"
+    )
+    matrix: dict[str, Any] = json.loads(
+        subprocess.run(
+            [str(scaffolded / ".venv/bin/python"), "-c", probe],
+            cwd=scaffolded,
+            input=status,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(scaffolded / "pipelines/src")},
+        ).stdout
+    )
+    assert matrix == {
+        "include": [{"service": NAME, "folder": "services/inventory", "chart": "charts/inventory"}]
+    }
+
+    devrun = run(
+        scaffolded,
+        ".venv/bin/python", "-c",
+        "from kit.devrun import SERVICES; print(*(s.name for s in SERVICES))",
+    )  # fmt: skip
+    assert NAME in devrun.stdout.split()
+
+
+def test_a_second_service_with_the_longest_dashed_name_is_lint_clean_and_removed_alone(
+    scaffolded: Path,
+) -> None:
+    before = tree_state(scaffolded)
+    make(scaffolded, "new-service", LONG_NAME)
+    paths = python_files_touched(scaffolded, f"services/{LONG_NAME}")
+    run(scaffolded, ".venv/bin/ruff", "check", *paths)
+    run(scaffolded, ".venv/bin/ruff", "format", "--check", *paths)
+    run(scaffolded, ".venv/bin/mypy", f"services/{LONG_NAME}")
+    assert 'LocalService("stock-level-of-the-warehouse-9", 5)' in tree_state(scaffolded)[1]
+    make(scaffolded, "remove-service", LONG_NAME)
+    assert tree_state(scaffolded) == before
+
+
+def test_remove_service_restores_the_tree_exactly(scaffolded: Path) -> None:
+    result = make(scaffolded, "remove-service", NAME)
+    assert f"removed services/{NAME} and charts/{NAME}" in result.stdout
+    assert tree_state(scaffolded) == ("", "")
+    refused = run(scaffolded, "make", "-s", "-f", "Makefile", "-f", SCAFFOLD_MK, "remove-service",
+                  "name=payment", check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert "one of the platform's own services" in refused.stderr
