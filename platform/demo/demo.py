@@ -14,7 +14,7 @@ on free ports; then it plays CI with the pipelines CLI in a throw-away clone of 
 Everything it started is stopped at the end, also on failure and on Ctrl-C; the logs stay in
 <run dir>/logs.
 
-    .venv/bin/python platform/demo/demo.py [--run-dir .run/demo] [--no-color] [--helm-timeout 15]
+    .venv/bin/python platform/demo/demo.py [--run-dir .run/demo] [--no-color] [--helm-timeout 20]
 """
 
 from __future__ import annotations
@@ -982,7 +982,7 @@ class Demo:
         self.ok(
             "saga",
             f"order {short(order['id'])} is paid {took:.1f} s after it was placed "
-            "[dim](NATS: orders.created, payments.succeeded)[/]",
+            "[dim](a saga over NATS)[/]",
         )
 
     @staticmethod
@@ -1358,8 +1358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--helm-timeout",
         type=float,
-        default=15.0,
-        help="seconds helm waits for a rollout before rolling back (default 15)",
+        default=20.0,
+        help="seconds helm waits for a rollout before rolling back (default 20)",
     )
     args = parser.parse_args(argv)
     console = make_console(args.no_color or bool(os.environ.get("NO_COLOR")))
