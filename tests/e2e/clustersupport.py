@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +95,7 @@ class Kubectl:
 
     def json(self, *args: str) -> Any:
         """Run kubectl with ``-o json`` and parse its output."""
-        return yaml.safe_load(self.run(*args, "-o", "json").stdout)
+        return json.loads(self.run(*args, "-o", "json").stdout)
 
 
 @dataclass(frozen=True)
