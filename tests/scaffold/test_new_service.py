@@ -89,8 +89,9 @@ def workspace(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             shutil.copy2(source, copy / relative)
     run(copy, "git", "init", "-q", "-b", "main")
     run(copy, "git", "add", "-A")
-    identity = ["-c", "user.name=scaffold test", "-c", "user.email=scaffold@test.invalid"]
-    run(copy, "git", *identity, "commit", "-q", "--no-verify", "-m", "the working tree")
+    config = ["-c", "user.name=scaffold test", "-c", "user.email=scaffold@test.invalid"]
+    config += ["-c", "commit.gpgsign=false"]
+    run(copy, "git", *config, "commit", "-q", "--no-verify", "-m", "the working tree")
     run(copy, "make", "-s", "deps")
     yield copy
     shutil.rmtree(copy, ignore_errors=True)
