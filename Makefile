@@ -73,6 +73,7 @@ charts-vendor: ## Re-vendor the library chart into every application chart (afte
 	@charts/vendor-lib.sh
 
 clean: ## Remove the virtualenv, run state and caches in the checkout (not the tool cache)
+	-@platform/cluster/cluster.sh down --run-dir $(CURDIR)/.run/cluster 2>/dev/null
 	rm -rf $(VENV) .run data .mypy_cache .ruff_cache .pytest_cache
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 

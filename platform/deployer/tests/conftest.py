@@ -1,6 +1,5 @@
-"""Fixtures of the deployer's tests: the pinned helm with isolated homes, and the cluster fixtures
-of tests/conftest.py (a Kubernetes control plane, ``kubeconfig``, ``kubectl``, a ``namespace``
-per test), which pytest does not show to this directory otherwise."""
+"""Fixtures of the deployer's tests: the pinned helm with isolated homes (the cluster fixtures come
+from the tests.e2e.cluster_fixtures plugin)."""
 
 from __future__ import annotations
 
@@ -8,10 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import kube_cluster, kubeconfig, kubectl, namespace
 from tests.e2e.clustersupport import built_tool
-
-__all__ = ["kube_cluster", "kubeconfig", "kubectl", "namespace"]
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
-"""Fixtures of the cross-cutting suites: a Kubernetes cluster, the pinned kubectl and helm bound to
-it, and a fresh namespace per test.
+"""Pytest plugin (registered in the root conftest.py): a Kubernetes cluster, the pinned kubectl and
+helm bound to it, and a fresh namespace per test, for every suite that needs a cluster.
 
 The cluster is the local control plane (platform/cluster: real kube-apiserver, controller-manager
 and scheduler, etcd, kwok nodes, on 127.0.0.1), started on first use and deleted at the end of the
