@@ -32,7 +32,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,6 +110,7 @@ class Supervisor:
         self.logs = run_dir / "logs"
         self.processes: list[Managed] = []
         self.cluster_name: str | None = None
+        self.owns_run_dir = False  # not before prepare() found no other demo there
 
     @property
     def cluster_dir(self) -> Path:
@@ -137,6 +138,7 @@ class Supervisor:
                 _stop_recorded(int(entry["pid"]), list(entry["argv"]))
             if state.get("cluster"):
                 self._cluster_down(str(state["cluster"]))
+        self.owns_run_dir = True
         for name in RUN_SUBDIRS:
             shutil.rmtree(self.run_dir / name, ignore_errors=True)
         self.logs.mkdir(parents=True)
@@ -184,7 +186,9 @@ class Supervisor:
 
     def stop_all(self) -> list[str]:
         """Stop every process (services and deployer first, NATS last) and the cluster."""
-        stopped = []
+        stopped: list[str] = []
+        if not self.owns_run_dir:
+            return stopped
         nats_procs = [m for m in self.processes if m.name == "nats"]
         others = [m for m in self.processes if m.name != "nats"]
         for group in (others, nats_procs):
@@ -299,6 +303,7 @@ async def run(
         # The whole process group (its own session): cluster.sh's kwokctl must not go on alone.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+        await _reap(process)
         raise
     result = Result(list(argv), process.returncode or 0, out.decode(), err.decode())
     with log.open("a") as record:
@@ -307,6 +312,17 @@ async def run(
     if check and result.code != 0:
         raise DemoError(result.explain())
     return result
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    """Wait for a killed process to exit, through further cancellations (asyncio.run cancels the
+    tasks a cancelled gather() left running), so it is reaped before the event loop closes."""
+    while True:
+        try:
+            await process.wait()
+        except asyncio.CancelledError:
+            continue
+        return
 
 
 def built_tool(binary: str) -> Path:
@@ -417,7 +433,6 @@ class ReplicaSet:
     desired: int
     ready: int
     tag: str
-    created: str
 
 
 def parse_replica_sets(listing: Mapping[str, Any]) -> dict[str, list[ReplicaSet]]:
@@ -439,7 +454,6 @@ def parse_replica_sets(listing: Mapping[str, Any]) -> dict[str, list[ReplicaSet]
                 desired=int(item["spec"].get("replicas") or 0),
                 ready=int(item.get("status", {}).get("readyReplicas") or 0),
                 tag=image.rpartition(":")[2],
-                created=meta.get("creationTimestamp", ""),
             )
         )
     for sets in found.values():
@@ -517,22 +531,6 @@ class Lane:
     took: float | None = None
 
 
-@dataclass
-class Timings:
-    """What the summary reports."""
-
-    steps: dict[str, float] = field(default_factory=dict)
-
-    @contextlib.contextmanager
-    def measure(self, name: str) -> Iterator[None]:
-        """Record how long the block took under ``name``."""
-        began = time.monotonic()
-        try:
-            yield
-        finally:
-            self.steps[name] = time.monotonic() - began
-
-
 class Demo:
     """The story, one method per chapter."""
 
@@ -544,7 +542,7 @@ class Demo:
         self.logs = self.supervisor.logs
         self.commands_log = self.logs / "commands.log"
         self.events = DeployEvents()
-        self.timings = Timings()
+        self.steps: dict[str, float] = {}
         self.began = time.monotonic()
         self.nats_url = ""
         self.kubeconfig = run_dir / "cluster" / "kubeconfig"
@@ -882,7 +880,7 @@ class Demo:
             rs = serving(sets.get(service, ()))
             lane.replicas = f"{rs.name}  {rs.ready}/{rs.desired} ready" if rs else "-"
         self.console.print(self.lanes_table(lanes))
-        self.timings.steps["release"] = time.monotonic() - began
+        self.steps["release"] = time.monotonic() - began
         self.ok(
             "released",
             "every service at 1.0.0; [dim]pipelines wait exited 0 four times[/]",
@@ -1045,7 +1043,7 @@ class Demo:
             f"[bold green]Only order rolled:[/] {', '.join(others[:-1])} and {others[-1]} "
             "kept their ReplicaSets (same uid, same revision)."
         )
-        self.timings.steps["order"] = took
+        self.steps["order"] = took
         return sha, after
 
     async def follow(
@@ -1227,7 +1225,7 @@ class Demo:
             f"[bold magenta]Rolled back:[/] {current.name} ({current.tag}) kept serving, "
             f"never fewer than {lowest} ready pods."
         )
-        self.timings.steps["broken"] = took
+        self.steps["broken"] = took
 
     def order_sets_table(self, sets: Sequence[ReplicaSet], previous: ReplicaSet | None) -> Table:
         """Every ReplicaSet of order after the rollback."""
@@ -1283,7 +1281,7 @@ class Demo:
                 last,
             )
         self.console.print(Padding(table, (0, 0, 0, 1)))
-        steps = self.timings.steps
+        steps = self.steps
         self.console.print()
         self.say(f"[green]✓[/] every service released at 1.0.0 in {steps['release']:.1f} s")
         self.say("[green]✓[/] an order paid through the gateway")
@@ -1362,6 +1360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="seconds helm waits for a rollout before rolling back (default 20)",
     )
     args = parser.parse_args(argv)
+    # Ctrl-C must stop the demo (and so everything it started) even when the shell that started
+    # it ignores SIGINT, as shells do for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     console = make_console(args.no_color or bool(os.environ.get("NO_COLOR")))
     run_dir = args.run_dir.resolve()
     demo = Demo(console, run_dir, args.helm_timeout)
@@ -1393,7 +1394,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(
                 f"\n  [dim]stopped {', '.join(stopped)} ({time.monotonic() - began:.1f} s)[/]"
             )
-        console.print(f"  [dim]logs kept in {escape(shown(demo.logs))}[/]")
+        if demo.supervisor.owns_run_dir:
+            console.print(f"  [dim]logs kept in {escape(shown(demo.logs))}[/]")
     if code == 0:
         console.print(f"\n[bold green]demo finished in {time.monotonic() - demo.began:.0f} s[/]")
     return code

@@ -75,6 +75,7 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     assert "pipelines wait exited 3" in output
     assert re.search(r"Rolled back: order-\S+ \(1\.1\.0-[0-9a-f]{7}\) kept serving", output)
     assert "demo finished in" in output
+    assert "Traceback" not in output
     assert not leftovers(run_dir)
     assert not list((run_dir / "cluster" / "kwok" / "clusters").glob("*"))
     print(f"the demo took {took:.0f} s")
@@ -100,6 +101,9 @@ def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
             demo.kill()
     output = out.read_text()
     assert "interrupted" in output
+    # Every command it was running was reaped before its event loop closed: no asyncio noise.
+    assert "Traceback" not in output
+    assert "Exception ignored" not in output
     assert "logs kept in" in output
     assert not leftovers(run_dir), output
     assert not list((run_dir / "cluster" / "kwok" / "clusters").glob("*"))
