@@ -135,7 +135,7 @@ def check_name_format(name: str, command: str) -> Service:
 
 def kit_streams(root: Path) -> dict[str, str]:
     """The streams the kit declares, by name, with the subject prefix each one holds."""
-    text = (root / STREAMS).read_text()
+    text = read(root, STREAMS)
     return dict(re.findall(r'StreamSpec\(\s*"([A-Z0-9_]+)",\s*\(\s*"([^".]+)\.>"', text))
 
 
@@ -239,7 +239,10 @@ def edit_string_tuple(text: str, variable: str, name: str, add: bool) -> str | N
     match = re.search(rf"(?m)^{variable} = \((?P<body>[^()]*)\)", text)
     if match is None:
         return None
-    value = ast.literal_eval(f"({match['body']})")
+    try:
+        value = ast.literal_eval(f"({match['body']})")
+    except (ValueError, SyntaxError):
+        return None  # not a literal: the list is computed
     items = [value] if isinstance(value, str) else list(value)
     if not all(isinstance(item, str) for item in items):
         return None
@@ -254,8 +257,8 @@ def edit_word_list(text: str, pattern: str, name: str, add: bool, before: str = 
     if match is None:
         return None
     separator = ", " if "," in match.group(2) else " "
-    items = [item for item in match.group(2).split(separator.strip() or None) if item.strip()]
-    items = [item.strip() for item in items if item.strip() != name]
+    items = [item.strip() for item in match.group(2).split(separator.strip() or None)]
+    items = [item for item in items if item and item != name]
     if add:
         index = items.index(before) if before in items else len(items)
         items.insert(index, name)
@@ -264,6 +267,10 @@ def edit_word_list(text: str, pattern: str, name: str, add: bool, before: str = 
 
 
 # --- the shared files ---------------------------------------------------------------------------
+
+# An edit of one shared file: (text, service, add) -> the new text, or None when the file has no
+# list to edit. Adding and removing are one function, so removal undoes exactly what adding did.
+Edit = Callable[[str, Service, bool], str | None]
 
 
 def edit_pyproject(text: str, service: Service, add: bool) -> str:
@@ -361,18 +368,18 @@ def devrun_port(text: str) -> int | None:
 def edit_devrun(text: str, service: Service, add: bool) -> str | None:
     """kit.devrun (make run): a LocalService with the next free port offset."""
     text = re.sub(rf'(?m)^    LocalService\("{re.escape(service.name)}", \d+\),\n', "", text)
+    if not add:
+        return text
     block = re.search(r"(?ms)^SERVICES = \(\n(?P<body>.*?)^\)", text)
     port = devrun_port(text)
     if block is None or port is None:
         return None
-    if not add:
-        return text
     line = f'    LocalService("{service.name}", {port - DEVRUN_BASE_PORT}),\n'
     return text[: block.end("body")] + line + text[block.end("body") :]
 
 
-def edit_tuples(*variables: str) -> Callable[[str, Service, bool], str | None]:
-    """An edit adding the service's name to each string tuple ``variables`` of a Python file."""
+def edit_tuples(*variables: str) -> Edit:
+    """An edit of the string tuples ``variables`` of a Python file (the chart lists)."""
 
     def edit(text: str, service: Service, add: bool) -> str | None:
         for variable in variables:
@@ -398,7 +405,6 @@ def edit_gitlab(text: str, service: Service, add: bool) -> str | None:
 
 # Each shared file, how to edit it, and whether the scaffold must find its anchor (a list that
 # another change may have replaced by discovery is skipped with a note instead).
-Edit = Callable[[str, Service, bool], str | None]
 SHARED: tuple[tuple[str, Edit, bool], ...] = (
     ("pyproject.toml", edit_pyproject, True),
     ("skaffold.yaml", edit_skaffold, True),
@@ -433,7 +439,7 @@ def service_files(root: Path, service: Service, port: int | None) -> dict[str, b
         "__PACKAGE__": service.package,
         "__SNAKE__": service.snake,
         "__STREAM__": service.stream,
-        "__PORT__": str(port) if port else "(see its output)",
+        "__PORT__": str(port) if port else "printed at start-up",
         "__NAME__": service.name,
     }
     files = {}
@@ -528,14 +534,20 @@ def new_service(root: Path, name: str, tools: Tools) -> Changes:
     changes.new_files.update(chart_files(root, service))
     apply(root, changes)
     python_edits = [path for path in changes.edits if path.endswith(".py")]
-    # Import order depends on the name (first-party imports sort alphabetically), so format.
-    tools.ruff("check", "--fix", "--select", "I", service.folder)
-    tools.ruff("format", service.folder, *python_edits)
-    tools.run(sys.executable, "charts/schemagen.py")
-    schema = f"{service.chart}/values.schema.json"
-    if not (root / schema).is_file():
-        raise ScaffoldError(f"charts/schemagen.py did not write {schema}: add {name} to its charts")
-    tools.lock_and_sync()
+    try:
+        # Import order depends on the name (first-party imports sort alphabetically): format.
+        tools.ruff("check", "--fix", "--select", "I", service.folder)
+        tools.ruff("format", service.folder, *python_edits)
+        tools.run(sys.executable, "charts/schemagen.py")
+        schema = f"{service.chart}/values.schema.json"
+        if not (root / schema).is_file():
+            raise ScaffoldError(f"charts/schemagen.py did not write {schema}: list {name} there")
+        tools.lock_and_sync()
+    except ScaffoldError as exc:
+        raise ScaffoldError(
+            f"{exc}\nThe files are written; fix the cause and run `make remove-service "
+            f"name={name}` then `make new-service name={name}` again"
+        ) from None
     return changes
 
 
