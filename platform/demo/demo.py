@@ -95,7 +95,6 @@ class Managed:
     demo, which then stops it in order)."""
 
     name: str
-    argv: list[str]
     process: subprocess.Popen[bytes]
     log: Path
     url: str
@@ -135,7 +134,7 @@ class Supervisor:
                     "finish, or give this one another directory with --run-dir"
                 )
             for entry in state.get("processes", []):
-                _stop_recorded(int(entry["pid"]), list(entry["argv"]))
+                stop_group(int(entry["pid"]), self.marker)
             if state.get("cluster"):
                 self._cluster_down(str(state["cluster"]))
         self.owns_run_dir = True
@@ -144,11 +143,16 @@ class Supervisor:
         self.logs.mkdir(parents=True)
         self._save()
 
+    @property
+    def marker(self) -> bytes:
+        """What the command line or environment of every process of this run names."""
+        return str(self.run_dir).encode()
+
     def _save(self) -> None:
         state = {
             "pid": os.getpid(),
             "cluster": self.cluster_name,
-            "processes": [{"pid": m.process.pid, "argv": m.argv} for m in self.processes],
+            "processes": [{"name": m.name, "pid": m.process.pid} for m in self.processes],
         }
         (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
 
@@ -165,7 +169,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        managed = Managed(name, argv, process, log, url)
+        managed = Managed(name, process, log, url)
         self.processes.append(managed)
         self._save()
         return managed
@@ -201,6 +205,8 @@ class Supervisor:
                 except subprocess.TimeoutExpired:
                     managed.process.kill()
                     managed.process.wait()
+                # What it started and left behind: the deployer's helm, for one.
+                stop_group(managed.process.pid, self.marker)
                 stopped.append(managed.name)
         self.processes = []
         if self.cluster_name is not None:
@@ -243,16 +249,40 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def _stop_recorded(pid: int, argv: list[str]) -> None:
-    """Stop a process a previous demo started, if that pid still runs the same command."""
-    if _cmdline(pid) != argv:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _cmdline(pid) == argv:
+def _group_members(pgid: int, marker: bytes) -> list[int]:
+    """The live processes of process group ``pgid`` whose command line or environment contains
+    ``marker`` (so a recycled group id never matches someone else's processes)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            # /proc/<pid>/stat: "pid (comm) state ppid pgrp ..."; comm may contain spaces.
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            if (
+                marker in (proc / "cmdline").read_bytes()
+                or marker in (proc / "environ").read_bytes()
+            ):
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def stop_group(pgid: int, marker: bytes, grace: float = 10.0) -> None:
+    """SIGTERM the demo's processes in group ``pgid`` (each process the demo starts leads its
+    own), then SIGKILL what is left after ``grace`` seconds."""
+    members = _group_members(pgid, marker)
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while members and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _cmdline(pid) == argv:
+        members = _group_members(pgid, marker)
+    for pid in members:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -4,6 +4,7 @@ no process behind; and on Ctrl-C or a failed step, stop everything it started an
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -81,19 +82,27 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     print(f"the demo took {took:.0f} s")
 
 
+def start_until_deploying(run_dir: Path, out: Path) -> subprocess.Popen[bytes]:
+    """Start the demo and return once the first release is being deployed: NATS, the services,
+    the cluster and the deployer are up, and the deployer's helm processes are running."""
+    with out.open("wb") as sink:
+        demo = subprocess.Popen(demo_command(run_dir), stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 180
+    while "$ pipelines wait <service>" not in out.read_text():
+        assert demo.poll() is None, out.read_text()
+        assert time.monotonic() < deadline, out.read_text()
+        time.sleep(0.2)
+    time.sleep(1)
+    assert leftovers(run_dir), "nothing was running"
+    return demo
+
+
 @pytest.mark.timeout(240)
 def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
     run_dir = tmp_path / "demo"
     out = tmp_path / "demo.out"
-    with out.open("wb") as sink:
-        demo = subprocess.Popen(demo_command(run_dir), stdout=sink, stderr=subprocess.STDOUT)
+    demo = start_until_deploying(run_dir, out)
     try:
-        deadline = time.monotonic() + 180
-        # Interrupt once NATS, the services, the cluster and the deployer are all up.
-        while "2. CI releases" not in out.read_text() and time.monotonic() < deadline:
-            assert demo.poll() is None, out.read_text()
-            time.sleep(0.2)
-        assert leftovers(run_dir), "nothing was running before the interrupt"
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=120) == 130, out.read_text()
     finally:
@@ -107,6 +116,25 @@ def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path) -> None:
     assert "logs kept in" in output
     assert not leftovers(run_dir), output
     assert not list((run_dir / "cluster" / "kwok" / "clusters").glob("*"))
+
+
+@pytest.mark.timeout(240)
+def test_the_next_run_cleans_up_after_a_demo_killed_with_sigkill(tmp_path: Path) -> None:
+    run_dir = tmp_path / "demo"
+    demo = start_until_deploying(run_dir, tmp_path / "demo.out")
+    demo.kill()
+    demo.wait()
+    assert leftovers(run_dir), "kill -9 stops nothing, so something must be left"
+    # What the next demo in this run directory does first (before it starts anything).
+    spec = importlib.util.spec_from_file_location("flotilla_demo", DEMO)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    module.Supervisor(run_dir.resolve()).prepare()
+    assert not leftovers(run_dir)
+    assert not (run_dir / "cluster").exists()
 
 
 @pytest.mark.timeout(240)
