@@ -49,7 +49,7 @@ from rich.text import Text
 
 from deployer.contract import DeployEventData, DeployPhase
 from deployer.plan import Plan
-from kit.events import CloudEvent
+from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 from kit.testing.nats_server import nats_server_binary
 from kit.testing.ports import free_port
 
@@ -362,8 +362,8 @@ def built_tool(binary: str) -> Path:
     )
     if result.returncode != 0:
         raise DemoError(
-            f"{binary} is not built: run `make tools` (platform/cluster/build-tools.sh; about "
-            f"10 minutes the first time, cached afterwards). {result.stderr.strip()}"
+            f"{binary} is not built: run `make cluster-tools` (platform/cluster/build-tools.sh; "
+            f"about 10 minutes the first time, cached afterwards). {result.stderr.strip()}"
         )
     return Path(result.stdout.strip())
 
@@ -397,8 +397,8 @@ class DeployEvents:
     async def _on_message(self, msg: Any) -> None:
         try:
             data = CloudEvent.from_bytes(msg.data).data_as(DeployEventData)
-        except ValueError:
-            return
+        except (InvalidEventError, PermanentEventError):
+            return  # not a deploy event this demo can show
         async with self._changed:
             self.events.append(data)
             self._changed.notify_all()
