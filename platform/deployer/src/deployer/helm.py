@@ -53,11 +53,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import dataclasses
 import json
 import os
 import re
 import shlex
+import signal
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -462,6 +465,7 @@ class Helm:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=self._env,
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise HelmFinalError(
@@ -520,6 +524,18 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
+
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: a deployer killed with -9 takes its helm down (SIGTERM, so
+    # helm marks the release failed) instead of leaving one writing to a release on its own,
+    # which the restarted deployer would then race.
+    if _libc is not None:
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _check_chart(chart_dir: Path) -> None:

@@ -76,3 +76,14 @@ class Lanes:
             lane.task for lane in self._lanes.values() if lane.task and not lane.task.done()
         ]:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def stop(self, timeout: float) -> None:
+        """Let running deployments finish for up to ``timeout`` seconds, then cancel them (their
+        helm is stopped; the records stay unfinished and resume at the next start)."""
+        tasks = [lane.task for lane in self._lanes.values() if lane.task and not lane.task.done()]
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

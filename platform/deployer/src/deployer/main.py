@@ -70,6 +70,8 @@ class Deployer:
             log.info("resumed unfinished deployments", extra={"count": resumed})
         self._ready_event().set()
         await runtime.stopping.wait()
+        # Half the shutdown budget: the rest drains NATS (the outcome events) after it.
+        await orchestrator.stop(runtime.settings.service.shutdown_timeout_seconds / 2)
         if cluster is not None:
             await cluster.close()
 
@@ -79,6 +81,11 @@ class Deployer:
             log.warning("no kubeconfig and not in a cluster: rollouts report no progress")
             return None
         return await Cluster.connect(self.settings.kubeconfig, self.settings.namespace)
+
+    async def ready(self) -> None:
+        """Readiness: the orchestrator is up (state opened, unfinished deployments resumed)."""
+        if self._orchestrator is None:
+            raise RuntimeError("the orchestrator is starting")
 
     async def on_event(self, event: CloudEvent, delivery: Delivery) -> None:
         """Pipeline event handler: waits for the orchestrator, then accepts or rejects."""
@@ -125,6 +132,7 @@ def build_spec() -> ServiceSpec:
             )
         ],
         workers=[deployer.run],
+        readiness={"orchestrator": deployer.ready},
     )
 
 

@@ -241,6 +241,10 @@ class Orchestrator:
         """Wait for every lane to finish (tests and benchmarks)."""
         await self._lanes.wait_idle()
 
+    async def stop(self, timeout: float) -> None:
+        """Shutdown: finish or cancel the running deployments."""
+        await self._lanes.stop(timeout)
+
     # ---- planning -----------------------------------------------------------------------
 
     async def values_for(self, record: DeploymentRecord) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +57,7 @@ class ServiceSpec:
     outbox: bool = False
     workers: Sequence[Worker] = ()
     app_hooks: Sequence[Callable[[FastAPI], None]] = ()
+    readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
 
 
 @dataclass
@@ -131,7 +132,7 @@ class Runtime:
         checks: dict[str, ReadinessCheck] = {"nats": nats_connected} if self.spec.uses_nats else {}
         if self.db is not None:
             checks["database"] = self.db.ping
-        return checks
+        return {**checks, **self.spec.readiness}
 
     async def start(self) -> None:
         """Prepare the database now; connect to NATS and start consuming in the background."""
