@@ -1,8 +1,5 @@
 # make new-service name=<name> / make remove-service name=<name> (platform/scaffold/README.md).
-# Included by the root Makefile, whose deps, UV, BIN and PYTHON it uses; the guard lets a test
-# add it with `make -f Makefile -f platform/scaffold/scaffold.mk` whether or not it is included.
-ifndef FLOTILLA_SCAFFOLD_MK
-FLOTILLA_SCAFFOLD_MK := 1
+# Included by the root Makefile, whose deps, UV and BIN it uses.
 
 .PHONY: new-service remove-service
 
@@ -12,5 +9,3 @@ new-service: deps ## Scaffold a service with its chart, skaffold module, NATS us
 remove-service: $(UV) ## Remove a service made by new-service and every registration of it: name=<name>
 	@test -x $(BIN)/python || { echo "make remove-service: no $(BIN)/python; run make deps" >&2; exit 2; }
 	@$(BIN)/python platform/scaffold/new_service.py remove '$(name)' --uv '$(UV)'
-
-endif

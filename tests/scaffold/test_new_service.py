@@ -4,7 +4,8 @@ The copy holds this working tree's files (tracked and untracked, not ignored), c
 fresh git repository in a temporary directory: nothing here touches this checkout, and the copy's
 `git status` tells whether removal undid everything. `make deps` in the copy builds its own .venv
 from uv's cache (seconds, offline when the cache is warm), so every import resolves to the copy.
-The tests share one copy and run in file order; the last one removes the service.
+The tests share one copy and run in file order, the service's own tests in the background
+meanwhile; the last one removes the service.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +29,23 @@ pytestmark = pytest.mark.timeout(900)
 NAME = "inventory"
 # The longest name allowed, with dashes: its strings and imports must still be lint-clean.
 LONG_NAME = "stock-level-of-the-warehouse-9"
-SCAFFOLD_MK = "platform/scaffold/scaffold.mk"
 # Not inherited: an outer make's flags and jobs, and the outer venv.
 DROPPED_ENV = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+
+
+def child_env() -> dict[str, str]:
+    """The environment of the commands run in the copy."""
+    return {key: value for key, value in os.environ.items() if key not in DROPPED_ENV}
 
 
 def run(
     workspace: Path, *command: str, check: bool = True, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Run ``command`` in the copy; with ``check``, fail with its output unless it exits 0."""
-    env = {key: value for key, value in os.environ.items() if key not in DROPPED_ENV}
     result = subprocess.run(
         command,
         cwd=workspace,
-        env=env,
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -54,9 +59,8 @@ def run(
 
 
 def make(workspace: Path, target: str, name: str) -> subprocess.CompletedProcess[str]:
-    """`make <target> name=<name>` in the copy, with the scaffold's targets whether or not the
-    root Makefile includes them yet (scaffold.mk guards against a double include)."""
-    return run(workspace, "make", "-s", "-f", "Makefile", "-f", SCAFFOLD_MK, target, f"name={name}")
+    """`make <target> name=<name>` in the copy (the root Makefile includes scaffold.mk)."""
+    return run(workspace, "make", "-s", target, f"name={name}")
 
 
 def tree_state(workspace: Path) -> tuple[str, str]:
@@ -97,12 +101,40 @@ def workspace(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     shutil.rmtree(copy, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Scaffold:
+    """The copy after `make new-service name=inventory`, with the service's tests running."""
+
+    path: Path
+    own_tests: subprocess.Popen[bytes]
+    own_tests_log: Path
+
+
 @pytest.fixture(scope="module")
-def scaffolded(workspace: Path) -> Path:
-    """The copy after `make new-service name=inventory`."""
+def scaffold(workspace: Path) -> Iterator[Scaffold]:
+    """Scaffold, then start the service's own tests in the background: they take the longest,
+    and mostly wait on processes, so the other checks run meanwhile."""
     result = make(workspace, "new-service", NAME)
     assert f"created services/{NAME} and charts/{NAME}" in result.stdout
-    return workspace
+    log = workspace.parent / "own-tests.log"
+    with log.open("wb") as output:
+        own_tests = subprocess.Popen(
+            [".venv/bin/pytest", "-q", "-p", "no:cacheprovider", f"services/{NAME}"],
+            cwd=workspace,
+            env=child_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    yield Scaffold(workspace, own_tests, log)
+    if own_tests.poll() is None:
+        own_tests.kill()
+        own_tests.wait()
+
+
+@pytest.fixture(scope="module")
+def scaffolded(scaffold: Scaffold) -> Path:
+    """The copy after `make new-service name=inventory`."""
+    return scaffold.path
 
 
 @pytest.mark.parametrize(
@@ -173,16 +205,9 @@ def test_the_service_passes_ruff_and_mypy(scaffolded: Path) -> None:
     run(scaffolded, ".venv/bin/mypy", *paths)
 
 
-def test_the_service_passes_its_own_tests(scaffolded: Path) -> None:
-    # The API on SQLite and PostgreSQL, the outbox event, schemathesis and the NATS user.
-    result = run(
-        scaffolded, ".venv/bin/pytest", "-q", "-p", "no:cacheprovider", "services/inventory"
-    )
-    assert " passed" in result.stdout, result.stdout
-    assert "skipped" not in result.stdout, result.stdout
-
-
-def test_the_chart_passes_helm_lint_and_the_chart_tests(repo_root: Path, scaffolded: Path) -> None:
+def test_the_chart_and_the_ci_definitions_pass_their_suites(
+    repo_root: Path, scaffolded: Path
+) -> None:
     helm = str(built_tool(repo_root, "helm"))
     chart = "charts/inventory"
     lint = run(scaffolded, helm, "lint", "--strict", chart, "--set", f"image.tag={TAG}")
@@ -192,10 +217,13 @@ def test_the_chart_passes_helm_lint_and_the_chart_tests(repo_root: Path, scaffol
     )
     assert refused.returncode != 0
     assert "at '/image/tag'" in refused.stderr, refused.stderr
+    # The chart contract tests of the new chart (lint, render matrix, policies, schema), and the
+    # CI definitions: the Dockerfile rules, skaffold diagnose and render of every module.
     result = run(
         scaffolded,
-        ".venv/bin/pytest", "-q", "-p", "no:cacheprovider", "tests/charts",
-        "-k", NAME, "-m", "not e2e",
+        ".venv/bin/pytest", "-q", "-p", "no:cacheprovider", "-m", "not e2e",
+        "tests/charts", "pipelines/tests/test_ci_definitions_lint.py",
+        "-k", f"{NAME} or skaffold or every_deployable or copied_path",
     )  # fmt: skip
     assert " passed" in result.stdout, result.stdout
     assert "skipped" not in result.stdout, result.stdout
@@ -255,9 +283,20 @@ def test_ci_skaffold_and_make_run_know_the_service(scaffolded: Path) -> None:
     assert NAME in devrun.stdout.split()
 
 
+def test_the_service_passes_its_own_tests(scaffold: Scaffold) -> None:
+    # The API on SQLite and PostgreSQL, the outbox event, schemathesis and the NATS user.
+    returncode = scaffold.own_tests.wait(timeout=600)
+    output = scaffold.own_tests_log.read_text()
+    assert returncode == 0, output
+    assert " passed" in output, output
+    assert "skipped" not in output, output
+
+
 def test_a_second_service_with_the_longest_dashed_name_is_lint_clean_and_removed_alone(
-    scaffolded: Path,
+    scaffold: Scaffold,
 ) -> None:
+    scaffold.own_tests.wait(timeout=600)  # uv sync changes the venv they run in
+    scaffolded = scaffold.path
     before = tree_state(scaffolded)
     make(scaffolded, "new-service", LONG_NAME)
     paths = python_files_touched(scaffolded, f"services/{LONG_NAME}")
@@ -269,11 +308,12 @@ def test_a_second_service_with_the_longest_dashed_name_is_lint_clean_and_removed
     assert tree_state(scaffolded) == before
 
 
-def test_remove_service_restores_the_tree_exactly(scaffolded: Path) -> None:
+def test_remove_service_restores_the_tree_exactly(scaffold: Scaffold) -> None:
+    scaffold.own_tests.wait(timeout=600)
+    scaffolded = scaffold.path
     result = make(scaffolded, "remove-service", NAME)
     assert f"removed services/{NAME} and charts/{NAME}" in result.stdout
     assert tree_state(scaffolded) == ("", "")
-    refused = run(scaffolded, "make", "-s", "-f", "Makefile", "-f", SCAFFOLD_MK, "remove-service",
-                  "name=payment", check=False)  # fmt: skip
+    refused = run(scaffolded, "make", "-s", "remove-service", "name=payment", check=False)
     assert refused.returncode != 0
     assert "one of the platform's own services" in refused.stderr
