@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -124,11 +125,16 @@ def scaffold(workspace: Path) -> Iterator[Scaffold]:
             env=child_env(),
             stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     yield Scaffold(workspace, own_tests, log)
-    if own_tests.poll() is None:
-        own_tests.kill()
-        own_tests.wait()
+    if own_tests.poll() is None:  # the session stopped early: stop pytest and its services
+        os.killpg(own_tests.pid, signal.SIGTERM)
+        try:
+            own_tests.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(own_tests.pid, signal.SIGKILL)
+            own_tests.wait()
 
 
 @pytest.fixture(scope="module")
