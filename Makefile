@@ -20,7 +20,7 @@ BENCH_ARGS ?=
 .PHONY: help setup deps helm postgres tools charts-vendor test lint fmt run env bench clean clean-cache
 
 help: ## List the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(UV):
 	@echo "==> installing uv $(UV_VERSION) into $(FLOTILLA_CACHE) (one time)"

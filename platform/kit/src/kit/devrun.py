@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             "GATEWAY_JWKS_URL": f"{urls['auth']}/auth/jwks.json",
         }
         command = [sys.executable, "-m", f"{service.name}_service.main"]
-        processes.append((service.name, _start(service.name, command, env, COLOURS[index], width)))
+        colour = COLOURS[index % len(COLOURS)]
+        processes.append((service.name, _start(service.name, command, env, colour, width)))
     for service in SERVICES:
         print(f"{service.name:>{width}}: http://127.0.0.1:{args.base_port + service.port_offset}")
     print(f"{'nats':>{width}}: {nats_url}   (Ctrl-C stops everything)")
