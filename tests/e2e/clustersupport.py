@@ -1,5 +1,5 @@
 """The local control plane for tests: start and delete a kwok cluster, run the pinned kubectl
-and helm against a kubeconfig. The fixtures in tests/e2e/cluster_fixtures.py are built on this module."""
+and helm against a kubeconfig. The fixtures in tests/e2e/cluster_fixtures.py are built on it."""
 
 from __future__ import annotations
 
