@@ -1,10 +1,8 @@
-import sys
 from collections.abc import Iterator
 
 import pytest
 
-from kit.testing.fixtures import DATABASE_KINDS, database_maker
-from kit.testing.nats_server import NatsServer
+from kit.testing.fixtures import DATABASE_KINDS, service_per_database
 from kit.testing.process import ServiceProcess
 
 
@@ -16,17 +14,4 @@ def order_service(
 
     Tests share it, so each uses user ids of its own.
     """
-    directory = tmp_path_factory.mktemp("order")
-    nats = NatsServer(directory / "nats")
-    nats.start()
-    process = ServiceProcess(
-        "order",
-        [sys.executable, "-m", "order_service.main"],
-        directory,
-        env={"NATS_URL": nats.url, "DATABASE_URL": database_maker(request, directory)("order")},
-    )
-    process.start()
-    process.wait_until("/readyz", 200)
-    yield process
-    process.stop()
-    nats.stop()
+    yield from service_per_database("order", request, tmp_path_factory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from kit.testing.nats_server import NatsServer
 from kit.testing.postgres import PostgresServer
+from kit.testing.process import ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +67,27 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[st
 def database_url(new_database: Callable[[str], str]) -> str:
     """A fresh, empty database, on SQLite and on PostgreSQL."""
     return new_database("test")
+
+
+def service_per_database(
+    name: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """Body of a module fixture parametrized by DATABASE_KINDS: the service ``name`` as a real
+    process on a fresh database of that kind, with a nats-server of its own (so its streams see
+    no other suite's events)."""
+    directory = tmp_path_factory.mktemp(name)
+    nats = NatsServer(directory / "nats")
+    nats.start()
+    process = ServiceProcess(
+        name,
+        [sys.executable, "-m", f"{name}_service.main"],
+        directory,
+        env={"NATS_URL": nats.url, "DATABASE_URL": database_maker(request, directory)(name)},
+    )
+    try:
+        process.start()
+        process.wait_until("/readyz", 200)
+        yield process
+    finally:
+        process.stop()
+        nats.stop()
