@@ -93,3 +93,30 @@ async def test_the_relay_wakes_on_commit_and_waits_out_a_nats_outage(
 
 async def drained(outbox: Outbox) -> bool:
     return await outbox.pending_count() == 0
+
+
+async def test_events_published_but_not_marked_before_a_crash_are_stored_once(
+    db: Database, bus: EventBus, stream: StreamSpec
+) -> None:
+    subject = stream.subjects[0].replace(">", "x")
+    # Marks of handed-over events would come a minute later; the table is read only at start.
+    outbox = Outbox(db, bus, poll_seconds=60, mark_delay_seconds=60)
+    relay = asyncio.create_task(outbox.run(asyncio.Event()))
+
+    async def stored_exactly(count: int) -> bool:
+        return await stored(bus, stream) == count
+
+    async with db.transaction() as session:
+        await outbox.enqueue(session, subject, new_event(1))
+    await eventually(lambda: drained(outbox))  # the first round reads the table and marks
+    async with db.transaction() as session:
+        await outbox.enqueue(session, subject, new_event(2))  # handed over by the commit
+    await eventually(lambda: stored_exactly(2))
+    relay.cancel()  # killed after publishing, before marking
+    await asyncio.gather(relay, return_exceptions=True)
+    assert await outbox.pending_count() == 1
+
+    restarted = Outbox(db, bus)
+    assert await restarted.publish_pending() == 1
+    assert await restarted.pending_count() == 0
+    assert await stored(bus, stream) == 2  # the second publish was de-duplicated by event id

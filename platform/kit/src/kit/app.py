@@ -227,7 +227,13 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         await runtime.shutdown()
 
     app = FastAPI(
-        title=spec.name, version=spec.version, description=spec.description, lifespan=lifespan
+        title=spec.name,
+        version=spec.version,
+        description=spec.description,
+        lifespan=lifespan,
+        # HTTP spans come from the OpenTelemetry instrumentation below; FastAPI's own telemetry
+        # would only wrap every request to find that out.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
     install_problem_handlers(app)
@@ -250,7 +256,12 @@ def runtime_of(request: Request) -> Runtime:
     return runtime
 
 
-def get_bus(request: Request) -> EventBus:
+async def _runtime_dependency(request: Request) -> Runtime:
+    # async: FastAPI would run a plain function in its thread pool.
+    return runtime_of(request)
+
+
+async def get_bus(request: Request) -> EventBus:
     """Dependency: the service's event bus."""
     return runtime_of(request).bus
 
@@ -264,4 +275,4 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 BusDep = Annotated[EventBus, Depends(get_bus)]
 # scope="function": commit before the response is sent, so a failed commit is the client's error.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
-RuntimeDep = Annotated[Runtime, Depends(runtime_of)]
+RuntimeDep = Annotated[Runtime, Depends(_runtime_dependency)]

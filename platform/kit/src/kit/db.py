@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from kit.settings import DatabaseSettings
+from kit.sqlite_inline import Checkpointer, connect_inline
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -61,10 +63,18 @@ class Database:
         parsed = make_url(_normalise_url(url))
         self.dialect = parsed.get_backend_name()
         options: dict[str, Any] = {"echo": echo}
+        self._checkpointer: Checkpointer | None = None
         if self.dialect == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            options["connect_args"] = {"timeout": 30}
+            if parsed.query:
+                raise ValueError(
+                    f"SQLite URL options are not supported ({dict(parsed.query)}); "
+                    "give a plain file path, e.g. sqlite:///data/order.db"
+                )
+            path = parsed.database or ":memory:"
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                self._checkpointer = Checkpointer(Path(path))
+            options["async_creator"] = partial(connect_inline, path, timeout=30)
             # SQLite has one writer at a time. One pooled connection makes transactions queue
             # in the pool instead of spinning in SQLite's busy handler (or failing to upgrade
             # a read transaction to a write one).
@@ -77,11 +87,11 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._commit_hooks: dict[str, Callable[[], None]] = {}
+        self._commit_hooks: dict[str, Callable[[Any], None]] = {}
 
-    def on_commit(self, flag: str, hook: Callable[[], None]) -> None:
-        """Run ``hook`` after a ``transaction()`` commits whose session has ``info[flag]`` set."""
-        self._commit_hooks[flag] = hook
+    def on_commit(self, key: str, hook: Callable[[Any], None]) -> None:
+        """Run ``hook(session.info[key])`` after a ``transaction()`` commits that set that key."""
+        self._commit_hooks[key] = hook
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings, service: str) -> Database:
@@ -95,9 +105,11 @@ class Database:
         async with self.sessions() as session:
             async with session.begin():
                 yield session
-            for flag, hook in self._commit_hooks.items():
-                if session.info.pop(flag, False):
-                    hook()
+            if self._checkpointer is not None:
+                self._checkpointer.after_commit()
+            for key, hook in self._commit_hooks.items():
+                if (value := session.info.pop(key, None)) is not None:
+                    hook(value)
 
     async def create_tables(self, metadata: MetaData) -> None:
         """Create the tables of ``metadata`` that do not exist yet."""
@@ -111,6 +123,8 @@ class Database:
 
     async def close(self) -> None:
         """Close every pooled connection."""
+        if self._checkpointer is not None:
+            await self._checkpointer.wait()
         await self.engine.dispose()
 
 
@@ -120,6 +134,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # In WAL mode NORMAL skips the fsync per commit; a killed process loses nothing, only a power
     # cut can take the last commits back (PostgreSQL is the production database).
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints fsync; Database runs them in a thread (kit.sqlite_inline.Checkpointer) instead
+    # of inside whichever commit crosses the WAL size limit.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

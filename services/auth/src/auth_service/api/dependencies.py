@@ -49,8 +49,8 @@ def install_auth_state(app: FastAPI) -> None:
     app.state.auth = AuthState(settings, keys, Passwords(hasher))
 
 
-def get_auth(request: Request) -> AuthState:
-    """Dependency: the process-wide auth state."""
+async def get_auth(request: Request) -> AuthState:
+    """Dependency: the process-wide auth state (async: FastAPI runs plain functions in a thread)."""
     state: AuthState = request.app.state.auth
     return state
 

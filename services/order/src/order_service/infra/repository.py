@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -133,12 +133,16 @@ async def list_orders(db: Database, user_id: str, limit: int) -> list[Order]:
 async def record_payment_result(
     session: AsyncSession, order_id: str, status: OrderStatus, reason: str | None
 ) -> bool:
-    """Move a pending order to ``status``; False when the order is unknown."""
-    row = await session.get(OrderRow, order_id, with_for_update=True)
-    if row is None:
-        return False
-    if row.status == OrderStatus.PENDING.value:
-        row.status = status.value
-        row.failure_reason = reason
-        row.updated_at = datetime.now(UTC)
-    return True
+    """Move a pending order to ``status``; False when the order is unknown.
+
+    One conditional UPDATE: an order that is no longer pending keeps its first outcome.
+    """
+    settled = await session.execute(
+        update(OrderRow)
+        .where(OrderRow.id == order_id, OrderRow.status == OrderStatus.PENDING.value)
+        .values(status=status.value, failure_reason=reason, updated_at=datetime.now(UTC))
+        .execution_options(synchronize_session=False)
+    )
+    if settled.rowcount:  # type: ignore[attr-defined]
+        return True
+    return await session.scalar(select(OrderRow.id).where(OrderRow.id == order_id)) is not None
