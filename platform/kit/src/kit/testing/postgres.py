@@ -69,6 +69,13 @@ class PostgresServer:
             "-l", str(self.base_dir / "server.log"), "-w", "start",
         )  # fmt: skip
 
+    def restart(self) -> None:
+        """Restart the server (same data, same port); its clients' connections are closed."""
+        self._run(
+            str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
+            "-l", str(self.base_dir / "server.log"), "-w", "restart",
+        )  # fmt: skip
+
     def stop(self) -> None:
         """Stop the server this object started and remove its files."""
         if (self.data_dir / "postmaster.pid").exists():

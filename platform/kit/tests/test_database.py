@@ -1,0 +1,78 @@
+"""kit.db on real databases: inline SQLite with its checkpoints, PostgreSQL across a restart."""
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select
+
+from kit.db import Database
+from kit.testing.postgres import PostgresServer
+
+metadata = MetaData()
+notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("body", Text))
+
+
+async def count_notes(db: Database) -> int:
+    async with db.transaction() as session:
+        return int(await session.scalar(select(func.count()).select_from(notes)) or 0)
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(f"sqlite:///{tmp_path}/notes.db")
+    await db.create_tables(metadata)
+    yield db
+    await db.close()
+
+
+async def test_sqlite_runs_on_the_event_loop_thread_without_a_worker_thread(
+    tmp_path: Path,
+) -> None:
+    threads = threading.active_count()
+    db = Database(f"sqlite:///{tmp_path}/inline.db")
+    await db.create_tables(metadata)
+    async with db.transaction() as session:
+        await session.execute(insert(notes).values(body="hello"))
+    assert threading.active_count() == threads
+    assert await count_notes(db) == 1
+    await db.close()
+
+
+async def test_sqlite_keeps_the_write_ahead_log_bounded(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    body = "x" * 4000  # about a page per row
+    for _ in range(2000):
+        async with sqlite_db.transaction() as session:
+            await session.execute(insert(notes).values(body=body))
+    # Without checkpoints the log would hold every page written (over 8 MB here).
+    assert (tmp_path / "notes.db-wal").stat().st_size < 6 * 1024 * 1024
+    assert await count_notes(sqlite_db) == 2000
+
+
+def test_sqlite_urls_with_options_are_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError, match="give a plain file path"):
+        Database("sqlite:///data/x.db?mode=ro")
+
+
+async def test_a_postgresql_restart_does_not_fail_the_next_transaction() -> None:
+    server = PostgresServer()
+    await asyncio.to_thread(server.start)
+    try:
+        db = Database(server.create_database())
+        await db.create_tables(metadata)
+        async with db.transaction() as session:
+            await session.execute(insert(notes).values(body="before"))
+
+        await asyncio.to_thread(server.restart)
+        await asyncio.sleep(0.2)  # the closed sockets reach the event loop
+
+        async with db.transaction() as session:  # a pooled connection was closed by the server
+            await session.execute(insert(notes).values(body="after"))
+        assert await count_notes(db) == 2
+        await db.close()
+    finally:
+        await asyncio.to_thread(server.stop)
