@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from tests.bench.stats import percentile
+from tests.bench.stats import machine_cpu_seconds, percentile
 from tests.integration.saga_stack import SagaStack
 
 
@@ -22,6 +22,7 @@ class RateResult:
     p50: float
     p99: float
     failed_requests: int
+    cpu_per_order: float  # machine-wide busy CPU seconds per order, services to load generator
 
     @property
     def sustained(self) -> bool:
@@ -48,6 +49,7 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
         except Exception:
             failures += 1
 
+    cpu_before = machine_cpu_seconds()
     started = time.monotonic()
     tasks = []
     for n in range(count):
@@ -58,6 +60,7 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
     await asyncio.gather(*tasks)
     achieved = count / (time.monotonic() - started)
     await saga.wait_settled(ids, timeout=30)
+    cpu_per_order = (machine_cpu_seconds() - cpu_before) / count
     rows = await saga.query(
         "order",
         "SELECT created_at, updated_at, status FROM orders WHERE id IN :ids",
@@ -74,6 +77,7 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
         p50=percentile(latencies, 0.5),
         p99=percentile(latencies, 0.99),
         failed_requests=failures,
+        cpu_per_order=cpu_per_order,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 
 
@@ -18,3 +19,11 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 def ms(seconds: float) -> str:
     """Seconds as milliseconds with one decimal."""
     return f"{seconds * 1000:.1f} ms"
+
+
+def machine_cpu_seconds() -> float:
+    """CPU time this machine has spent busy (all cores, all processes) since boot."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -47,6 +48,11 @@ def extract_trace_context(headers: Mapping[str, str] | None) -> otel_context.Con
     return propagate.extract(dict(headers or {}))
 
 
+@cache
 def tracer() -> trace.Tracer:
-    """The tracer the chassis uses for its own spans."""
+    """The tracer the chassis uses for its own spans.
+
+    Cached: the SDK makes a new tracer per call. One made before ``configure_tracing`` is a proxy
+    that follows the provider installed later.
+    """
     return trace.get_tracer("kit")

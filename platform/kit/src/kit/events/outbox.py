@@ -30,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     select,
@@ -58,6 +59,14 @@ outbox_table = Table(
     Column("headers", JSON, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("published_at", UtcDateTime, nullable=True, index=True),
+)
+
+# Built once (values passed at execution): cheaper than building a statement per event.
+_INSERT = outbox_table.insert()
+_MARK_BY_EVENT_ID = (
+    update(outbox_table)
+    .where(outbox_table.c.event_id.in_(bindparam("event_ids", expanding=True)))
+    .values(published_at=bindparam("published_at"))
 )
 
 
@@ -106,13 +115,14 @@ class Outbox:
         """
         headers = inject_trace_headers({})
         await session.execute(
-            outbox_table.insert().values(
-                event_id=event_.id,
-                subject=subject,
-                payload=event_.model_dump_json(exclude_none=True),
-                headers=headers,
-                created_at=datetime.now(UTC),
-            )
+            _INSERT,
+            {
+                "event_id": event_.id,
+                "subject": subject,
+                "payload": event_.model_dump_json(exclude_none=True),
+                "headers": headers,
+                "created_at": datetime.now(UTC),
+            },
         )
         session.info.setdefault(COMMITTED_EVENTS, []).append(
             _Pending(event_.id, subject, event_, headers)
@@ -177,9 +187,7 @@ class Outbox:
         try:
             async with self._db.transaction() as session:
                 await session.execute(
-                    update(outbox_table)
-                    .where(outbox_table.c.event_id.in_(ids))
-                    .values(published_at=datetime.now(UTC))
+                    _MARK_BY_EVENT_ID, {"event_ids": ids, "published_at": datetime.now(UTC)}
                 )
         except Exception:
             self._unmarked = ids + self._unmarked

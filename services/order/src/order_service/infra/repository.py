@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +20,21 @@ from order_service.domain.events import (
     OrderCreated,
 )
 from order_service.domain.models import NewOrder, Order, OrderItem, OrderStatus
-from order_service.infra.tables import OrderRow
+from order_service.infra.tables import Base, OrderRow
+
+# Statements of the saga's hot path, built once; their values are passed at execution (cheaper
+# than building a statement, or an ORM unit of work, per order).
+_ORDERS = Base.metadata.tables["orders"]
+_INSERT_ORDER = insert(_ORDERS)
+_SETTLE = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.status == OrderStatus.PENDING.value)
+    .values(
+        status=bindparam("new_status"),
+        failure_reason=bindparam("reason"),
+        updated_at=bindparam("settled_at"),
+    )
+)
 
 
 def to_order(row: OrderRow) -> Order:
@@ -65,20 +79,21 @@ async def create_order(
             if existing is not None:
                 return _replay(existing, new), False
     now = datetime.now(UTC)
-    row = OrderRow(
-        id=str(uuid.uuid4()),
-        user_id=user_id,
-        status=OrderStatus.PENDING.value,
-        items=[item.model_dump() for item in new.items],
-        amount_cents=new.amount_cents,
-        currency=new.currency,
-        payment_token=new.payment_token,
-        idempotency_key=idempotency_key,
-        request_fingerprint=new.fingerprint(),
-        failure_reason=None,
-        created_at=now,
-        updated_at=now,
-    )
+    values = {
+        "id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "status": OrderStatus.PENDING.value,
+        "items": [item.model_dump() for item in new.items],
+        "amount_cents": new.amount_cents,
+        "currency": new.currency,
+        "payment_token": new.payment_token,
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": new.fingerprint(),
+        "failure_reason": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    row = OrderRow(**values)
     event = CloudEvent.new(
         ORDER_CREATED,
         source=SOURCE,
@@ -93,8 +108,7 @@ async def create_order(
     )
     try:
         async with db.transaction() as session:
-            session.add(row)
-            await session.flush()
+            await session.execute(_INSERT_ORDER, values)
             await outbox.enqueue(session, ORDER_CREATED_SUBJECT, event)
     except IntegrityError:
         if idempotency_key is None:
@@ -138,10 +152,13 @@ async def record_payment_result(
     One conditional UPDATE: an order that is no longer pending keeps its first outcome.
     """
     settled = await session.execute(
-        update(OrderRow)
-        .where(OrderRow.id == order_id, OrderRow.status == OrderStatus.PENDING.value)
-        .values(status=status.value, failure_reason=reason, updated_at=datetime.now(UTC))
-        .execution_options(synchronize_session=False)
+        _SETTLE,
+        {
+            "order_id": order_id,
+            "new_status": status.value,
+            "reason": reason,
+            "settled_at": datetime.now(UTC),
+        },
     )
     if settled.rowcount:  # type: ignore[attr-defined]
         return True

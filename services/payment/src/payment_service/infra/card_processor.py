@@ -17,9 +17,25 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, insert, select, update
+
 from kit.db import Database
 from payment_service.domain.models import PaymentSettings
-from payment_service.infra.tables import ProcessorChargeRow
+from payment_service.infra.tables import Base
+
+# The ledger's statements, built once (values passed at execution).
+_LEDGER = Base.metadata.tables["fake_processor_charges"]
+_LEDGER_ROW = select(_LEDGER).where(_LEDGER.c.idempotency_key == bindparam("key")).with_for_update()
+_RECORD = insert(_LEDGER)
+_UPDATE = (
+    update(_LEDGER)
+    .where(_LEDGER.c.idempotency_key == bindparam("key"))
+    .values(
+        attempts=bindparam("new_attempts"),
+        outcome=bindparam("new_outcome"),
+        decline_reason=bindparam("new_reason"),
+    )
+)
 
 DECLINED_TOKEN = "tok_declined"  # noqa: S105 - a documented test card token, not a secret
 TIMEOUT_ONCE_TOKEN = "tok_timeout_once"  # noqa: S105
@@ -53,28 +69,39 @@ class FakeCardProcessor:
         if self._settings.processor_latency_ms:
             await asyncio.sleep(self._settings.processor_latency_ms / 1000)
         async with db.transaction() as session:
-            row = await session.get(ProcessorChargeRow, idempotency_key, with_for_update=True)
+            found = await session.execute(_LEDGER_ROW, {"key": idempotency_key})
+            row = found.one_or_none()
+            attempts = (row.attempts if row is not None else 0) + 1
+            if row is not None and row.outcome is not None:
+                return ChargeOutcome(row.charge_id, row.outcome == APPROVED, row.decline_reason)
+            timed_out = token == TIMEOUT_ONCE_TOKEN and attempts == 1
+            reason = None if timed_out else self._decline_reason(amount_cents, token)
+            decided = None if timed_out else (DECLINED if reason else APPROVED)
             if row is None:
-                row = ProcessorChargeRow(
-                    idempotency_key=idempotency_key,
-                    charge_id=f"ch_{uuid.uuid4().hex[:24]}",
-                    amount_cents=amount_cents,
-                    attempts=0,
-                    outcome=None,
-                    decline_reason=None,
+                charge_id = f"ch_{uuid.uuid4().hex[:24]}"
+                await session.execute(
+                    _RECORD,
+                    {
+                        "idempotency_key": idempotency_key,
+                        "charge_id": charge_id,
+                        "amount_cents": amount_cents,
+                        "attempts": attempts,
+                        "outcome": decided,
+                        "decline_reason": reason,
+                    },
                 )
-                session.add(row)
-            if row.outcome is None:
-                row.attempts += 1
-                if token == TIMEOUT_ONCE_TOKEN and row.attempts == 1:
-                    timed_out = True
-                else:
-                    timed_out = False
-                    row.decline_reason = self._decline_reason(amount_cents, token)
-                    row.outcome = DECLINED if row.decline_reason else APPROVED
             else:
-                timed_out = False
-            outcome = ChargeOutcome(row.charge_id, row.outcome == APPROVED, row.decline_reason)
+                charge_id = row.charge_id
+                await session.execute(
+                    _UPDATE,
+                    {
+                        "key": idempotency_key,
+                        "new_attempts": attempts,
+                        "new_outcome": decided,
+                        "new_reason": reason,
+                    },
+                )
+            outcome = ChargeOutcome(charge_id, decided == APPROVED, reason)
         if timed_out:
             raise ProcessorTimeoutError(
                 f"card processor timed out charging {idempotency_key}; retry with the same key"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from kit.events import CloudEvent, Delivery, Subscription
@@ -22,7 +23,9 @@ from payment_service.domain.events import (
 )
 from payment_service.domain.models import PaymentStatus
 from payment_service.infra.card_processor import FakeCardProcessor
-from payment_service.infra.tables import PaymentRow
+from payment_service.infra.tables import Base
+
+_INSERT_PAYMENT = insert(Base.metadata.tables["payments"])  # built once, values per order
 
 CONSUMER = "payment-orders-created"
 
@@ -39,23 +42,23 @@ def charging_subscription(processor: FakeCardProcessor) -> Subscription:
             db, order.order_id, order.amount_cents, order.payment_token
         )
         status = PaymentStatus.SUCCEEDED if outcome.approved else PaymentStatus.FAILED
-        row = PaymentRow(
-            id=str(uuid.uuid4()),
-            order_id=order.order_id,
-            user_id=order.user_id,
-            status=status.value,
-            amount_cents=order.amount_cents,
-            currency=order.currency,
-            reason=outcome.decline_reason,
-            processor_charge_id=outcome.charge_id,
-            created_at=datetime.now(UTC),
-        )
+        payment = {
+            "id": str(uuid.uuid4()),
+            "order_id": order.order_id,
+            "user_id": order.user_id,
+            "status": status.value,
+            "amount_cents": order.amount_cents,
+            "currency": order.currency,
+            "reason": outcome.decline_reason,
+            "processor_charge_id": outcome.charge_id,
+            "created_at": datetime.now(UTC),
+        }
         result = CloudEvent.new(
             PAYMENT_SUCCEEDED if outcome.approved else PAYMENT_FAILED,
             source=SOURCE,
             subject=order.order_id,
             data=PaymentResult(
-                payment_id=row.id,
+                payment_id=payment["id"],
                 order_id=order.order_id,
                 user_id=order.user_id,
                 amount_cents=order.amount_cents,
@@ -68,8 +71,8 @@ def charging_subscription(processor: FakeCardProcessor) -> Subscription:
             async with db.transaction() as session:
                 if not await claim_event(session, CONSUMER, event.id):
                     return
-                session.add(row)
-                await session.flush()  # the unique order_id refuses a second payment here
+                # The unique order_id refuses a second payment here.
+                await session.execute(_INSERT_PAYMENT, payment)
                 await delivery.runtime.events_outbox.enqueue(session, subject, result)
         except IntegrityError:
             return  # a concurrent delivery of the same order recorded it first
