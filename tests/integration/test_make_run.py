@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from kit.devrun import SERVICES
-from kit.testing.ports import free_port
+from kit.testing.ports import free_port, free_ports
 
 
 def status(url: str) -> int | None:
@@ -23,9 +23,7 @@ def status(url: str) -> int | None:
 
 
 def test_make_run_starts_every_service_ready(repo_root: Path, tmp_path: Path) -> None:
-    base_port = free_port()
-    while any(status(f"http://127.0.0.1:{base_port + s.port_offset}/healthz") for s in SERVICES):
-        base_port = free_port()
+    base_port = free_ports(max(s.port_offset for s in SERVICES) + 1)
     command = [
         sys.executable, "-m", "kit.devrun",
         "--nats-port", str(free_port()),
