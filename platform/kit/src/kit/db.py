@@ -74,7 +74,7 @@ class Database:
             path = parsed.database or ":memory:"
             if path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            options["async_creator"] = partial(connect_inline, path, timeout=30)
+            options["async_creator"] = partial(connect_inline, path, timeout=5)
             # SQLite has one writer at a time. One pooled connection makes transactions queue
             # in the pool instead of spinning in SQLite's busy handler (or failing to upgrade
             # a read transaction to a write one).
@@ -131,7 +131,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # In WAL mode NORMAL skips the fsync per commit; a killed process loses nothing, only a power
     # cut can take the last commits back (PostgreSQL is the production database).
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # Statements run on the event loop's thread (kit.sqlite_inline): another process holding the
+    # write lock longer than this fails the transaction rather than freezing the service.
+    cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
