@@ -91,6 +91,36 @@ async def test_the_relay_wakes_on_commit_and_waits_out_a_nats_outage(
     await bus.drain()
 
 
+async def test_events_piled_up_during_an_outage_go_out_in_commit_order(
+    db: Database, fresh_nats_server: NatsServer
+) -> None:
+    bus = EventBus(NatsSettings(url=fresh_nats_server.url), client_name="outbox-order-test")
+    await bus.connect()
+    stream = StreamSpec("OUTBOXORDER", ("outboxorder.>",))
+    await bus.ensure_streams([stream])
+    # A small batch, so the backlog goes out over several reads of the table.
+    outbox = Outbox(db, bus, batch_size=2, poll_seconds=0.2)
+    stopping = asyncio.Event()
+    relay = asyncio.create_task(outbox.run(stopping))
+    async with db.transaction() as session:
+        await outbox.enqueue(session, "outboxorder.a", new_event(0))
+    await eventually(lambda: drained(outbox))
+
+    fresh_nats_server.stop()
+    for n in range(1, 26):
+        async with db.transaction() as session:
+            await outbox.enqueue(session, "outboxorder.a", new_event(n))
+    fresh_nats_server.start()
+    await eventually(lambda: drained(outbox), timeout=20)
+
+    psub = await bus.js.pull_subscribe("outboxorder.a", stream=stream.name)
+    messages = await psub.fetch(26, timeout=2)
+    assert [CloudEvent.from_bytes(m.data).data["n"] for m in messages] == list(range(26))
+    stopping.set()
+    await relay
+    await bus.drain()
+
+
 async def drained(outbox: Outbox) -> bool:
     return await outbox.pending_count() == 0
 
