@@ -18,6 +18,7 @@ from tests.bench.stats import ms, percentile
 from tests.integration.saga_stack import SagaStack
 
 STEADY_RATE = 100.0
+STEADY_RUNS = 3  # the machine is shared: one slow second can own a 10 s run's p99
 RAMP = (50.0, 75.0, 100.0, 125.0, 150.0, 200.0, 250.0, 300.0)
 
 
@@ -31,7 +32,7 @@ def _row(result: RateResult) -> str:
 
 async def _saga_runs(
     new_database: Callable[[str], str], seconds: float
-) -> tuple[RateResult, list[RateResult]]:
+) -> tuple[list[RateResult], list[RateResult]]:
     with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as directory:
         saga = SagaStack(Path(directory), new_database)
         for service in saga.services.values():
@@ -39,8 +40,10 @@ async def _saga_runs(
         await asyncio.to_thread(saga.start)
         try:
             await run_at_rate(saga, 50, 3.0)  # warm-up: connections, caches, pools
-            steady = await run_at_rate(saga, STEADY_RATE, seconds)
-            print(_row(steady), flush=True)
+            steady: list[RateResult] = []
+            for _ in range(STEADY_RUNS):
+                steady.append(await run_at_rate(saga, STEADY_RATE, seconds))
+                print(_row(steady[-1]), flush=True)
             ramp: list[RateResult] = []
             for rate in RAMP:
                 ramp.append(await run_at_rate(saga, rate, 5.0))
@@ -52,21 +55,26 @@ async def _saga_runs(
     return steady, ramp
 
 
-def _saga_section(database: str, seconds: float, steady: RateResult, ramp: list[RateResult]) -> str:
+def _saga_section(
+    database: str, seconds: float, steady: list[RateResult], ramp: list[RateResult]
+) -> str:
     best = max((r.target_per_second for r in ramp if r.sustained), default=0.0)
-    verdict = "meets" if steady.p99 <= 0.1 else "misses"
+    median = sorted(steady, key=lambda r: r.p99)[len(steady) // 2]
+    verdict = "meets" if median.p99 <= 0.1 else "misses"
+    every_p99 = ", ".join(ms(r.p99) for r in steady)
     header = (
         "| offered | achieved | paid | p50 created->paid | p99 created->paid | CPU per order "
         "| sustained |\n| --- | --- | --- | --- | --- | --- | --- |"
     )
-    rows = "\n".join(_row(r) for r in [steady, *ramp])
+    rows = "\n".join(_row(r) for r in [*steady, *ramp])
     return f"""### On {database}
 
-At a steady {STEADY_RATE:.0f} orders/s for {seconds:.0f} s: **p50 {ms(steady.p50)}, p99
-{ms(steady.p99)}** (target p99 <= 100 ms: {verdict}). Highest sustained rate (every order paid,
-offered rate met, p99 < 1 s): **{best:.0f} orders/s**. At that steady rate the whole machine
-spent {steady.cpu_per_order * 1000:.1f} ms of CPU per order, so {STEADY_RATE:.0f} orders/s kept
-{steady.cpu_per_order * STEADY_RATE:.2f} of its 2 cores busy.
+At a steady {STEADY_RATE:.0f} orders/s, {len(steady)} runs of {seconds:.0f} s (p99 {every_p99}),
+the median run: **p50 {ms(median.p50)}, p99 {ms(median.p99)}** (target p99 <= 100 ms:
+{verdict}). Highest sustained rate (every order paid, offered rate met, p99 < 1 s):
+**{best:.0f} orders/s**. At {STEADY_RATE:.0f} orders/s the whole machine spent
+{median.cpu_per_order * 1000:.1f} ms of CPU per order: {median.cpu_per_order * STEADY_RATE:.2f}
+of its 2 cores.
 
 {header}
 {rows}

@@ -61,7 +61,9 @@ def _normalise_url(url: str) -> str:
 class Database:
     """An async engine and session factory with the pragmas and pool settings that suit it."""
 
-    def __init__(self, url: str, *, pool_size: int = 5, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 5, max_overflow: int = 0, echo: bool = False
+    ) -> None:
         parsed = make_url(_normalise_url(url))
         self.dialect = parsed.get_backend_name()
         options: dict[str, Any] = {"echo": echo}
@@ -82,6 +84,7 @@ class Database:
             options["max_overflow"] = 0
         else:
             options["pool_size"] = pool_size
+            options["max_overflow"] = max_overflow
         self.engine: AsyncEngine = create_async_engine(parsed, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -98,7 +101,12 @@ class Database:
     def from_settings(cls, settings: DatabaseSettings, service: str) -> Database:
         """The database named by DATABASE_URL, or the service's SQLite file."""
         url = settings.url.get_secret_value() if settings.url else default_sqlite_url(service)
-        return cls(url, pool_size=settings.pool_size, echo=settings.echo)
+        return cls(
+            url,
+            pool_size=settings.pool_size,
+            max_overflow=settings.max_overflow,
+            echo=settings.echo,
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -73,6 +73,11 @@ class DatabaseSettings(BaseSettings):
 
     url: SecretStr | None = None
     pool_size: int = Field(default=5, ge=1)
+    # Connections beyond pool_size are opened for a burst and closed after it. Under load that
+    # churn (a server backend started per connection) costs more than waiting for a pooled one:
+    # a saga run at 100 orders/s that opened 59 connections instead of 13 had p99 760 ms, not
+    # the usual 20-35 ms; with no overflow, five runs in a row stayed at 21-73 ms.
+    max_overflow: int = Field(default=0, ge=0)
     echo: bool = False
 
 
