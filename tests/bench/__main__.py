@@ -39,7 +39,8 @@ async def _saga_runs(
             service.env["SERVICE_LOG_LEVEL"] = "WARNING"
         await asyncio.to_thread(saga.start)
         try:
-            await run_at_rate(saga, 50, 3.0)  # warm-up: connections, caches, pools
+            # Warm-up at the measured rate: pools grow, statements are prepared per connection.
+            await run_at_rate(saga, STEADY_RATE, 5.0)
             steady: list[RateResult] = []
             for _ in range(STEADY_RUNS):
                 steady.append(await run_at_rate(saga, STEADY_RATE, seconds))
@@ -99,9 +100,9 @@ async def bench_saga(seconds: float) -> None:
         f"""## Saga latency (order created -> paid)
 
 order and payment as real processes, a real nats-server; orders posted directly to the order
-service (open loop), latency from the order's `created_at` to the moment it was marked paid (both
-stamped by the order service). Everything (both services, NATS, the database and the load
-generator) shares the machine's 2 cores.
+service (open loop) after a 5 s warm-up at 100/s, latency from the order's `created_at` to the
+moment it was marked paid (both stamped by the order service). Everything (both services, NATS,
+the database and the load generator) shares the machine's 2 cores.
 
 {_saga_section("SQLite (the embedded default)", seconds, *sqlite)}
 {_saga_section("PostgreSQL (the production database)", seconds, *postgresql)}""",
