@@ -60,14 +60,23 @@ async def test_only_committed_events_are_published_in_order(
     assert [CloudEvent.from_bytes(m.data).data["n"] for m in messages] == [1, 2, 3]
 
 
-async def test_the_relay_wakes_on_commit_and_waits_out_a_nats_outage(
-    db: Database, fresh_nats_server: NatsServer
-) -> None:
+OUTAGE_STREAM = StreamSpec("OUTBOXTEST", ("outboxtest.>",))
+
+
+@pytest.fixture
+async def outage_bus(fresh_nats_server: NatsServer) -> AsyncIterator[EventBus]:
+    """A bus on a nats-server of the test's own, which the test may stop and start."""
     bus = EventBus(NatsSettings(url=fresh_nats_server.url), client_name="outbox-test")
     await bus.connect()
-    stream = StreamSpec("OUTBOXTEST", ("outboxtest.>",))
-    await bus.ensure_streams([stream])
-    outbox = Outbox(db, bus, poll_seconds=0.2)
+    await bus.ensure_streams([OUTAGE_STREAM])
+    yield bus
+    await bus.drain()
+
+
+async def test_the_relay_wakes_on_commit_and_waits_out_a_nats_outage(
+    db: Database, outage_bus: EventBus, fresh_nats_server: NatsServer
+) -> None:
+    outbox = Outbox(db, outage_bus, poll_seconds=0.2)
     stopping = asyncio.Event()
     relay = asyncio.create_task(outbox.run(stopping))
 
@@ -85,40 +94,34 @@ async def test_the_relay_wakes_on_commit_and_waits_out_a_nats_outage(
 
     fresh_nats_server.start()
     await eventually(lambda: drained(outbox), timeout=20)
-    assert await stored(bus, stream) == 2
+    assert await stored(outage_bus, OUTAGE_STREAM) == 2
     stopping.set()
     await relay
-    await bus.drain()
 
 
 async def test_events_piled_up_during_an_outage_go_out_in_commit_order(
-    db: Database, fresh_nats_server: NatsServer
+    db: Database, outage_bus: EventBus, fresh_nats_server: NatsServer
 ) -> None:
-    bus = EventBus(NatsSettings(url=fresh_nats_server.url), client_name="outbox-order-test")
-    await bus.connect()
-    stream = StreamSpec("OUTBOXORDER", ("outboxorder.>",))
-    await bus.ensure_streams([stream])
     # A small batch, so the backlog goes out over several reads of the table.
-    outbox = Outbox(db, bus, batch_size=2, poll_seconds=0.2)
+    outbox = Outbox(db, outage_bus, batch_size=2, poll_seconds=0.2)
     stopping = asyncio.Event()
     relay = asyncio.create_task(outbox.run(stopping))
     async with db.transaction() as session:
-        await outbox.enqueue(session, "outboxorder.a", new_event(0))
+        await outbox.enqueue(session, "outboxtest.a", new_event(0))
     await eventually(lambda: drained(outbox))
 
     fresh_nats_server.stop()
     for n in range(1, 26):
         async with db.transaction() as session:
-            await outbox.enqueue(session, "outboxorder.a", new_event(n))
+            await outbox.enqueue(session, "outboxtest.a", new_event(n))
     fresh_nats_server.start()
     await eventually(lambda: drained(outbox), timeout=20)
 
-    psub = await bus.js.pull_subscribe("outboxorder.a", stream=stream.name)
+    psub = await outage_bus.js.pull_subscribe("outboxtest.a", stream=OUTAGE_STREAM.name)
     messages = await psub.fetch(26, timeout=2)
     assert [CloudEvent.from_bytes(m.data).data["n"] for m in messages] == list(range(26))
     stopping.set()
     await relay
-    await bus.drain()
 
 
 async def drained(outbox: Outbox) -> bool:
