@@ -12,7 +12,7 @@
 #
 # Components and binaries:
 #   helm  helm
-#   kube  kube-apiserver kube-controller-manager kube-scheduler kubectl
+#   kube  kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy
 #   etcd  etcd
 #   kwok  kwok kwokctl
 #
@@ -77,6 +77,8 @@ component_targets() {
       echo "kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager"
       echo "kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler"
       echo "kubectl k8s.io/kubernetes/cmd/kubectl"
+      echo "kubelet k8s.io/kubernetes/cmd/kubelet"
+      echo "kube-proxy k8s.io/kubernetes/cmd/kube-proxy"
       ;;
     etcd) echo "etcd go.etcd.io/etcd/server/v3" ;;
     kwok)

@@ -1,12 +1,14 @@
 //go:build tools
 
-// Package tools pins the Kubernetes control plane binaries and kubectl for
+// Package tools pins the Kubernetes control plane and node binaries and kubectl for
 // platform/cluster/build-tools.sh.
 package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
