@@ -340,10 +340,24 @@ def chart_properties(chart: str) -> tuple[Schema, dict[str, list[str]]]:
     }
     properties: Schema = {}
     if chart in CHARTS_WITH_DATABASE:
+        persistence = obj(
+            {
+                "enabled": {"type": "boolean"},
+                "existingClaim": string(empty_or(DNS_SUBDOMAIN), "Claim to use; empty: create."),
+                "storageClassName": string(
+                    empty_or(DNS_SUBDOMAIN), "Empty: the cluster's default StorageClass."
+                ),
+                "size": string(QUANTITY, "Requested storage.", 1),
+            },
+            description="SQLite on a PersistentVolumeClaim: one replica, Recreate rollouts.",
+        )
         properties["database"] = obj(
             {
-                "existingSecret": secret_name("Secret with DATABASE_URL; empty: SQLite."),
+                "existingSecret": secret_name(
+                    "Secret with DATABASE_URL (PostgreSQL); required for more than one replica."
+                ),
                 "urlKey": string(DATA_KEY, min_length=1),
+                "sqlite": obj({"persistence": persistence}),
             }
         )
         required_in_production["database"] = ["existingSecret"]

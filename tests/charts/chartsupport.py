@@ -27,6 +27,7 @@ SCENARIOS = (
     "networkpolicy-off",
     "production",
     "nats-creds-file",
+    "sqlite-pvc",
 )
 
 Manifest = dict[str, Any]
@@ -52,11 +53,31 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> Values:
     return merged
 
 
+def minimal_values(chart: str) -> Values:
+    """The least a chart needs: a tag and, with a database, where it keeps its data (the charts
+    refuse SQLite on an emptyDir, so the defaults alone do not render)."""
+    values: Values = {"image": {"tag": TAG}}
+    if chart in CHARTS_WITH_DATABASE:
+        values["database"] = {"existingSecret": f"{chart}-database"}
+    return values
+
+
+def sqlite_values(chart: str) -> Values:
+    """One replica on SQLite, on a PersistentVolumeClaim (the only SQLite setup accepted)."""
+    return {
+        "image": {"tag": TAG},
+        "replicaCount": 1,
+        "database": {"sqlite": {"persistence": {"enabled": True}}},
+    }
+
+
 def scenario_values(chart: str, scenario: str) -> Values:
     """The values of one cell of the render matrix."""
-    base: Values = {"image": {"tag": TAG}}
+    base = minimal_values(chart)
     if scenario == "defaults":
         return base
+    if scenario == "sqlite-pvc":
+        return sqlite_values(chart) if chart in CHARTS_WITH_DATABASE else base
     if scenario == "hpa":
         return merge(base, {"autoscaling": {"enabled": True}})
     if scenario == "servicemonitor":

@@ -135,6 +135,10 @@ def test_rolling_update_never_removes_a_ready_pod_first(
     matrix: Matrix, chart: str, scenario: str
 ) -> None:
     strategy = matrix[chart, scenario].deployment["spec"]["strategy"]
+    if scenario == "sqlite-pvc" and chart in CHARTS_WITH_DATABASE:
+        # One SQLite file, one process: the old pod stops before the new one opens the file.
+        assert strategy == {"type": "Recreate"}
+        return
     assert strategy == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},

@@ -14,6 +14,7 @@ from tests.charts.chartsupport import (
     Helm,
     Manifest,
     Rendered,
+    minimal_values,
 )
 
 # The REST resource of each kind a chart may render.
@@ -26,6 +27,7 @@ RESOURCES = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "HorizontalPodAutoscaler": "horizontalpodautoscalers",
     "ServiceMonitor": "servicemonitors",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
 }
 MANAGE = {"get", "list", "watch", "create", "update", "patch", "delete"}
 READ = {"get", "list", "watch"}
@@ -133,5 +135,5 @@ def test_rbac_can_be_left_to_the_cluster_admin(helm: Helm) -> None:
 
 @pytest.mark.parametrize("chart", SERVICE_CHARTS)
 def test_service_charts_render_no_rbac(helm: Helm, chart: str) -> None:
-    kinds = helm.template(chart, {"image": {"tag": TAG}}).kinds
+    kinds = helm.template(chart, minimal_values(chart)).kinds
     assert not kinds & {"Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.charts.chartsupport import CHARTS, TAG, Helm, merge, scenario_values
+from tests.charts.chartsupport import CHARTS, Helm, merge, minimal_values, scenario_values
 
 # Marks a key to leave out of the values entirely.
 ABSENT = "<absent>"
@@ -98,8 +98,8 @@ def without_absent(values: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("chart", CHARTS)
-def test_default_values_need_only_a_tag(helm: Helm, chart: str) -> None:
-    rendered = helm.template(chart, {"image": {"tag": TAG}})
+def test_default_values_need_only_a_tag_and_a_database(helm: Helm, chart: str) -> None:
+    rendered = helm.template(chart, minimal_values(chart))
     assert rendered.deployment
 
 
@@ -107,7 +107,7 @@ def test_default_values_need_only_a_tag(helm: Helm, chart: str) -> None:
     "tag", ["1.4.2-a8f3d21", "v1.4.2-a8f3d21", "2.0.0-rc.1-a8f3d21", "0.1.0-" + "ab" * 20]
 )
 def test_immutable_tags_accepted(helm: Helm, tag: str) -> None:
-    rendered = helm.template("order", {"image": {"tag": tag}})
+    rendered = helm.template("order", merge(minimal_values("order"), {"image": {"tag": tag}}))
     assert rendered.pod_spec["containers"][0]["image"].endswith(f":{tag}")
 
 

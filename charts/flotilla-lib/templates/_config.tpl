@@ -3,7 +3,7 @@ Configuration: the non-secret environment in a ConfigMap (hashed into the pod te
 secret environment, which only ever references existing Secrets.
 */ -}}
 
-{{- /* Usage: include "flotilla-lib.sqliteDir" . -> where the SQLite fallback keeps its file (an emptyDir). */ -}}
+{{- /* Usage: include "flotilla-lib.sqliteDir" . -> where SQLite keeps its file (the database.sqlite.persistence PersistentVolumeClaim). */ -}}
 {{- define "flotilla-lib.sqliteDir" -}}
 /var/lib/flotilla
 {{- end -}}
@@ -13,13 +13,30 @@ secret environment, which only ever references existing Secrets.
 /var/run/secrets/flotilla/nats
 {{- end -}}
 
-{{- /* Usage: include "flotilla-lib.usesSqlite" . -> "true" when the chart has a database but no existingSecret, so the SQLite fallback is used. */ -}}
+{{- /* Usage: include "flotilla-lib.usesSqlite" . -> "true" when the chart has a database but no existingSecret, so SQLite is used (on a PersistentVolumeClaim, one replica: see flotilla-lib.checkDatabase). */ -}}
 {{- define "flotilla-lib.usesSqlite" -}}
 {{- if and (hasKey .Values "database") (not .Values.database.existingSecret) -}}true{{- end -}}
 {{- end -}}
 
+{{- /* Usage: include "flotilla-lib.checkDatabase" . -> nothing; fails, naming the field, when the values would lose data: SQLite with more than one pod, or SQLite without a PersistentVolumeClaim. */ -}}
+{{- define "flotilla-lib.checkDatabase" -}}
+{{- if include "flotilla-lib.usesSqlite" . -}}
+{{- $v := .Values -}}
+{{- if $v.autoscaling.enabled -}}
+{{- fail "database.existingSecret is required with autoscaling.enabled: on SQLite every pod would have its own database. Name a Secret holding DATABASE_URL (PostgreSQL, see charts/README.md), or turn autoscaling off and run one replica on database.sqlite.persistence." -}}
+{{- end -}}
+{{- if gt (int $v.replicaCount) 1 -}}
+{{- fail (printf "database.existingSecret is required with replicaCount: %d: on SQLite every pod would have its own database and lose it with the pod. Name a Secret holding DATABASE_URL (PostgreSQL, see charts/README.md), or set replicaCount: 1 with database.sqlite.persistence.enabled: true." (int $v.replicaCount)) -}}
+{{- end -}}
+{{- if not $v.database.sqlite.persistence.enabled -}}
+{{- fail "database.existingSecret is empty and database.sqlite.persistence.enabled is false: SQLite on an emptyDir loses the database on every rollout. Name a Secret holding DATABASE_URL (PostgreSQL, see charts/README.md), or set database.sqlite.persistence.enabled: true (one replica on a PersistentVolumeClaim)." -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{- /* Usage: include "flotilla-lib.configData" . -> the ConfigMap's data as YAML (sorted keys); the checksum annotation hashes exactly this. */ -}}
 {{- define "flotilla-lib.configData" -}}
+{{- include "flotilla-lib.checkDatabase" . -}}
 {{- $v := .Values -}}
 {{- $profile := include "flotilla-lib.profile" . | fromYaml -}}
 {{- $data := dict

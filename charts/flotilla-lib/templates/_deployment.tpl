@@ -46,10 +46,15 @@ spec:
     matchLabels:
       {{- include "flotilla-lib.selectorLabels" . | nindent 6 }}
   strategy:
+    {{- if include "flotilla-lib.usesSqlite" . }}
+    # SQLite: one process per database file, so the old pod stops before the new one starts.
+    type: Recreate
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
       maxUnavailable: {{ $v.rollingUpdate.maxUnavailable }}
       maxSurge: {{ $v.rollingUpdate.maxSurge }}
+    {{- end }}
   template:
     metadata:
       labels:
@@ -139,8 +144,8 @@ spec:
             sizeLimit: {{ $v.tmpSizeLimit }}
         {{- if include "flotilla-lib.usesSqlite" . }}
         - name: data
-          emptyDir:
-            sizeLimit: 1Gi
+          persistentVolumeClaim:
+            claimName: {{ include "flotilla-lib.sqliteClaimName" . }}
         {{- end }}
         {{- if $v.nats.credsKey }}
         - name: nats-creds
