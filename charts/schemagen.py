@@ -23,6 +23,8 @@ CHARTS_DIR = Path(__file__).resolve().parent
 SERVICE_CHARTS = ("auth", "order", "payment", "gateway")
 CHARTS_WITH_DATABASE = ("auth", "order", "payment")
 ALL_CHARTS = (*SERVICE_CHARTS, "deployer")
+# The platform's own dependencies: StatefulSets with a schema of their own (see dependency_schema).
+DEPENDENCY_CHARTS = ("nats", "postgres")
 
 # <semver>-<git sha>, e.g. 1.4.2-a8f3d21 or 2.0.0-rc.1-a8f3d21. It cannot match "latest";
 # the explicit `not` below only makes that refusal read clearly.
@@ -447,9 +449,128 @@ def build_schema(chart: str) -> Schema:
     }
 
 
+# Any image tag but latest (the dependency images are tagged by the build, e.g. 2.15.1-a8f3d21).
+DEPENDENCY_TAG = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+NATS_SIZE = r"^[0-9]+(B|KB|MB|GB|TB|K|M|G|T)$"
+
+
+def dependency_schema(chart: str) -> Schema:
+    """The values.schema.json of the nats or postgres chart."""
+    common = common_properties()
+    image = obj(
+        {
+            "repository": common["image"]["properties"]["repository"],
+            "tag": {
+                "type": "string",
+                "description": "The image tag; required, never latest.",
+                "minLength": 1,
+                "not": {"const": "latest"},
+                "pattern": DEPENDENCY_TAG,
+            },
+            "digest": common["image"]["properties"]["digest"],
+            "pullPolicy": common["image"]["properties"]["pullPolicy"],
+        },
+        required=["repository", "tag", "pullPolicy"],
+    )
+    claim = obj(
+        {
+            "storageClassName": string(
+                empty_or(DNS_SUBDOMAIN), "Empty: the cluster's default StorageClass."
+            ),
+            "size": string(QUANTITY, "Requested storage.", 1),
+        }
+    )
+    properties: Schema = {
+        key: common[key]
+        for key in (
+            "global",
+            "flotilla-lib",
+            "nameOverride",
+            "fullnameOverride",
+            "imagePullSecrets",
+            "resources",
+            "securityContext",
+            "tmpSizeLimit",
+            "podAnnotations",
+            "podLabels",
+            "priorityClassName",
+            "nodeSelector",
+            "tolerations",
+            "affinity",
+        )
+    }
+    properties["image"] = image
+    properties["auth"] = obj(
+        {
+            "existingSecret": string(
+                DNS_SUBDOMAIN, "Secret with one password per user (key: the user name).", 1
+            )
+        }
+    )
+    properties["service"] = obj(
+        {"type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]}, "port": integer(1, 65535)}
+    )
+    properties["probes"] = obj(
+        {
+            "startup": probe("startupProbe."),
+            "liveness": probe("livenessProbe."),
+            "readiness": probe("readinessProbe."),
+        }
+    )
+    properties["terminationGracePeriodSeconds"] = integer(1)
+    properties["networkPolicy"] = obj(
+        {
+            "enabled": {"type": "boolean"},
+            "clientsFrom": peers("Peers that may connect; empty: any pod."),
+        }
+    )
+    if chart == "nats":
+        properties["server"] = obj(
+            {
+                "maxPayload": string(NATS_SIZE, "max_payload, e.g. 1MB.", 1),
+                "lameDuckDurationSeconds": integer(
+                    30, description="lame_duck_duration (nats: >= 30)."
+                ),
+                "logLevel": {"enum": ["info", "debug", "trace"]},
+            }
+        )
+        properties["jetstream"] = obj(
+            {
+                "maxMemoryStore": string(NATS_SIZE, "max_memory_store, e.g. 256MB.", 1),
+                "maxFileStore": string(NATS_SIZE, "max_file_store, e.g. 2GB.", 1),
+                "persistence": claim,
+            }
+        )
+    else:
+        properties["databases"] = {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "description": "One database and one login role (its owner) per entry.",
+            "items": string(r"^[a-z_][a-z0-9_]{0,62}$", min_length=1),
+            "not": {"contains": {"const": "postgres"}},
+        }
+        properties["server"] = obj(
+            {
+                "maxConnections": integer(10, description="max_connections."),
+                "sharedBuffers": string(r"^[0-9]+(kB|MB|GB)$", "shared_buffers, e.g. 128MB.", 1),
+            }
+        )
+        properties["persistence"] = claim
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Values of the {chart} chart",
+        "type": "object",
+        "additionalProperties": False,
+        "required": sorted(k for k in properties if k not in ("global", "flotilla-lib")),
+        "properties": dict(sorted(properties.items())),
+    }
+
+
 def render(chart: str) -> str:
     """The schema of ``chart`` as the committed file text."""
-    return json.dumps(build_schema(chart), indent=2) + "\n"
+    schema = dependency_schema(chart) if chart in DEPENDENCY_CHARTS else build_schema(chart)
+    return json.dumps(schema, indent=2) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -458,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only compare, write nothing")
     args = parser.parse_args(argv)
     stale = []
-    for chart in ALL_CHARTS:
+    for chart in (*ALL_CHARTS, *DEPENDENCY_CHARTS):
         path = CHARTS_DIR / chart / "values.schema.json"
         text = render(chart)
         if path.exists() and path.read_text() == text:

@@ -5,7 +5,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 helm="$("$here/../platform/cluster/build-tools.sh" --path helm)"
-for chart in auth order payment gateway deployer; do
+for chart in auth order payment gateway deployer nats postgres; do
   # "build" follows Chart.lock; "update" rewrites it (needed after a dependency version change).
   "$helm" dependency build --skip-refresh "$here/$chart" >/dev/null 2>&1 \
     || "$helm" dependency update --skip-refresh "$here/$chart" >/dev/null
