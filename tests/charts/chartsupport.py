@@ -16,6 +16,8 @@ import yaml
 SERVICE_CHARTS = ("auth", "order", "payment", "gateway")
 CHARTS = (*SERVICE_CHARTS, "deployer")
 CHARTS_WITH_DATABASE = ("auth", "order", "payment")
+# The platform's own NATS and PostgreSQL (StatefulSets; tests/charts/test_chart_dependencies.py).
+DEPENDENCY_CHARTS = ("nats", "postgres")
 LIBRARY = "flotilla-lib"
 TAG = "1.4.2-a8f3d21"
 NAMESPACE = "flotilla"

@@ -345,3 +345,20 @@ def test_deployer_is_refused_outside_its_namespaces_and_kinds(
             namespaces.main,
             values=scenario_values("order", "defaults"),
         )
+
+
+@pytest.mark.parametrize("chart", ["nats", "postgres"])
+@pytest.mark.parametrize("storage_class", ["", "flotilla-local"])
+def test_dependency_charts_pass_strict_validation_and_restricted_pod_security(
+    helm: Helm, kubectl: Kubectl, namespaces: Namespaces, chart: str, storage_class: str
+) -> None:
+    """The nats and postgres StatefulSets (and their claims) in a namespace enforcing
+    "restricted": accepted with strict field validation and no PodSecurity warning."""
+    claim = {"persistence": {"storageClassName": storage_class}}
+    values: dict[str, Any] = {"image": {"tag": "2.15.1-a8f3d21"}}
+    values.update({"jetstream": claim} if chart == "nats" else claim)
+    text = helm.template_text(chart, values, release=chart, namespace=namespaces.main)
+    result = kubectl.dry_run(text)
+    assert result.returncode == 0, result.stderr
+    assert "statefulset.apps/" in result.stdout
+    assert "Warning" not in result.stderr, result.stderr
