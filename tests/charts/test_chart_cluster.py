@@ -362,3 +362,18 @@ def test_dependency_charts_pass_strict_validation_and_restricted_pod_security(
     assert result.returncode == 0, result.stderr
     assert "statefulset.apps/" in result.stdout
     assert "Warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("chart", [*CHARTS, "nats", "postgres"])
+def test_local_cluster_values_pass_strict_validation(
+    helm: Helm, kubectl: Kubectl, namespaces: Namespaces, chart: str
+) -> None:
+    """charts/<chart>/values-local.yaml, as the demo installs it, under restricted pod security."""
+    local = yaml.safe_load((helm.charts_dir / chart / "values-local.yaml").read_text())
+    values = merge(local, {"image": {"tag": "1.4.2-a8f3d21"}})
+    if chart == "deployer":
+        values = merge(values, {"rbac": {"namespaces": [namespaces.services]}})
+    text = helm.template_text(chart, values, release=chart, namespace=namespaces.main)
+    result = kubectl.dry_run(text)
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
