@@ -22,11 +22,28 @@ import typer
 from deployer.contract import SERVICE_NAME, DeployEventData, DeployPhase
 from kit.settings import ConfigurationError, NatsSettings, load_settings
 from pipelines_cli import gitrepo
-from pipelines_cli.build import build_spec, buildx_command, digest_from_metadata, image_reference
+from pipelines_cli.baseimages import ensure_base_images
+from pipelines_cli.build import (
+    build_spec,
+    buildx_command,
+    digest_from_metadata,
+    image_reference,
+    source_url,
+)
 from pipelines_cli.changes import changed
-from pipelines_cli.deployables import find
+from pipelines_cli.deployables import DEPLOYER, find
 from pipelines_cli.errors import PipelineError
 from pipelines_cli.exitcodes import ExitCode
+from pipelines_cli.imagebuild import (
+    BuildahBuild,
+    build_image,
+    ensure_image,
+    image_key,
+    oci_labels,
+    push_image,
+    write_metadata,
+)
+from pipelines_cli.imagetargets import DEFAULT_NAMESPACE, all_targets, find_target
 from pipelines_cli.publish import (
     ArtifactRequest,
     artifact_event,
@@ -34,6 +51,7 @@ from pipelines_cli.publish import (
     deployment_id,
     publish_artifact,
 )
+from pipelines_cli.registry import REGISTRY_ENV, cluster_registry, split_reference
 from pipelines_cli.tagging import image_tag
 from pipelines_cli.wait import exit_code, wait_for_outcome
 
@@ -144,13 +162,61 @@ def tag_command(
         typer.echo(image_tag(root, find(root, service)))
 
 
+class Builder(StrEnum):
+    """Who builds the image: buildx on a machine with Docker, or buildah without an engine."""
+
+    AUTO = "auto"
+    DOCKER = "docker"
+    BUILDAH = "buildah"
+
+
+def _docker_answers() -> bool:
+    try:
+        result = subprocess.run(
+            ["docker", "info", "--format", "{{.ServerVersion}}"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _chosen_builder(builder: Builder, run: bool) -> Builder:
+    if builder is not Builder.AUTO:
+        return builder
+    # Printing the buildx command needs no engine; running it does.
+    return Builder.DOCKER if not run or _docker_answers() else Builder.BUILDAH
+
+
+PushToOption = Annotated[
+    str | None,
+    typer.Option(
+        "--push-to",
+        envvar=REGISTRY_ENV,
+        help="buildah: the registry address to push to, host[:port] (e.g. 127.0.0.1:5000); the "
+        "image's registry host is replaced, its path and tag kept. Default: the image's own.",
+    ),
+]
+
+
 @app.command("build")
 def build_command(
-    service: Annotated[str, typer.Argument(help="The service (or `deployer`).")],
+    service: Annotated[
+        str, typer.Argument(help="The service, `deployer`, or a platform/images/<name> image.")
+    ],
     registry: RegistryOption = None,
     tag: Annotated[
         str | None, typer.Option(help="The image tag; default: what `pipelines tag` prints.")
     ] = None,
+    content_tag: Annotated[
+        bool,
+        typer.Option(
+            help="buildah: tag <version>-<12 hex of the content key> instead of the git tag "
+            "(works in a dirty tree; the default for platform/images images)."
+        ),
+    ] = False,
     source: Annotated[
         str | None,
         typer.Option(
@@ -160,23 +226,39 @@ def build_command(
         ),
     ] = None,
     push: Annotated[bool, typer.Option(help="Push the image (else --load it).")] = False,
+    push_to: PushToOption = None,
     platform: Annotated[
         list[str] | None, typer.Option(help="Target platform, e.g. linux/amd64; repeatable.")
     ] = None,
     metadata_file: Annotated[
-        Path | None, typer.Option(help="Where buildx writes the result (with the digest).")
+        Path | None,
+        typer.Option(help="Where the result (with the pushed digest) is written, as buildx does."),
     ] = None,
     run: Annotated[
         bool, typer.Option(help="Run the command (echoed to stderr) instead of printing it.")
     ] = False,
+    builder: Annotated[
+        Builder,
+        typer.Option(
+            envvar="PIPELINE_BUILDER",
+            help="docker: `docker buildx build`; buildah: build without a Docker engine on local "
+            "base images, cached by content (always runs); auto: docker when printing or when a "
+            "Docker daemon answers, else buildah.",
+        ),
+    ] = Builder.AUTO,
     repo: RepoOption = Path("."),
 ) -> None:
-    """Print (or --run) the `docker buildx build` command of SERVICE.
+    """Print (or --run) the `docker buildx build` command of SERVICE, or build it with buildah.
 
     The context is the repository root, the Dockerfile the service's own; the image is
     <registry>/<service>-service:<tag> (the deployer's: <registry>/deployer:<tag>), labelled with
     the OCI revision, source, version and created (the commit time) annotations.
     """
+    if _chosen_builder(builder, run) is Builder.BUILDAH:
+        _buildah_build(
+            service, registry, tag, content_tag, source, push, push_to, metadata_file, repo
+        )
+        return
     with _user_errors():
         root = _root(repo)
         deployable = find(root, service)
@@ -200,12 +282,86 @@ def build_command(
     try:
         result = subprocess.run(buildx_command(spec), cwd=root, check=False)
     except FileNotFoundError:
-        _err("error: docker not found: install the docker CLI with the buildx plugin")
+        _err(
+            "error: docker not found: install the docker CLI with the buildx plugin, or build "
+            "without Docker: --builder buildah (make images-tools installs buildah)"
+        )
         raise typer.Exit(ExitCode.ERROR) from None
     if result.returncode != 0:
         _err(f"error: docker buildx build exited with {result.returncode} (its output is above)")
         raise typer.Exit(ExitCode.ERROR)
     typer.echo(image)
+
+
+def _buildah_build(
+    name: str,
+    registry: str | None,
+    tag: str | None,
+    content_tag: bool,
+    source: str | None,
+    push: bool,
+    push_to: str | None,
+    metadata_file: Path | None,
+    repo: Path,
+) -> None:
+    with _user_errors():
+        root = _root(repo)
+        target = find_target(root, name)
+        namespace = (registry or DEFAULT_NAMESPACE).rstrip("/")
+        base = ensure_base_images()
+        key = image_key(root, target, base, {})
+        if tag is None:
+            if content_tag or not target.is_deployable:
+                tag = target.content_tag(key)
+            else:
+                tag = image_tag(root, find(root, name))
+        reference = target.reference(namespace, tag)
+        labels = oci_labels(
+            root, target, reference.rsplit(":", 1)[-1], source or source_url(root, os.environ)
+        )
+        built = build_image(root, BuildahBuild(target, reference, labels), base)
+        typer.echo(f"image={built.reference}")
+        typer.echo(f"image_id={built.image_id}")
+        typer.echo(f"content_key={built.key}")
+        typer.echo(f"cached={str(built.cached).lower()}")
+        if push or push_to:
+            address = push_to or split_reference(reference)[0]
+            pushed = push_image(built, address)
+            typer.echo(f"pushed={pushed.destination}")
+            typer.echo(f"digest={pushed.digest}")
+            if metadata_file is not None:
+                write_metadata(metadata_file, pushed)
+
+
+@app.command("images")
+def images_command(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="Images to build; default: every service and platform/images image."),
+    ] = None,
+    push_to: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to",
+            envvar=REGISTRY_ENV,
+            help="The registry, host:port; default: the cluster's (.run/cluster/registry).",
+        ),
+    ] = None,
+    repo: RepoOption = Path("."),
+) -> None:
+    """Build with buildah and push images to the cluster registry, each only when its content
+    changed; print `<name> <image> <digest>` per image.
+
+    Tags are <version>-<12 hex of the content key> (pause keeps registry.k8s.io/pause:3.10.1).
+    """
+    with _user_errors():
+        root = _root(repo)
+        address = push_to or cluster_registry(root)
+        targets = all_targets(root)
+        chosen = names or [n for n, t in targets.items() if t.name != DEPLOYER]
+        for name in chosen:
+            pushed = ensure_image(root, name, address)
+            typer.echo(f"{name} {pushed.image.reference} {pushed.digest}")
 
 
 def _parse_value(item: str) -> tuple[str, Any]:
