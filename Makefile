@@ -84,3 +84,4 @@ clean-cache: ## Remove the tool cache outside the checkout ($(FLOTILLA_CACHE))
 -include platform/cluster/cluster.mk
 -include platform/demo/demo.mk
 -include platform/scaffold/scaffold.mk
+-include platform/images/images.mk
