@@ -51,12 +51,15 @@ class DeployerStack:
         values_dir = directory / "values"
         values_dir.mkdir()
         for service in SERVICES:
-            # Small and quick: one replica, ready half a second after it starts.
-            (values_dir / f"{service}.yaml").write_text(
-                json.dumps(
-                    {"replicaCount": 1, "podAnnotations": {"flotilla.dev/ready-after": "500ms"}}
-                )
-            )
+            # Small and quick: one replica, ready half a second after it starts; PostgreSQL by
+            # reference (the charts refuse SQLite on an emptyDir; kwok starts no pod).
+            service_values: dict[str, Any] = {
+                "replicaCount": 1,
+                "podAnnotations": {"flotilla.dev/ready-after": "500ms"},
+            }
+            if service in ("auth", "order", "payment"):
+                service_values["database"] = {"existingSecret": f"{service}-database"}
+            (values_dir / f"{service}.yaml").write_text(json.dumps(service_values))
         self.directory = directory
         self.values_dir = values_dir
         self.deployer = self._process()

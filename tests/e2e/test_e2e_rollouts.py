@@ -27,8 +27,14 @@ HELM_TIMEOUT = "60s"
 
 
 def base_values(service: str, tag: str = TAG) -> dict[str, Any]:
-    """Values a pipeline would give: an immutable tag in a registry kwok never pulls from."""
-    return {"image": {"repository": f"registry.local/{service}-service", "tag": tag}}
+    """Values a pipeline would give: an immutable tag in a registry kwok never pulls from, and
+    PostgreSQL by reference (the charts refuse SQLite on an emptyDir; kwok starts no pod)."""
+    values: dict[str, Any] = {
+        "image": {"repository": f"registry.local/{service}-service", "tag": tag}
+    }
+    if service in ("auth", "order", "payment"):
+        values["database"] = {"existingSecret": f"{service}-database"}
+    return values
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,13 @@
 component: messaging
 {{- end -}}
 
-{{- /* Usage: include "nats.users" . | fromYamlArray -> the users of files/users.conf, each with a password variable NATS_PASSWORD_<USER>. */ -}}
+{{- /* Usage: include "nats.users" . | fromYamlArray -> the users of files/users.conf (read from it), each with a password variable NATS_PASSWORD_<USER>. */ -}}
 {{- define "nats.users" -}}
-{{- toYaml (list "auth" "order" "payment" "gateway" "deployer" "ci") -}}
+{{- $users := list -}}
+{{- range regexFindAll "user: [a-z0-9_]+, password: " (.Files.Get "files/users.conf") -1 -}}
+{{- $users = append $users (. | trimPrefix "user: " | trimSuffix ", password: ") -}}
+{{- end -}}
+{{- toYaml $users -}}
 {{- end -}}
 
 {{- /* Usage: include "nats.config" . -> nats.conf: JetStream on the claim, monitoring on 8222, the users of files/users.conf. */ -}}
