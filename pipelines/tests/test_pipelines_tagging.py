@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines_cli.deployables import find
+from pipelines_cli.deployables import discover, find
 from pipelines_cli.errors import DirtyTreeError, TagError
 from pipelines_cli.tagging import TAG_PATTERN, image_tag, make_tag
 from pipelines_cli.testing import CliRun, GitRepo
@@ -40,14 +40,20 @@ def test_a_malformed_sha_is_refused(sha: str) -> None:
         make_tag("1.4.2", sha)
 
 
+def _deployable_schemas(repo_root: Path) -> list[Path]:
+    # The deployer's charts; infrastructure charts (nats, postgres) take the images `pipelines
+    # images` tags by content, which match TAG_PATTERN too, but may accept any OCI tag.
+    return [repo_root / d.chart / "values.schema.json" for d in discover(repo_root).values()]
+
+
 def test_the_tag_pattern_is_the_charts_schema_pattern(repo_root: Path) -> None:
-    for schema_file in sorted(repo_root.glob("charts/*/values.schema.json")):
+    for schema_file in _deployable_schemas(repo_root):
         schema = json.loads(schema_file.read_text())
         assert schema["properties"]["image"]["properties"]["tag"]["pattern"] == (
             TAG_PATTERN.pattern
         ), schema_file
     tag = make_tag("1.4.2", SHA)
-    for schema_file in sorted(repo_root.glob("charts/*/values.schema.json")):
+    for schema_file in _deployable_schemas(repo_root):
         pattern = json.loads(schema_file.read_text())["properties"]["image"]["properties"]["tag"]
         assert re.match(pattern["pattern"], tag)
         assert tag != pattern["not"]["const"]

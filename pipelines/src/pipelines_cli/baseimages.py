@@ -202,6 +202,9 @@ def _build_python(key: str, progress: Progress) -> str:
         config = ["config", "--cmd", "python3", "--label", f"{KEY_LABEL}={key}"]
         config += ["--label", "org.opencontainers.image.title=python 3.11 on debian bookworm"]
         config += ["--env", "PYTHON_VERSION=3.11"]
+        # Debian's default scheme puts `pip install --prefix P` scripts in P/local/bin; the
+        # official image (and the nats Dockerfile) expect P/bin, which deb_system gives.
+        config += ["--env", "DEB_PYTHON_INSTALL_LAYOUT=deb_system"]
         buildah.run([*config, container])
         image = buildah.run(["commit", "--rm", "--quiet", container, PYTHON_IMAGE]).strip()
     except PipelineError:
@@ -217,6 +220,7 @@ def ensure_base_images(progress: Progress = stderr_progress) -> BaseImages:
     mirror = debian_mirror()
     debian_key = _debian_key(mirror)
     debian_id = _cached(DEBIAN_IMAGE, debian_key) or _build_debian(debian_key, mirror, progress)
-    python_key = _sha256(f"{debian_id}\n{_PYTHON_SETUP}".encode())
+    recipe = f"{debian_id}\n{_PYTHON_SETUP}\n{inspect.getsource(_build_python)}"
+    python_key = _sha256(recipe.encode())
     python_id = _cached(PYTHON_IMAGE, python_key) or _build_python(python_key, progress)
     return BaseImages(DEBIAN_IMAGE, PYTHON_IMAGE, debian_id, python_id)
