@@ -78,7 +78,7 @@ def buildah_command(
     repo: Path, build: BuildahBuild, args: Mapping[str, str], key: str
 ) -> list[str]:
     """The ``buildah build`` argv, run from the repository root (the context ``.``)."""
-    command = ["buildah", "build", "--layers", "--pull=never", "--network", "host"]
+    command = ["buildah", "build", "--layers", "--force-rm", "--pull=never", "--network", "host"]
     command += [f"--isolation={buildah.ISOLATION}", "--file", build.target.dockerfile]
     if (repo / build.target.ignore_file).is_file():
         command += ["--ignorefile", build.target.ignore_file]
