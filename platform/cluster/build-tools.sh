@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build the local control plane tools (helm, kube, etcd, kwok) from pinned Go
-# modules into a cache directory outside the checkout.
+# Build the local control plane tools (helm, kube, etcd, kwok) and the real
+# node's runtime (containerd, CNI plugins, CoreDNS) from pinned Go modules into
+# a cache directory outside the checkout.
 #
 #   build-tools.sh [--force] [component ...]   build (default: all, helm first)
 #   build-tools.sh --path BINARY               absolute path of one built binary
@@ -15,6 +16,9 @@
 #   kube  kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy
 #   etcd  etcd
 #   kwok  kwok kwokctl
+#   containerd  containerd containerd-shim-runc-v2 ctr
+#   cni   bridge host-local loopback portmap
+#   coredns  coredns
 #
 # Versions come from versions.env; the Go modules pinning them (and their
 # go.sum) live in tools/<component>/. The cache layout is
@@ -35,7 +39,7 @@ source "$CLUSTER_DIR/versions.env"
 
 CACHE_ROOT="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
 TOOLS_CACHE="$CACHE_ROOT/tools"
-ALL_COMPONENTS=(helm kube etcd kwok)
+ALL_COMPONENTS=(helm kube etcd kwok containerd cni coredns)
 
 # Keep the caller's GOFLAGS (e.g. -mod=readonly, -buildvcs=false); the tools
 # modules sit inside a git checkout, so VCS stamping is always disabled.
@@ -54,6 +58,9 @@ component_version() {
     kube) echo "$KUBE_VERSION" ;;
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
+    containerd) echo "$CONTAINERD_VERSION" ;;
+    cni) echo "$CNI_PLUGINS_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
     *) return 1 ;;
   esac
 }
@@ -65,6 +72,9 @@ component_module() {
     kube) echo "k8s.io/kubernetes" ;;
     etcd) echo "go.etcd.io/etcd/server/v3" ;;
     kwok) echo "sigs.k8s.io/kwok" ;;
+    containerd) echo "github.com/containerd/containerd/v2" ;;
+    cni) echo "github.com/containernetworking/plugins" ;;
+    coredns) echo "github.com/coredns/coredns" ;;
   esac
 }
 
@@ -85,6 +95,18 @@ component_targets() {
       echo "kwok sigs.k8s.io/kwok/cmd/kwok"
       echo "kwokctl sigs.k8s.io/kwok/cmd/kwokctl"
       ;;
+    containerd)
+      echo "containerd github.com/containerd/containerd/v2/cmd/containerd"
+      echo "containerd-shim-runc-v2 github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2"
+      echo "ctr github.com/containerd/containerd/v2/cmd/ctr"
+      ;;
+    cni)
+      echo "bridge github.com/containernetworking/plugins/plugins/main/bridge"
+      echo "host-local github.com/containernetworking/plugins/plugins/ipam/host-local"
+      echo "loopback github.com/containernetworking/plugins/plugins/main/loopback"
+      echo "portmap github.com/containernetworking/plugins/plugins/meta/portmap"
+      ;;
+    coredns) echo "coredns github.com/coredns/coredns" ;;
   esac
 }
 
@@ -136,6 +158,17 @@ component_build_args() {
     kwok)
       # Default kwokctl's --kube-version to the Kubernetes we build.
       echo "-ldflags=-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$v -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=$KUBE_VERSION"
+      ;;
+    containerd)
+      # Static (CGO off): without the snapshotters that need cgo or kernel features unused here.
+      echo "-tags=no_btrfs,no_devmapper,no_zfs"
+      echo "-ldflags=-s -w -X github.com/containerd/containerd/v2/version.Version=$v -X github.com/containerd/containerd/v2/version.Revision=module"
+      ;;
+    cni)
+      echo "-ldflags=-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v"
+      ;;
+    coredns)
+      echo "-ldflags=-s -w"
       ;;
   esac
 }

@@ -5,15 +5,18 @@ CLUSTER_SH := platform/cluster/cluster.sh
 # The `make cluster-up` cluster: its kwok state and its kubeconfig live in the checkout.
 CLUSTER_RUN_DIR := $(CURDIR)/.run/cluster
 CLUSTER_KUBECONFIG := $(CLUSTER_RUN_DIR)/kubeconfig
-CLUSTER_NODES ?= 2
+# Fake kwok nodes beside the real one; CLUSTER_REAL_NODE=0 for a kwok-only cluster (no root needed).
+CLUSTER_NODES ?= 0
+CLUSTER_REAL_NODE ?= 1
 
 .PHONY: cluster-tools cluster-up cluster-down cluster-status cluster-env
 
-cluster-tools: ## Build kube-apiserver/controller-manager/scheduler, kubectl, etcd, kwok and helm (cached; ~10 min cold)
+cluster-tools: ## Build the control plane, the real node (kubelet, containerd, CNI, CoreDNS) and helm (cached; ~15 min cold)
 	@platform/cluster/build-tools.sh
+	@platform/cluster/node-deps.sh
 
-cluster-up: cluster-tools ## Start the local control plane (kwok, 127.0.0.1) unless it is up; kubeconfig in .run/cluster
-	@$(CLUSTER_SH) up --run-dir $(CLUSTER_RUN_DIR) --nodes $(CLUSTER_NODES)
+cluster-up: cluster-tools ## Start the local cluster (control plane on 127.0.0.1, a real node) unless it is up; kubeconfig in .run/cluster
+	@$(CLUSTER_SH) up --run-dir $(CLUSTER_RUN_DIR) --nodes $(CLUSTER_NODES) $(if $(filter 0,$(CLUSTER_REAL_NODE)),--no-real-node)
 
 cluster-down: ## Stop the local control plane and delete its state
 	@$(CLUSTER_SH) down --run-dir $(CLUSTER_RUN_DIR)

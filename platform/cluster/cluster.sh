@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Local Kubernetes control plane (kwok) on loopback, from the binaries built by
-# build-tools.sh. Thin wrapper around `kwokctl --runtime binary`; never
-# downloads anything and never touches ~/.kube/config.
+# build-tools.sh, with a real node (node.sh: kubelet, containerd, runc, CNI bridge,
+# kube-proxy, CoreDNS, a local registry) and/or kwok's fake nodes. Thin wrapper
+# around `kwokctl --runtime binary`; never downloads anything and never touches
+# ~/.kube/config.
 #
-#   cluster.sh up [--run-dir DIR] [--name N] [--nodes K]
+#   cluster.sh up [--run-dir DIR] [--name N] [--nodes K] [--no-real-node]
 #                                         start the cluster of DIR unless it is already up
-#                                         (idempotent); its kubeconfig is DIR/kubeconfig
+#                                         (idempotent); its kubeconfig is DIR/kubeconfig,
+#                                         its registry's address DIR/registry
 #   cluster.sh down [--run-dir DIR] [--name N]
 #                                         stop that cluster and remove its state
-#   cluster.sh create [--name N] [--port P] [--nodes K] [--config FILE]... [--kwok-stages]
-#                     [--wait D] [-- KWOKCTL_ARGS...]
+#   cluster.sh create [--name N] [--port P] [--nodes K] [--real-node] [--config FILE]...
+#                     [--kwok-stages] [--wait D] [-- KWOKCTL_ARGS...]
 #   cluster.sh delete [--name N] [--run-dir DIR]
 #   cluster.sh status [--name N] [--run-dir DIR]      exit 0 when the API server is ready
 #   cluster.sh kubeconfig [--name N] [--run-dir DIR]  path of the cluster's own kubeconfig
@@ -21,7 +24,10 @@
 #            (KWOK_WORKDIR). up and down default to .run/cluster in the checkout
 # --name     cluster name (default: $FLOTILLA_CLUSTER_NAME or "flotilla")
 # --port     kube-apiserver port on 127.0.0.1 (default: a free port)
-# --nodes    number of fake kwok nodes, waited for until Ready (default 2)
+# --nodes    number of fake kwok nodes, waited for until Ready (create: default 2;
+#            up: default 0)
+# --real-node / --no-real-node   whether the cluster gets the machine's one real node
+#            (create: off by default; up: on by default). Needs root.
 # --config   extra kwokctl config documents; repeatable
 # --kwok-stages  use kwok's default node and pod stages instead of stages.yaml
 #            (pods Ready at once; no readiness delay, no never-ready marker)
@@ -95,10 +101,24 @@ componentsPatches:
     extraArgs:
       - key: service-cluster-ip-range
         value: ${SERVICE_CIDR}
+      # The real node's kubelet trusts the cluster CA: logs, exec and port-forward go to it
+      # with the admin's client certificate (kwokctl makes both in the cluster's pki).
+      - key: kubelet-client-certificate
+        value: ${KWOK_WORKDIR}/clusters/${NAME}/pki/admin.crt
+      - key: kubelet-client-key
+        value: ${KWOK_WORKDIR}/clusters/${NAME}/pki/admin.key
+  # kwok simulates its own nodes only (kwokctl scale marks them), never the real node.
+  - name: kwok-controller
+    extraArgs:
+      - key: manage-all-nodes
+        value: "false"
+      - key: manage-nodes-with-annotation-selector
+        value: kwok.x-k8s.io/node=fake
 EOF
 }
 
-kubeconfig_path() { echo "$KWOK_WORKDIR/clusters/$NAME/kubeconfig.yaml"; }
+state_dir() { echo "$KWOK_WORKDIR/clusters/$NAME"; }
+kubeconfig_path() { echo "$(state_dir)/kubeconfig.yaml"; }
 
 kubectl_() { "$(bin kubectl)" --kubeconfig "$(kubeconfig_path)" "$@"; }
 
@@ -107,7 +127,7 @@ is_ready() {
 }
 
 cmd_create() {
-  local port="" wait="60s" nodes=2 kwok_stages=0
+  local port="" wait="60s" nodes=2 kwok_stages=0 real_node=0
   local -a configs=() extra=()
   while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -117,6 +137,7 @@ cmd_create() {
       --kwok-stages) kwok_stages=1 ;;
       --wait) wait="$2"; shift ;;
       --nodes) nodes="$2"; shift ;;
+      --real-node) real_node=1 ;;
       --) shift; extra=("$@"); break ;;
       *) die "create: unknown argument $1 (see --help)" ;;
     esac
@@ -148,6 +169,9 @@ cmd_create() {
       --param ".nodeIPs = [\"$NODE_IP\"]" --param ".podCIDRs = [\"$POD_CIDR\"]"
     kubectl_ wait --for=condition=Ready node --all --timeout="$wait" >/dev/null
   fi
+  if [[ "$real_node" == 1 ]]; then
+    "$CLUSTER_DIR/node.sh" up --run-dir "$(state_dir)" --kubeconfig "$(kubeconfig_path)"
+  fi
 }
 
 # Leading --name N / --run-dir DIR (either order); REST gets the other args.
@@ -166,6 +190,8 @@ parse_common() {
 }
 
 cmd_delete() {
+  # The real node first: its mounts and containers live in the state kwokctl removes.
+  if [[ -d "$(state_dir)/node" ]]; then "$CLUSTER_DIR/node.sh" down --run-dir "$(state_dir)"; fi
   # kwokctl 0.8 rejects --kubeconfig "" on delete ("empty path"); point it
   # at the cluster's own kubeconfig (removed anyway) so ~/.kube/config is
   # left alone.
@@ -173,13 +199,15 @@ cmd_delete() {
 }
 
 cmd_up() {
-  local nodes=2 start
+  local nodes=0 real_node=1 start
   RUN_DIR="$DEFAULT_RUN_DIR"
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --name) NAME="$2"; shift 2 ;;
       --run-dir) RUN_DIR="$2"; shift 2 ;;
       --nodes) nodes="$2"; shift 2 ;;
+      --no-real-node) real_node=0; shift ;;
+      --real-node) real_node=1; shift ;;
       *) die "up: unknown argument $1 (see --help)" ;;
     esac
   done
@@ -187,7 +215,11 @@ cmd_up() {
   RUN_DIR="$(cd "$RUN_DIR" && pwd)"
   export KWOK_WORKDIR="$RUN_DIR/kwok"
   if is_ready; then
-    install -m 600 "$(kubeconfig_path)" "$RUN_DIR/kubeconfig"
+    if [[ "$real_node" == 1 ]] && ! "$CLUSTER_DIR/node.sh" status --run-dir "$(state_dir)" >/dev/null 2>&1; then
+      log "cluster $NAME is up, its real node is not: starting it"
+      "$CLUSTER_DIR/node.sh" up --run-dir "$(state_dir)" --kubeconfig "$(kubeconfig_path)"
+    fi
+    publish_run_files
     log "cluster $NAME is already up: $(server_of "$RUN_DIR/kubeconfig")"
     log "kubeconfig: $RUN_DIR/kubeconfig"
     return 0
@@ -199,15 +231,20 @@ cmd_up() {
   fi
   rm -rf "$RUN_DIR/failed-logs"
   start=$(now_ms)
-  cmd_create --nodes "$nodes" 2> "$RUN_DIR/create.log" || {
+  local -a create_args=(--nodes "$nodes")
+  [[ "$real_node" == 1 ]] && create_args+=(--real-node)
+  cmd_create "${create_args[@]}" 2> "$RUN_DIR/create.log" || {
     cat "$RUN_DIR/create.log" >&2
     cp -r "$KWOK_WORKDIR/clusters/$NAME/logs" "$RUN_DIR/failed-logs" 2>/dev/null || true
+    cp -r "$KWOK_WORKDIR/clusters/$NAME/node/logs" "$RUN_DIR/failed-logs/node" 2>/dev/null || true
     cmd_delete >/dev/null 2>&1 || true
     die "could not start cluster $NAME (log above; component logs in $RUN_DIR/failed-logs/)"
   }
-  install -m 600 "$(kubeconfig_path)" "$RUN_DIR/kubeconfig"
-  local ms=$(( $(now_ms) - start ))
-  log "cluster $NAME is up in $((ms / 1000)).$(( (ms % 1000) / 100 )) s: $(server_of "$RUN_DIR/kubeconfig"), $nodes fake nodes"
+  grep '^node.sh' "$RUN_DIR/create.log" >&2 || true
+  publish_run_files
+  local ms=$(( $(now_ms) - start )) what="$nodes fake nodes"
+  [[ "$real_node" == 1 ]] && what="real node flotilla-node, registry $(cat "$RUN_DIR/registry"), $nodes fake nodes"
+  log "cluster $NAME is up in $((ms / 1000)).$(( (ms % 1000) / 100 )) s: $(server_of "$RUN_DIR/kubeconfig"), $what"
   if [[ "$RUN_DIR" == "$DEFAULT_RUN_DIR" ]]; then
     log "kubeconfig: $RUN_DIR/kubeconfig   (eval \"\$(make -s env)\" exports KUBECONFIG)"
   else
@@ -215,12 +252,18 @@ cmd_up() {
   fi
 }
 
+# The kubeconfig (mode 0600) and the registry address, where make and the demo look for them.
+publish_run_files() {
+  install -m 600 "$(kubeconfig_path)" "$RUN_DIR/kubeconfig"
+  if [[ -f "$(state_dir)/registry" ]]; then cp "$(state_dir)/registry" "$RUN_DIR/registry"; else rm -f "$RUN_DIR/registry"; fi
+}
+
 cmd_down() {
   parse_common "$@"
   [[ ${#REST[@]} -eq 0 ]] || die "down: unknown argument ${REST[0]} (see --help)"
   [[ -n "$RUN_DIR" ]] || RUN_DIR="$DEFAULT_RUN_DIR"
   export KWOK_WORKDIR="$RUN_DIR/kwok"
-  rm -rf "$RUN_DIR/kubeconfig" "$RUN_DIR/create.log" "$RUN_DIR/failed-logs"
+  rm -rf "$RUN_DIR/kubeconfig" "$RUN_DIR/registry" "$RUN_DIR/create.log" "$RUN_DIR/failed-logs"
   if [[ -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then
     cmd_delete 2>/dev/null
     log "cluster $NAME is down"

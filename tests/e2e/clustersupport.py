@@ -146,13 +146,27 @@ class LocalCluster:
         argv = [str(CLUSTER_DIR / "cluster.sh"), *args]
         return _run(argv, env=env, timeout=timeout, check=True)
 
+    @property
+    def registry(self) -> str:
+        """``127.0.0.1:<port>`` of the real node's registry (only a cluster with a real node)."""
+        path = self.state_dir / "registry"
+        if not path.is_file():
+            raise RuntimeError(f"cluster {self.name} has no real node, so no registry ({path})")
+        return path.read_text().strip()
+
     @classmethod
-    def start(cls, workdir: Path, name: str, nodes: int = 2) -> LocalCluster:
-        """Create the cluster and wait until its API server and ``nodes`` fake nodes are ready;
-        on failure whatever was started is deleted again."""
+    def start(
+        cls, workdir: Path, name: str, nodes: int = 2, *, real_node: bool = False
+    ) -> LocalCluster:
+        """Create the cluster and wait until its API server, ``nodes`` fake nodes and (with
+        ``real_node``) the machine's real node are ready; on failure whatever was started is
+        deleted again."""
         cluster = cls(name, workdir)
+        args = ["create", "--name", name, "--nodes", str(nodes)]
+        if real_node:
+            args.append("--real-node")
         try:
-            cluster._cluster_sh("create", "--name", name, "--nodes", str(nodes), timeout=180)
+            cluster._cluster_sh(*args, timeout=300)
         except BaseException:
             cluster.delete()
             raise
