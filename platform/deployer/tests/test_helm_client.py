@@ -27,7 +27,13 @@ BROKEN_TIMEOUT = 4.0
 
 
 def values(tag: str = TAG, **more: Any) -> dict[str, Any]:
-    return {"image": {"repository": "registry.local/order-service", "tag": tag}, **more}
+    """What a pipeline deploys for order: an immutable tag and PostgreSQL by reference (the chart
+    refuses two replicas on SQLite; kwok starts no pod, so the Secret need not exist)."""
+    return {
+        "image": {"repository": "registry.local/order-service", "tag": tag},
+        "database": {"existingSecret": "order-database"},
+        **more,
+    }
 
 
 @pytest.fixture

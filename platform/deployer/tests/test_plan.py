@@ -18,9 +18,19 @@ NEW_TAG = "1.1.0-b2c3d4e"
 Render = Callable[..., Awaitable[str]]
 
 
+# The services with a database: a real release names its Secret (as in
+# charts/<service>/values-local.yaml), since the charts refuse two replicas on SQLite.
+DATABASE_SERVICES = ("auth", "order", "payment")
+
+
 def values(service: str = "order", tag: str = TAG, /, **more: Any) -> dict[str, Any]:
-    """What a pipeline deploys: an immutable tag, plus ``more`` values."""
-    return {"image": {"repository": f"registry.local/{service}-service", "tag": tag}, **more}
+    """What a pipeline deploys: an immutable tag, the database a release uses, plus ``more``."""
+    release: dict[str, Any] = {
+        "image": {"repository": f"registry.local/{service}-service", "tag": tag}
+    }
+    if service in DATABASE_SERVICES:
+        release["database"] = {"existingSecret": f"{service}-database"}
+    return {**release, **more}
 
 
 @pytest.fixture(scope="session")
