@@ -85,3 +85,4 @@ clean-cache: ## Remove the tool cache outside the checkout ($(FLOTILLA_CACHE))
 -include platform/demo/demo.mk
 -include platform/scaffold/scaffold.mk
 -include platform/images/images.mk
+-include platform/secrets/secrets.mk
