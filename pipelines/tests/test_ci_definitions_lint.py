@@ -18,10 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
+from pipelines_cli.contentkey import context_files, copy_sources
 from pipelines_cli.deployables import discover
+from pipelines_cli.imagetargets import all_targets, infra_targets
 
+REPO = Path(__file__).resolve().parents[2]
 # Every deployable of this checkout: make new-service adds services without editing this file.
-DEPLOYABLES = sorted(discover(Path(__file__).resolve().parents[2]))
+DEPLOYABLES = sorted(discover(REPO))
+# The infrastructure images (platform/images/<name>/Dockerfile: nats, pause, postgres...).
+INFRA_IMAGES = sorted(infra_targets(REPO))
 
 
 def tool(repo_root: Path, name: str) -> str:
@@ -131,6 +136,37 @@ def test_dockerfile_passes_hadolint(repo_root: Path, name: str) -> None:
     run([hadolint, "--no-color", "--failure-threshold", "info", path], repo_root)
 
 
+@pytest.mark.parametrize("name", INFRA_IMAGES)
+def test_infrastructure_dockerfile_passes_hadolint(repo_root: Path, name: str) -> None:
+    hadolint = tool(repo_root, "hadolint")
+    path = infra_targets(repo_root)[name].dockerfile
+    run([hadolint, "--no-color", "--failure-threshold", "info", path], repo_root)
+
+
+def test_the_image_scripts_pass_shellcheck(repo_root: Path) -> None:
+    folder = repo_root / "platform/images"
+    scripts = sorted(p.relative_to(repo_root).as_posix() for p in folder.rglob("*.sh"))
+    assert "platform/images/postgres/entrypoint.sh" in scripts
+    run([tool(repo_root, "shellcheck"), *scripts], repo_root)
+
+
+@pytest.mark.parametrize("name", sorted(all_targets(REPO)))
+def test_every_copied_path_reaches_the_build_context(repo_root: Path, name: str) -> None:
+    # What COPY takes must exist and pass the ignore file the build uses (<Dockerfile>.dockerignore
+    # or the root .dockerignore), or the build fails at that step.
+    dockerfile = repo_root / all_targets(repo_root)[name].dockerfile
+    sources = copy_sources(dockerfile.read_text())
+    assert sources is not None, f"{dockerfile}: a COPY source uses a variable or a URL"
+    sent = context_files(repo_root, dockerfile)
+    for source in sources:
+        assert (repo_root / source).exists(), f"{dockerfile}: COPY {source} does not exist"
+        reaches = any(f == source or f.startswith(f"{source.rstrip('/')}/") for f in sent)
+        assert reaches, (
+            f"{dockerfile}: COPY {source} is excluded from the build context: add "
+            f"`!{source}` to the ignore file (.dockerignore or {dockerfile.name}.dockerignore)"
+        )
+
+
 def stages(dockerfile: Path) -> Iterator[list[str]]:
     """The instructions of each stage (continuation lines joined), stage by stage."""
     text = re.sub(r"\\\n\s*", " ", dockerfile.read_text())
@@ -228,6 +264,10 @@ def test_skaffold_has_one_module_per_deployable_wired_to_its_artifact(repo_root:
         [release] = config["manifests"]["helm"]["releases"]
         assert release["name"] == deployable.name
         assert release["chartPath"] == deployable.chart
+        # The local cluster's values: a service with a database gets PostgreSQL by reference
+        # (its chart refuses the defaults, SQLite on an emptyDir).
+        assert release["valuesFiles"] == [f"{deployable.chart}/values-local.yaml"]
+        assert (repo_root / deployable.chart / "values-local.yaml").is_file()
         key = deployable.image_name.replace("-", "_")
         assert release["setValueTemplates"] == {
             "image.repository": f"{{{{.IMAGE_REPO_{key}}}}}",
@@ -290,6 +330,12 @@ def test_skaffold_renders_every_module_together_with_immutable_dev_tags(repo_roo
         repository, tag = image_of(deployment).rsplit(":", 1)
         assert repository == discover(repo_root)[name].image_name
         assert DEV_TAG.match(tag), tag
+        local = yaml.safe_load((repo_root / f"charts/{name}/values-local.yaml").read_text())
+        database = (local.get("database") or {}).get("existingSecret")
+        if database:  # the local cluster's PostgreSQL, by reference (values-local.yaml)
+            [container] = deployment["spec"]["template"]["spec"]["containers"]
+            env = {e["name"]: e.get("valueFrom") for e in container.get("env", [])}
+            assert env["DATABASE_URL"] == {"secretKeyRef": {"name": database, "key": "url"}}
 
 
 def test_skaffold_renders_one_module(repo_root: Path) -> None:
