@@ -7,8 +7,10 @@ Dockerfile, chart and skaffold module it copies, renamed):
   resource (items in its database, an Alembic migration, an event through the outbox) and tests;
 - charts/<name>/: the chart on flotilla-lib, its vendored library and generated values schema;
 - its registrations: the root pyproject.toml (workspace, ruff, mypy) and uv.lock, skaffold.yaml,
-  its NATS user in platform/nats/local.conf, `make run` (kit.devrun), charts/schemagen.py,
-  charts/vendor-lib.sh, tests/charts/chartsupport.py and .gitlab-ci.yml.
+  its NATS user in platform/nats/local.conf and charts/nats/files/users.conf, its database in
+  charts/postgres/values-local.yaml (platform/secrets/cluster_secrets.py reads both lists),
+  `make run` (kit.devrun), charts/schemagen.py, charts/vendor-lib.sh,
+  tests/charts/chartsupport.py and .gitlab-ci.yml.
 
 Removal undoes exactly that. Usage (make passes --uv):
 
@@ -57,6 +59,9 @@ DEVRUN = "platform/kit/src/kit/devrun.py"
 DEVRUN_BASE_PORT = 8000
 STREAMS = "platform/kit/src/kit/events/streams.py"
 NATS_CONF = "platform/nats/local.conf"
+# The cluster's NATS users (the nats chart) and databases (the postgres release's roles).
+NATS_CHART_USERS = "charts/nats/files/users.conf"
+POSTGRES_VALUES = "charts/postgres/values-local.yaml"
 
 
 class ScaffoldError(Exception):
@@ -144,8 +149,9 @@ def traces(root: Path, service: Service) -> list[str]:
     found = [path for path in (service.folder, service.chart) if (root / path).exists()]
     if service.name in skaffold_modules(read(root, "skaffold.yaml")):
         found.append("skaffold.yaml")
-    if re.search(rf"(?m)^\s*user: {re.escape(service.name)},", read(root, NATS_CONF)):
-        found.append(NATS_CONF)
+    for users in (NATS_CONF, NATS_CHART_USERS):
+        if re.search(rf"(?m)^\s*user: {re.escape(service.name)},", read(root, users)):
+            found.append(users)
     if f'"{service.project}"' in read(root, "pyproject.toml"):
         found.append("pyproject.toml")
     return found
@@ -329,12 +335,12 @@ def edit_skaffold(text: str, service: Service, add: bool) -> str:
     return "---\n".join(documents)
 
 
-def nats_user(service: Service) -> str:
-    """The service's user in local.conf: its own subjects, dead letters and stream."""
+def nats_user(service: Service, password: str) -> str:
+    """The service's user in a NATS configuration: its own subjects, dead letters and stream."""
     stream, name = service.stream, service.name
     return (
         "    {\n"
-        f'      user: {name}, password: "{name}-local-only"\n'
+        f"      user: {name}, password: {password}\n"
         "      permissions: {\n"
         '        publish: { allow: ["$JS.API.INFO", "$JS.API.STREAM.INFO.*",\n'
         f'          "{name}.>", "deadletter.{name}.>",\n'
@@ -346,17 +352,43 @@ def nats_user(service: Service) -> str:
     )
 
 
-def edit_nats(text: str, service: Service, add: bool) -> str:
-    """platform/nats/local.conf: the service's user, before the deployer's."""
-    user = re.escape(service.name)
-    own = rf"(?ms)^    \{{\n(?:      #[^\n]*\n)*      user: {user},.*?^    \}},\n"
-    text = re.sub(own, "", text)
-    if not add:
-        return text
-    deployer = re.search(r"(?m)^    \{\n(?:      #.*\n)*      user: deployer,", text)
-    if deployer is None:
-        raise anchor_missing(NATS_CONF, "the deployer's user (the new user goes before it)")
-    return text[: deployer.start()] + nats_user(service) + text[deployer.start() :]
+def edit_nats_users(path: str, password: Callable[[Service], str]) -> Edit:
+    """An edit of a NATS configuration's users (``path``): the service's user, with the
+    ``password`` it is given there, before the deployer's."""
+
+    def edit(text: str, service: Service, add: bool) -> str:
+        user = re.escape(service.name)
+        own = rf"(?ms)^    \{{\n(?:      #[^\n]*\n)*      user: {user},.*?^    \}},\n"
+        text = re.sub(own, "", text)
+        if not add:
+            return text
+        deployer = re.search(r"(?m)^    \{\n(?:      #.*\n)*      user: deployer,", text)
+        if deployer is None:
+            raise anchor_missing(path, "the deployer's user (the new user goes before it)")
+        block = nats_user(service, password(service))
+        return text[: deployer.start()] + block + text[deployer.start() :]
+
+    return edit
+
+
+# local.conf: a public development password. The chart's users.conf: the environment variable
+# the nats StatefulSet fills from the nats-users Secret (key: the user name).
+edit_nats = edit_nats_users(NATS_CONF, lambda service: f'"{service.name}-local-only"')
+edit_nats_chart = edit_nats_users(
+    NATS_CHART_USERS, lambda service: f"$NATS_PASSWORD_{service.snake.upper()}"
+)
+
+
+def edit_postgres_databases(text: str, service: Service, add: bool) -> str:
+    """charts/postgres/values-local.yaml: the service's role and database (its snake name, a
+    PostgreSQL identifier) at the end of ``databases``."""
+    block = re.search(r"(?m)^databases:\n(?P<items>(?:  - [a-z0-9_]+\n)+)", text)
+    if block is None:
+        raise anchor_missing(POSTGRES_VALUES, "the `databases:` list (one `  - <role>` a line)")
+    items = [line.removeprefix("  - ") for line in block["items"].splitlines()]
+    items = [item for item in items if item != service.snake] + ([service.snake] if add else [])
+    body = "".join(f"  - {item}\n" for item in items)
+    return text[: block.start("items")] + body + text[block.end("items") :]
 
 
 def devrun_port(text: str) -> int | None:
@@ -409,6 +441,8 @@ SHARED: tuple[tuple[str, Edit, bool], ...] = (
     ("pyproject.toml", edit_pyproject, True),
     ("skaffold.yaml", edit_skaffold, True),
     (NATS_CONF, edit_nats, True),
+    (NATS_CHART_USERS, edit_nats_chart, True),
+    (POSTGRES_VALUES, edit_postgres_databases, True),
     (DEVRUN, edit_devrun, False),
     ("charts/schemagen.py", edit_tuples("SERVICE_CHARTS", "CHARTS_WITH_DATABASE"), False),
     ("tests/charts/chartsupport.py", edit_tuples("SERVICE_CHARTS", "CHARTS_WITH_DATABASE"), False),

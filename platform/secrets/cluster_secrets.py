@@ -10,10 +10,12 @@ source Secret that exists. Run
 
 before installing the charts with charts/values-local.yaml. What it creates, by namespace:
 
-  nats:      nats-users           keys auth, order, payment, gateway, deployer, ci (passwords)
-  postgres:  postgres-roles       keys auth, order, payment (role passwords)
+  nats:      nats-users           a password per user of charts/nats/files/users.conf
+                                  (auth, order, payment, gateway, deployer, ci)
+  postgres:  postgres-roles       a password per role of charts/postgres/values-local.yaml
+                                  (databases: auth, order, payment)
   flotilla:  <user>-nats          key password, for each NATS user above
-             <service>-database   key url (postgresql://...), for auth, order, payment
+             <service>-database   key url (postgresql://...), for each role above
              flotilla-identity    key shared-secret
              auth-signing-keys    key signing-key.pem (an Ed25519 private key)
              deployer-api         key token
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import secrets
 import string
 import subprocess
@@ -32,12 +35,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 REPO = Path(__file__).resolve().parents[2]
-NATS_USERS = ("auth", "order", "payment", "gateway", "deployer", "ci")
-DATABASES = ("auth", "order", "payment")
+# The lists come from the charts that use them (make new-service and remove-service edit those):
+# the NATS users of charts/nats/files/users.conf, the roles of charts/postgres/values-local.yaml.
+NATS_USERS_FILE = REPO / "charts" / "nats" / "files" / "users.conf"
+POSTGRES_VALUES_FILE = REPO / "charts" / "postgres" / "values-local.yaml"
+# The pattern the nats chart reads its users with (charts/nats/templates/_profile.tpl).
+_NATS_USER = re.compile(r"user: ([a-z0-9_-]+), password: ")
+_ROLE = re.compile(r"^[a-z_][a-z0-9_]*$")
 MANAGED_BY = "flotilla-secrets"
 # Letters and digits only, starting with a letter: safe unquoted in a nats-server config
 # variable, in a URL and in a shell, and never read as a number or a boolean.
@@ -48,6 +57,48 @@ Data = dict[str, str]
 
 class SecretsError(RuntimeError):
     """The Secrets could not be ensured; the message says what to do."""
+
+
+def nats_users(path: Path = NATS_USERS_FILE) -> tuple[str, ...]:
+    """The NATS users the nats chart configures, in the order of its users.conf."""
+    try:
+        users = tuple(dict.fromkeys(_NATS_USER.findall(path.read_text())))
+    except OSError as exc:
+        raise SecretsError(f"cannot read the NATS users from {path}: {exc}") from None
+    if not users:
+        raise SecretsError(
+            f"{path} names no NATS user (no `user: <name>, password: ...` line): restore it "
+            "(git checkout -- charts/nats/files/users.conf)"
+        )
+    return users
+
+
+def databases(path: Path = POSTGRES_VALUES_FILE) -> tuple[str, ...]:
+    """The PostgreSQL roles (one database each) the postgres release creates: its ``databases``."""
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SecretsError(f"cannot read the databases from {path}: {exc}") from None
+    names = values.get("databases") if isinstance(values, dict) else None
+    if not isinstance(names, list) or not names:
+        raise SecretsError(f"{path} has no `databases:` list: name one role per service there")
+    bad = [name for name in names if not isinstance(name, str) or not _ROLE.match(name)]
+    if bad:
+        raise SecretsError(
+            f"{path}: databases {bad} are not lower-case identifiers (a-z, 0-9, _): "
+            "write a dashed service name with underscores (stock-level: stock_level)"
+        )
+    return tuple(names)
+
+
+def database_secret(role: str) -> str:
+    """The Secret with a role's DATABASE_URL: ``<service>-database`` (role stock_level is the
+    service stock-level, whose chart reads stock-level-database)."""
+    return f"{role.replace('_', '-')}-database"
+
+
+NATS_USERS = nats_users()
+DATABASES = databases()
 
 
 def random_password(length: int = 32) -> str:
@@ -213,7 +264,7 @@ def ensure_all(kubectl: Kubectl, ns: Namespaces, postgres_host: str, ensurer: En
     for db in DATABASES:
         url = f"postgresql://{db}:{roles[db]}@{postgres_host}:5432/{db}"
         ensurer.derived(
-            ns.services, f"{db}-database", {"url": url}, f"{ns.postgres}/postgres-roles"
+            ns.services, database_secret(db), {"url": url}, f"{ns.postgres}/postgres-roles"
         )
     ensurer.single(ns.services, "flotilla-identity", lambda: {"shared-secret": random_password(48)})
     ensurer.single(ns.services, "auth-signing-keys", lambda: {"signing-key.pem": signing_key_pem()})

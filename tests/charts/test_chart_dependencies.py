@@ -21,8 +21,17 @@ from tests.charts.chartsupport import Helm, Manifest, Rendered, containers, merg
 from tests.charts.test_chart_policies import RESTRICTED_VOLUME_TYPES, effective
 
 DEPENDENCY_TAG = "2.15.1-a8f3d21"
-NATS_USERS = ["auth", "order", "payment", "gateway", "deployer", "ci"]
 REPO = Path(__file__).parents[2]
+# The platform's own NATS users; make new-service adds its service's to local.conf and the chart.
+PLATFORM_NATS_USERS = ["auth", "order", "payment", "gateway", "deployer", "ci"]
+NATS_USERS = re.findall(
+    r"(?m)^\s*user: ([a-z0-9_-]+), password: ", (REPO / "platform/nats/local.conf").read_text()
+)
+
+
+def password_variable(user: str) -> str:
+    """The environment variable the nats chart passes a user's password in."""
+    return f"NATS_PASSWORD_{user.upper().replace('-', '_')}"
 
 
 def base_values() -> dict[str, Any]:
@@ -118,7 +127,7 @@ def test_nats_serves_the_services_default_url(nats_chart: Rendered) -> None:
         if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert refs == {
-        f"NATS_PASSWORD_{user.upper()}": {"name": "nats-users", "key": user} for user in NATS_USERS
+        password_variable(user): {"name": "nats-users", "key": user} for user in NATS_USERS
     }
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert mounts["/data"] == "data"
@@ -212,7 +221,7 @@ def test_schema_refuses_naming_the_field(helm: Helm, name: str) -> None:
 def user_blocks(config: str) -> dict[str, str]:
     """user name -> its permissions block, whitespace-normalised."""
     blocks: dict[str, str] = {}
-    for match in re.finditer(r"user: (\w+), password: \S+\s+permissions: \{", config):
+    for match in re.finditer(r"user: ([\w-]+), password: \S+\s+permissions: \{", config):
         depth, index = 1, match.end()
         while depth:
             depth += {"{": 1, "}": -1}.get(config[index], 0)
@@ -224,10 +233,11 @@ def user_blocks(config: str) -> dict[str, str]:
 def test_users_and_permissions_are_those_of_local_conf(nats_chart: Rendered) -> None:
     local = (REPO / "platform" / "nats" / "local.conf").read_text()
     config = nats_chart.one("ConfigMap")["data"]["nats.conf"]
+    assert set(PLATFORM_NATS_USERS) <= set(NATS_USERS), NATS_USERS
     assert list(user_blocks(config)) == NATS_USERS
     assert user_blocks(config) == user_blocks(local)
     for user in NATS_USERS:
-        assert f"user: {user}, password: $NATS_PASSWORD_{user.upper()}\n" in config
+        assert f"user: {user}, password: ${password_variable(user)}\n" in config
     assert "local-only" not in config, "no password of local.conf"
 
 
@@ -246,7 +256,7 @@ def nats_server(nats_chart: Rendered, tmp_path: Path) -> Iterator[tuple[int, int
     assert f"127.0.0.1:{monitor}" in config
     (tmp_path / "nats.conf").write_text(config)
     passwords = {user: f"p{user}{free_port()}x" for user in NATS_USERS}
-    env = {f"NATS_PASSWORD_{u.upper()}": p for u, p in passwords.items()}
+    env = {password_variable(u): p for u, p in passwords.items()}
     binary = REPO / ".venv" / "bin" / "nats-server"
     process = subprocess.Popen(
         [str(binary), "--config", str(tmp_path / "nats.conf")],

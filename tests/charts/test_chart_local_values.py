@@ -52,7 +52,7 @@ def created_by_the_script() -> dict[tuple[str, str], set[str]]:
     for user in script.NATS_USERS:
         created["flotilla", f"{user}-nats"] = {"password"}
     for db in script.DATABASES:
-        created["flotilla", f"{db}-database"] = {"url"}
+        created["flotilla", script.database_secret(db)] = {"url"}
     return created
 
 

@@ -15,13 +15,22 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from tests.charts.test_chart_local_values import secrets_script
 from tests.e2e.clustersupport import Kubectl
 
 pytestmark = pytest.mark.e2e
 
 SCRIPT = Path(__file__).parents[2] / "platform" / "secrets" / "cluster_secrets.py"
-NATS_USERS = ["auth", "ci", "deployer", "gateway", "order", "payment"]
-DATABASES = ["auth", "order", "payment"]
+SCRIPT_MODULE = secrets_script()
+# The script's lists come from charts/nats/files/users.conf and charts/postgres/values-local.yaml
+# (make new-service adds to both); the platform's own users and databases are always there.
+NATS_USERS = sorted(SCRIPT_MODULE.NATS_USERS)
+DATABASES = sorted(SCRIPT_MODULE.DATABASES)
+
+
+def test_the_lists_hold_the_platforms_own_users_and_databases() -> None:
+    assert {"auth", "ci", "deployer", "gateway", "order", "payment"} <= set(NATS_USERS)
+    assert {"auth", "order", "payment"} <= set(DATABASES)
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ def test_creates_every_secret_once_and_keeps_them(kubectl: Kubectl, target: Targ
         f"{nats}/nats-users": NATS_USERS,
         f"{pg}/postgres-roles": DATABASES,
         **{f"{svc}/{user}-nats": ["password"] for user in NATS_USERS},
-        **{f"{svc}/{db}-database": ["url"] for db in DATABASES},
+        **{f"{svc}/{SCRIPT_MODULE.database_secret(db)}": ["url"] for db in DATABASES},
         f"{svc}/flotilla-identity": ["shared-secret"],
         f"{svc}/auth-signing-keys": ["signing-key.pem"],
         f"{svc}/deployer-api": ["token"],
@@ -91,7 +100,7 @@ def test_creates_every_secret_once_and_keeps_them(kubectl: Kubectl, target: Targ
         assert created[f"{svc}/{user}-nats"]["password"] == created[f"{nats}/nats-users"][user]
     for db in DATABASES:
         password = created[f"{pg}/postgres-roles"][db]
-        assert created[f"{svc}/{db}-database"]["url"] == (
+        assert created[f"{svc}/{SCRIPT_MODULE.database_secret(db)}"]["url"] == (
             f"postgresql://{db}:{password}@postgres.{pg}.svc.cluster.local:5432/{db}"
         )
     pem = created[f"{svc}/auth-signing-keys"]["signing-key.pem"].encode()
@@ -149,3 +158,19 @@ def test_a_missing_kubeconfig_is_named(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert f"--kubeconfig {tmp_path / 'nope'}: no such file" in result.stderr
+
+
+def test_the_lists_are_read_from_the_charts_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    users = tmp_path / "users.conf"
+    users.write_text("{ user: stock-level, password: $NATS_PASSWORD_STOCK_LEVEL }\n")
+    assert SCRIPT_MODULE.nats_users(users) == ("stock-level",)
+    users.write_text("users = []\n")
+    with pytest.raises(SCRIPT_MODULE.SecretsError, match="names no NATS user"):
+        SCRIPT_MODULE.nats_users(users)
+    values = tmp_path / "values-local.yaml"
+    values.write_text("databases:\n  - auth\n  - stock_level\n")
+    assert SCRIPT_MODULE.databases(values) == ("auth", "stock_level")
+    assert SCRIPT_MODULE.database_secret("stock_level") == "stock-level-database"
+    values.write_text("databases:\n  - stock-level\n")
+    with pytest.raises(SCRIPT_MODULE.SecretsError, match="with underscores"):
+        SCRIPT_MODULE.databases(values)

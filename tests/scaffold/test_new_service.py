@@ -180,6 +180,8 @@ def test_the_scaffold_writes_the_service_its_chart_and_every_registration(
         "uv.lock",
         "skaffold.yaml",
         "platform/nats/local.conf",
+        "charts/nats/files/users.conf",
+        "charts/postgres/values-local.yaml",
         "platform/kit/src/kit/devrun.py",
         "charts/schemagen.py",
         "charts/vendor-lib.sh",
@@ -201,6 +203,8 @@ def test_the_scaffold_writes_the_service_its_chart_and_every_registration(
                 assert "payment" not in path.read_text().lower(), f"{path} still says payment"
     assert '"inventory-service",' in diff
     assert 'user: inventory, password: "inventory-local-only"' in diff
+    assert "user: inventory, password: $NATS_PASSWORD_INVENTORY" in diff
+    assert "+  - inventory\n" in diff  # its PostgreSQL role and database in the local cluster
     assert 'LocalService("inventory", 4)' in diff
 
 
@@ -216,8 +220,22 @@ def test_the_chart_and_the_ci_definitions_pass_their_suites(
 ) -> None:
     helm = str(built_tool(repo_root, "helm"))
     chart = "charts/inventory"
-    lint = run(scaffolded, helm, "lint", "--strict", chart, "--set", f"image.tag={TAG}")
+    # The chart refuses SQLite on an emptyDir, as payment's does: lint it with the local
+    # cluster's values (PostgreSQL by reference), which the scaffold copies too.
+    local = f"{chart}/values-local.yaml"
+    tag = f"image.tag={TAG}"
+    lint = run(scaffolded, helm, "lint", "--strict", chart, "--values", local, "--set", tag)
     assert "0 chart(s) failed" in lint.stdout
+    refused_sqlite = run(scaffolded, helm, "template", NAME, chart, "--set", tag, check=False)
+    assert "database.existingSecret is required" in refused_sqlite.stderr, refused_sqlite.stderr
+    rendered = run(scaffolded, helm, "template", NAME, chart, "--values", local, "--set", tag)
+    assert "name: inventory-database" in rendered.stdout
+    # The nats release gives the new user its password from the nats-users Secret.
+    nats = run(
+        scaffolded, helm, "template", "nats", "charts/nats", "--namespace", "nats",
+        "--values", "charts/nats/values-local.yaml", "--set", "image.tag=2.15.1-a8f3d21",
+    )  # fmt: skip
+    assert "- name: NATS_PASSWORD_INVENTORY\n" in nats.stdout
     refused = run(
         scaffolded, helm, "template", NAME, chart, "--set", "image.tag=latest", check=False
     )
@@ -309,7 +327,10 @@ def test_a_second_service_with_the_longest_dashed_name_is_lint_clean_and_removed
     run(scaffolded, ".venv/bin/ruff", "check", *paths)
     run(scaffolded, ".venv/bin/ruff", "format", "--check", *paths)
     run(scaffolded, ".venv/bin/mypy", f"services/{LONG_NAME}")
-    assert 'LocalService("stock-level-of-the-warehouse-9", 5)' in tree_state(scaffolded)[1]
+    diff = tree_state(scaffolded)[1]
+    assert 'LocalService("stock-level-of-the-warehouse-9", 5)' in diff
+    assert "password: $NATS_PASSWORD_STOCK_LEVEL_OF_THE_WAREHOUSE_9" in diff
+    assert "+  - stock_level_of_the_warehouse_9\n" in diff
     make(scaffolded, "remove-service", LONG_NAME)
     assert tree_state(scaffolded) == before
 

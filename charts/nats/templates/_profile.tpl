@@ -3,10 +3,10 @@
 component: messaging
 {{- end -}}
 
-{{- /* Usage: include "nats.users" . | fromYamlArray -> the users of files/users.conf (read from it), each with a password variable NATS_PASSWORD_<USER>. */ -}}
+{{- /* Usage: include "nats.users" . | fromYamlArray -> the users of files/users.conf (read from it), each with a password variable NATS_PASSWORD_<USER> (dashes as underscores). */ -}}
 {{- define "nats.users" -}}
 {{- $users := list -}}
-{{- range regexFindAll "user: [a-z0-9_]+, password: " (.Files.Get "files/users.conf") -1 -}}
+{{- range regexFindAll "user: [a-z0-9_-]+, password: " (.Files.Get "files/users.conf") -1 -}}
 {{- $users = append $users (. | trimPrefix "user: " | trimSuffix ", password: ") -}}
 {{- end -}}
 {{- toYaml $users -}}
