@@ -79,6 +79,7 @@ now_ms() { date +%s%3N; }
 NODE_IP=198.18.0.1        # node N gets 198.18.0.(1+N)
 POD_CIDR=198.19.0.0/24    # node N gets 198.19.N.0/24
 SERVICE_CIDR=198.18.16.0/20
+NODE_PORT_RANGE=30000-30999
 
 # KwokctlConfiguration pointing every component at a local binary, bound to
 # 127.0.0.1 (kwokctl's default bindAddress is 0.0.0.0).
@@ -101,12 +102,20 @@ componentsPatches:
     extraArgs:
       - key: service-cluster-ip-range
         value: ${SERVICE_CIDR}
+      # NodePorts answer on 127.0.0.1 (kube-proxy): a range of their own, below the ports
+      # kwokctl takes (down from 32767) and above those the tests take (kit.testing.ports).
+      - key: service-node-port-range
+        value: ${NODE_PORT_RANGE}
       # The real node's kubelet trusts the cluster CA: logs, exec and port-forward go to it
       # with the admin's client certificate (kwokctl makes both in the cluster's pki).
       - key: kubelet-client-certificate
         value: ${KWOK_WORKDIR}/clusters/${NAME}/pki/admin.crt
       - key: kubelet-client-key
         value: ${KWOK_WORKDIR}/clusters/${NAME}/pki/admin.key
+      # By its IP (on the node's bridge), never by a host name the machine's resolver would be
+      # asked for.
+      - key: kubelet-preferred-address-types
+        value: InternalIP
   # kwok simulates its own nodes only (kwokctl scale marks them), never the real node.
   - name: kwok-controller
     extraArgs:

@@ -11,6 +11,9 @@ from pathlib import Path
 
 _EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOWEST = 10000
+# Ports from 30000 up belong to the local cluster: its NodePorts (30000-30999), which kube-proxy
+# answers on 127.0.0.1 whoever binds them, and kwokctl's component ports (down from 32767).
+_CLUSTER_PORTS_START = 30000
 
 
 def _ephemeral_start() -> int:
@@ -31,7 +34,7 @@ def _bindable(port: int) -> bool:
 
 def free_ports(count: int) -> int:
     """The first of ``count`` consecutive TCP ports on 127.0.0.1 that nothing uses right now."""
-    highest = _ephemeral_start() - count
+    highest = min(_ephemeral_start(), _CLUSTER_PORTS_START) - count
     for _ in range(1000):
         first = random.randint(_LOWEST, highest)  # noqa: S311 - spreading, not security
         if all(_bindable(port) for port in range(first, first + count)):

@@ -1,0 +1,146 @@
+"""The platform on a Kubernetes cluster whose nodes pull from a registry this machine pushes to
+(the local cluster's real node, whose runtime resolves every registry name to that registry):
+the images, the Secrets, NATS and PostgreSQL, and one Helm release per service.
+
+Every release takes ``charts/<chart>/values-local.yaml`` (production settings, every secret by
+reference to what ``platform/secrets/cluster_secrets.py`` creates) and the image it was given.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines_cli.buildah import Progress, stderr_progress
+from pipelines_cli.errors import PipelineError
+from pipelines_cli.imagebuild import ensure_image
+from pipelines_cli.registry import split_reference
+
+# Namespace of the service releases and of their Secrets (values-local.yaml names them there).
+PLATFORM_NAMESPACE = "flotilla"
+# The in-cluster dependencies: (chart = release = namespace), installed before any service.
+DEPENDENCIES = ("nats", "postgres")
+SECRETS_SCRIPT = Path("platform") / "secrets" / "cluster_secrets.py"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A cluster to install into: its kubeconfig, the pinned kubectl and helm (with helm homes of
+    its own), and the address of the registry its nodes pull from."""
+
+    kubeconfig: Path
+    kubectl: Path
+    helm: Path
+    helm_home: Path
+    registry: str
+
+    def helm_run(self, *args: str, timeout: float = 300) -> str:
+        """Run helm against the cluster; a failure raises PipelineError with helm's stderr."""
+        env = {
+            "HELM_CACHE_HOME": str(self.helm_home / "cache"),
+            "HELM_CONFIG_HOME": str(self.helm_home / "config"),
+            "HELM_DATA_HOME": str(self.helm_home / "data"),
+        }
+        return _run([str(self.helm), "--kubeconfig", str(self.kubeconfig), *args], timeout, env)
+
+    def kubectl_run(self, *args: str, timeout: float = 60) -> str:
+        """Run kubectl against the cluster; a failure raises PipelineError with its stderr."""
+        return _run([str(self.kubectl), "--kubeconfig", str(self.kubeconfig), *args], timeout)
+
+
+def _run(argv: Sequence[str], timeout: float, env: dict[str, str] | None = None) -> str:
+    try:
+        result = subprocess.run(
+            list(argv),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env={**os.environ, **(env or {})},
+        )
+    except subprocess.TimeoutExpired:
+        raise PipelineError(
+            f"`{' '.join(argv[:4])} ...` did not finish within {timeout:g} s"
+        ) from None
+    if result.returncode != 0:
+        raise PipelineError(
+            f"`{' '.join(argv)}` exited with {result.returncode}: {result.stderr.strip()}"
+        )
+    return result.stdout
+
+
+def image_values(image: str) -> list[str]:
+    """``--set`` arguments that point a chart at ``image`` (``<repository>:<tag>``)."""
+    host, path, tag = split_reference(image)
+    return ["--set", f"image.repository={host}/{path}", "--set", f"image.tag={tag}"]
+
+
+def release_arguments(repo: Path, chart: str, image: str) -> list[str]:
+    """The values of one release on the local cluster: ``values-local.yaml`` and the image."""
+    return ["-f", str(repo / "charts" / chart / "values-local.yaml"), *image_values(image)]
+
+
+def create_secrets(repo: Path, cluster: Cluster) -> str:
+    """Create the platform's Secrets (random values, existing ones kept); returns the script's
+    report (names only, never a value)."""
+    argv = [
+        sys.executable,
+        str(repo / SECRETS_SCRIPT),
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--kubectl",
+        str(cluster.kubectl),
+        "--namespace",
+        PLATFORM_NAMESPACE,
+    ]
+    return _run(argv, timeout=120)
+
+
+def install_release(
+    repo: Path,
+    cluster: Cluster,
+    chart: str,
+    image: str,
+    *,
+    namespace: str,
+    extra: Sequence[str] = (),
+    timeout: float = 180,
+) -> None:
+    """``helm upgrade --install <chart>`` with the local values and ``image``, waiting until its
+    pods are ready (and rolling back a failed upgrade)."""
+    cluster.helm_run(
+        "upgrade",
+        "--install",
+        chart,
+        str(repo / "charts" / chart),
+        "--namespace",
+        namespace,
+        "--create-namespace",
+        *release_arguments(repo, chart, image),
+        *extra,
+        "--wait",
+        "--rollback-on-failure",
+        "--timeout",
+        f"{timeout:g}s",
+        timeout=timeout + 30,
+    )
+
+
+def install_dependencies(
+    repo: Path, cluster: Cluster, progress: Progress = stderr_progress
+) -> dict[str, str]:
+    """The Secrets, then NATS and PostgreSQL as real workloads (built, pushed, installed and
+    ready); returns each dependency's image."""
+    progress("==> Secrets (cluster_secrets.py)")
+    create_secrets(repo, cluster)
+    images: dict[str, str] = {}
+    for chart in DEPENDENCIES:
+        pushed = ensure_image(repo, chart, cluster.registry, progress=progress)
+        images[chart] = pushed.image.reference
+        progress(f"==> helm upgrade --install {chart} (namespace {chart})")
+        install_release(repo, cluster, chart, pushed.image.reference, namespace=chart)
+    return images
