@@ -84,9 +84,9 @@ def release_arguments(repo: Path, chart: str, image: str) -> list[str]:
     return ["-f", str(repo / "charts" / chart / "values-local.yaml"), *image_values(image)]
 
 
-def create_secrets(repo: Path, cluster: Cluster) -> str:
-    """Create the platform's Secrets (random values, existing ones kept); returns the script's
-    report (names only, never a value)."""
+def create_secrets(repo: Path, cluster: Cluster, namespace: str = PLATFORM_NAMESPACE) -> str:
+    """Create the platform's Secrets for the service releases in ``namespace`` (random values,
+    existing ones kept); returns the script's report (names only, never a value)."""
     argv = [
         sys.executable,
         str(repo / SECRETS_SCRIPT),
@@ -95,7 +95,7 @@ def create_secrets(repo: Path, cluster: Cluster) -> str:
         "--kubectl",
         str(cluster.kubectl),
         "--namespace",
-        PLATFORM_NAMESPACE,
+        namespace,
     ]
     return _run(argv, timeout=120)
 
@@ -131,12 +131,16 @@ def install_release(
 
 
 def install_dependencies(
-    repo: Path, cluster: Cluster, progress: Progress = stderr_progress
+    repo: Path,
+    cluster: Cluster,
+    progress: Progress = stderr_progress,
+    *,
+    namespace: str = PLATFORM_NAMESPACE,
 ) -> dict[str, str]:
-    """The Secrets, then NATS and PostgreSQL as real workloads (built, pushed, installed and
-    ready); returns each dependency's image."""
-    progress("==> Secrets (cluster_secrets.py)")
-    create_secrets(repo, cluster)
+    """The Secrets (those of the service releases in ``namespace``), then NATS and PostgreSQL as
+    real workloads (built, pushed, installed and ready); returns each dependency's image."""
+    progress(f"==> Secrets (cluster_secrets.py, services in namespace {namespace})")
+    create_secrets(repo, cluster, namespace)
     images: dict[str, str] = {}
     for chart in DEPENDENCIES:
         pushed = ensure_image(repo, chart, cluster.registry, progress=progress)
