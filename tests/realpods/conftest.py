@@ -1,0 +1,65 @@
+"""Fixtures of the real-pods suite: one cluster with the machine's real node and the platform on
+it, shared by the package's tests (see realcluster.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.realpods.realcluster import (
+    REAL_CLUSTER_ENV,
+    Platform,
+    RealCluster,
+    install_platform,
+    reap_stale_runs,
+    session_run_dir,
+)
+
+
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="package")
+def real_cluster() -> Iterator[RealCluster]:
+    """The cluster FLOTILLA_REAL_CLUSTER names, else one started now and removed afterwards."""
+    existing = os.environ.get(REAL_CLUSTER_ENV)
+    if existing:
+        run_dir = Path(existing).expanduser().resolve()
+        if not (run_dir / "kubeconfig").is_file() or not (run_dir / "registry").is_file():
+            pytest.fail(
+                f"{REAL_CLUSTER_ENV}={existing} has no kubeconfig and registry: name the run "
+                "directory of a cluster with a real node (make cluster-up: .run/cluster), or "
+                "unset it to let the suite start one"
+            )
+        yield RealCluster(run_dir, owned=False)
+        return
+    cache = Path(os.environ.get("FLOTILLA_CACHE", "~/.cache/flotilla")).expanduser()
+    reap_stale_runs(cache / "realpods-tests")
+    run_dir, name = session_run_dir(cache)
+    cluster = RealCluster.up(run_dir, name)
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="package")
+def platform(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Platform:
+    """The platform on the real cluster: images, NATS, PostgreSQL and the four services."""
+    return install_platform(real_cluster, tmp_path_factory.mktemp("helm-home"), _log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With FLOTILLA_REAL_CLUSTER, deselect (not skip) the tests that start and stop clusters of
+    their own: the machine has one real node, and that cluster holds it."""
+    if not os.environ.get(REAL_CLUSTER_ENV):
+        return
+    own = [item for item in items if item.get_closest_marker("own_real_cluster")]
+    if own:
+        config.hook.pytest_deselected(items=own)
+        items[:] = [item for item in items if item not in own]

@@ -1,0 +1,249 @@
+"""The whole platform as real pods on the local cluster's real node: images built from the
+Dockerfiles, NATS and PostgreSQL in the cluster, orders paid through the gateway pod, logs, exec
+and readiness from the real processes, and pods replaced while orders flow without losing or
+double-charging one."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.realpods.realcluster import (
+    NODE_NAME,
+    SERVICES,
+    Platform,
+    json_lines,
+    pod_ready,
+    wait_until,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+ORDER = {
+    "items": [{"sku": "tea", "quantity": 2, "unit_price_cents": 450}],
+    "amount_cents": 900,
+    "currency": "EUR",
+    "payment_token": "tok_visa",
+}
+
+
+def sign_up(http: httpx.Client) -> dict[str, str]:
+    """A new user's bearer header, through the gateway."""
+    email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
+    password = "a long and unguessable passphrase"
+    response = http.post("/api/auth/register", json={"email": email, "password": password})
+    assert response.status_code == 201, response.text
+    response = http.post(
+        "/api/auth/token",
+        data={"grant_type": "password", "username": email, "password": password},
+    )
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def order_status(http: httpx.Client, auth: dict[str, str], order_id: str) -> str:
+    response = http.get(f"/api/orders/{order_id}", headers=auth)
+    assert response.status_code == 200, response.text
+    status: str = response.json()["status"]
+    return status
+
+
+def test_every_workload_runs_as_a_real_pod_from_the_images_built_here(
+    platform: Platform,
+) -> None:
+    pods = [
+        *platform.pods(platform.namespace),
+        *platform.pods("nats"),
+        *platform.pods("postgres"),
+    ]
+    names = {p["metadata"]["labels"].get("app.kubernetes.io/name") for p in pods}
+    assert names >= {*SERVICES, "nats", "postgres"}
+    for pod in pods:
+        assert pod["spec"]["nodeName"] == NODE_NAME, pod["metadata"]["name"]
+        assert pod["status"]["phase"] == "Running", pod["metadata"]["name"]
+        assert pod["status"]["podIP"].startswith("198.19.128."), pod["status"]["podIP"]
+    for service in SERVICES:
+        pushed = platform.images[service]
+        for pod in platform.service_pods(service):
+            (status,) = pod["status"]["containerStatuses"]
+            # What the kubelet runs is what was pushed: the same manifest digest.
+            assert status["imageID"].endswith(pushed.digest), (service, status["imageID"])
+            assert status["image"] == pushed.image.reference
+
+
+def test_an_order_placed_through_the_gateway_pod_is_paid(platform: Platform) -> None:
+    with httpx.Client(base_url=platform.gateway, timeout=10) as http:
+        auth = sign_up(http)
+        response = http.post(
+            "/api/orders", json=ORDER, headers={**auth, "Idempotency-Key": uuid.uuid4().hex}
+        )
+        assert response.status_code == 201, response.text
+        order_id = response.json()["id"]
+        wait_until(
+            lambda: order_status(http, auth, order_id) == "paid",
+            timeout=30,
+            what=f"order {order_id} paid",
+            every=0.2,
+        )
+        payment = http.get(f"/api/payments/{order_id}", headers=auth)
+        assert payment.status_code == 200, payment.text
+    one = "SELECT count(*) FROM payments WHERE order_id = :'id'"
+    assert platform.psql("payment", one, id=order_id) == "1"
+    status = "SELECT status FROM orders WHERE id = :'id'"
+    assert platform.psql("order", status, id=order_id) == "paid"
+
+
+def test_kubectl_logs_show_the_json_logs_and_exec_reaches_the_process(
+    platform: Platform,
+) -> None:
+    pod = platform.service_pods("order")[0]["metadata"]["name"]
+    logs = platform.kubectl.run("logs", "-n", platform.namespace, pod).stdout
+    records = json_lines(logs)
+    assert records, logs[-2000:]
+    assert {r.get("service") for r in records} == {"order"}
+    assert all({"time", "level", "message"} <= r.keys() for r in records)
+    probe = (
+        "import urllib.request as u; r = u.urlopen('http://127.0.0.1:8000/readyz'); "
+        "print(r.status, open('/proc/1/cmdline').read().replace(chr(0), ' '))"
+    )
+    out = platform.kubectl.run(
+        "exec", "-n", platform.namespace, pod, "--", "python", "-c", probe
+    ).stdout
+    assert out.startswith("200 python -m order_service.main"), out
+
+
+def test_readiness_is_the_services_own_readyz(platform: Platform) -> None:
+    """NATS gone: the services' /readyz answers 503 and the pods leave the endpoints; NATS back:
+    they are ready again."""
+    pod = platform.service_pods("order")[0]
+    probe = pod["spec"]["containers"][0]["readinessProbe"]
+    assert probe["httpGet"]["path"] == "/readyz"
+    scale = ("scale", "statefulset", "nats", "-n", "nats")
+    platform.kubectl.run(*scale, "--replicas=0")
+    try:
+        wait_until(
+            lambda: not any(pod_ready(p) for p in platform.service_pods("order")),
+            timeout=90,
+            what="order pods not ready while NATS is down",
+        )
+        endpoints = platform.kubectl.json(
+            "get", "endpointslices", "-n", platform.namespace,
+            "-l", "kubernetes.io/service-name=order",
+        )  # fmt: skip
+        ready = [
+            e
+            for s in endpoints["items"]
+            for e in s.get("endpoints") or []
+            if e.get("conditions", {}).get("ready")
+        ]
+        assert ready == []
+    finally:
+        platform.kubectl.run(*scale, "--replicas=1")
+    wait_until(
+        lambda: all(pod_ready(p) for p in platform.service_pods("order")),
+        timeout=120,
+        what="order pods ready again with NATS back",
+    )
+
+
+class OrderFlow:
+    """Orders placed at a steady pace in a thread; a failed request (a pod going away) is retried
+    with the same Idempotency-Key, as a client should, so each intended order exists once."""
+
+    def __init__(self, platform: Platform, count: int, every: float) -> None:
+        self.platform = platform
+        self.count = count
+        self.every = every
+        self.placed: list[str] = []
+        self.retried = 0
+        self.errors: list[str] = []
+        self._http = httpx.Client(base_url=platform.gateway, timeout=10)
+        self.auth = sign_up(self._http)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _place(self) -> None:
+        key = uuid.uuid4().hex
+        for _ in range(30):
+            try:
+                response = self._http.post(
+                    "/api/orders", json=ORDER, headers={**self.auth, "Idempotency-Key": key}
+                )
+            except httpx.TransportError as exc:
+                self.retried += 1
+                last = repr(exc)
+            else:
+                if response.status_code in (200, 201):
+                    self.placed.append(response.json()["id"])
+                    return
+                self.retried += 1
+                last = f"{response.status_code} {response.text[:200]}"
+            time.sleep(0.5)
+        self.errors.append(f"order never accepted: {last}")
+
+    def _run(self) -> None:
+        for _ in range(self.count):
+            began = time.monotonic()
+            self._place()
+            time.sleep(max(0.0, self.every - (time.monotonic() - began)))
+
+    def __enter__(self) -> OrderFlow:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(timeout=300)
+        self._http.close()
+
+    def statuses(self) -> dict[str, Any]:
+        with httpx.Client(base_url=self.platform.gateway, timeout=10) as http:
+            response = http.get("/api/orders", params={"limit": 100}, headers=self.auth)
+        assert response.status_code == 200, response.text
+        return {o["id"]: o["status"] for o in response.json()["orders"]}
+
+
+def test_order_and_payment_pods_deleted_while_orders_flow_lose_and_double_charge_nothing(
+    platform: Platform,
+) -> None:
+    before = {s: {p["metadata"]["name"] for p in platform.service_pods(s)} for s in SERVICES}
+    with OrderFlow(platform, count=60, every=0.25) as flow:
+        time.sleep(3)
+        for service in ("order", "payment"):
+            victim = sorted(before[service])[0]
+            platform.kubectl.run("delete", "pod", "-n", platform.namespace, victim, "--wait=false")
+            time.sleep(3)
+    assert not flow.errors, flow.errors
+    assert len(set(flow.placed)) == 60
+    wait_until(
+        lambda: list(flow.statuses().values()) == ["paid"] * 60,
+        timeout=120,
+        what="every order placed during the pod deletions paid",
+    )
+    ids = ",".join(flow.placed)
+    payments = platform.psql(
+        "payment",
+        "SELECT count(*), count(DISTINCT order_id) FROM payments "
+        "WHERE order_id = ANY(string_to_array(:'ids', ','))",
+        ids=ids,
+    )
+    assert payments == "60|60", payments
+    charged = platform.psql(
+        "payment",
+        "SELECT count(*) FROM fake_processor_charges WHERE outcome IS NOT NULL "
+        "AND idempotency_key = ANY(string_to_array(:'ids', ','))",
+        ids=ids,
+    )
+    assert charged == "60", charged
+    for service in ("order", "payment"):
+
+        def full_strength(name: str = service) -> bool:
+            pods = platform.service_pods(name)
+            return len(pods) == len(before[name]) and all(pod_ready(p) for p in pods)
+
+        wait_until(full_strength, timeout=120, what=f"{service} back at full strength")
+        now = {p["metadata"]["name"] for p in platform.service_pods(service)}
+        assert now != before[service], f"no {service} pod was replaced"
