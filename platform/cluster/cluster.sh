@@ -185,11 +185,12 @@ cmd_create() {
 
 # Leading --name N / --run-dir DIR (either order); REST gets the other args.
 # --run-dir DIR means KWOK_WORKDIR=DIR/kwok.
+NAME_GIVEN=0
 parse_common() {
   RUN_DIR=""
   while [[ $# -gt 0 ]]; do
     case "$1" in
-      --name) NAME="$2"; shift 2 ;;
+      --name) NAME="$2"; NAME_GIVEN=1; shift 2 ;;
       --run-dir) RUN_DIR="$2"; shift 2 ;;
       *) break ;;
     esac
@@ -272,6 +273,11 @@ cmd_down() {
   [[ ${#REST[@]} -eq 0 ]] || die "down: unknown argument ${REST[0]} (see --help)"
   [[ -n "$RUN_DIR" ]] || RUN_DIR="$DEFAULT_RUN_DIR"
   export KWOK_WORKDIR="$RUN_DIR/kwok"
+  # Without --name: the one cluster of the run directory, whatever `up --name` called it.
+  local -a found=("$KWOK_WORKDIR"/clusters/*/)
+  if [[ "$NAME_GIVEN" == 0 && ! -d "$KWOK_WORKDIR/clusters/$NAME" && ${#found[@]} -eq 1 && -d "${found[0]}" ]]; then
+    NAME="$(basename "${found[0]}")"
+  fi
   rm -rf "$RUN_DIR/kubeconfig" "$RUN_DIR/registry" "$RUN_DIR/create.log" "$RUN_DIR/failed-logs"
   if [[ -d "$KWOK_WORKDIR/clusters/$NAME" ]]; then
     cmd_delete 2>/dev/null

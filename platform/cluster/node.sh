@@ -34,6 +34,12 @@ CGROUP_ROOT=flotilla-node
 # Static PersistentVolumes of the default StorageClass (each claim takes one; none is reused).
 VOLUMES="${FLOTILLA_NODE_VOLUMES:-24}"
 CHAIN=FLOTILLA-NODE
+# containerd's socket: a short fixed path (a unix socket path has at most 107 bytes, and a run
+# directory may be deep); one real node per machine, so one socket.
+SOCKET_DIR=/run/flotilla-node
+SOCKET="$SOCKET_DIR/containerd.sock"
+# The kubelet's root (pod volumes, its own sockets): short and fixed for the same reason.
+KUBELET_ROOT=/var/lib/flotilla-node/kubelet
 PAUSE_IMAGE=registry.k8s.io/pause:3.10.1
 RUNC="${FLOTILLA_RUNC:-/usr/sbin/runc}"
 LOCK="$CACHE_ROOT/real-node.lock"
@@ -72,7 +78,7 @@ state = "$d/containerd/state"
 imports = []
 
 [grpc]
-  address = "$d/containerd.sock"
+  address = "$SOCKET"
 
 [debug]
   level = "warn"
@@ -177,7 +183,7 @@ authentication:
     clientCAFile: $CLIENT_CA
 authorization:
   mode: Webhook
-containerRuntimeEndpoint: unix://$d/containerd.sock
+containerRuntimeEndpoint: unix://$SOCKET
 cgroupDriver: cgroupfs
 cgroupRoot: /$CGROUP_ROOT
 cgroupsPerQOS: true
@@ -374,7 +380,7 @@ cmd_up() {
   if [[ -n "$owner" && "$owner" != "$RUN_DIR" ]]; then cleanup_node "$owner/node" quiet; fi
   cleanup_node "$d" quiet
   echo "$RUN_DIR" > "$OWNER"
-  mkdir -p "$d"/{logs,pids,containerd,kubelet,kube-proxy,coredns,registry,pods-logs,runc}
+  mkdir -p "$d"/{logs,pids,containerd,kubelet,kube-proxy,coredns,registry,pods-logs,runc} "$SOCKET_DIR"
   CLIENT_CA="$(client_ca_of)" || die "cannot find the cluster CA next to $KUBECONFIG_FILE"
   KUBELET_PORT=$(free_port); KUBELET_HEALTHZ_PORT=$(free_port)
   PROXY_HEALTHZ_PORT=$(free_port); PROXY_METRICS_PORT=$(free_port)
@@ -398,10 +404,10 @@ cmd_up() {
   start_proc "$d" coredns "${BIN_DIRS[coredns]}/coredns" -conf "$d/coredns/Corefile"
   start_proc "$d" kube-proxy "${BIN_DIRS[kube]}/kube-proxy" --config "$d/kube-proxy/config.yaml"
   wait_for "registry" 20 http_ok "http://$REGISTRY/v2/" || die "the registry did not start (log: $d/logs/registry.log)"
-  wait_for "containerd" 30 test -S "$d/containerd.sock" || die "containerd did not start (log: $d/logs/containerd.log)"
+  wait_for "containerd" 30 test -S "$SOCKET" || die "containerd did not start (log: $d/logs/containerd.log)"
   start_proc "$d" kubelet "${BIN_DIRS[kube]}/kubelet" \
     --config "$d/kubelet/config.yaml" --kubeconfig "$KUBECONFIG_FILE" \
-    --root-dir "$d/kubelet/root" --cert-dir "$d/kubelet/pki" \
+    --root-dir "$KUBELET_ROOT" --cert-dir "$KUBELET_ROOT/pki" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" \
     --node-labels "flotilla.dev/node=real"
   wait_for "node $NODE_NAME" 90 node_ready || die "node $NODE_NAME did not become Ready (logs: $d/logs/kubelet.log, containerd.log)"
@@ -465,7 +471,7 @@ pids_of_node() {
   local d="$1" p
   for p in "$d"/pids/*.pid; do cat "$p"; done
   # containerd's shims outlive it; they name its socket on their command line.
-  pgrep -f -- "containerd-shim-runc-v2 .*-address $d/containerd.sock" || true
+  pgrep -f -- "containerd-shim-runc-v2 .*-address $SOCKET" || true
 }
 
 kill_cgroup_tree() {
@@ -490,7 +496,7 @@ unmount_under() {
   local prefix="$1" m
   # Deepest first; lazily, since a dying container may still hold one for a moment.
   while read -r m; do umount -l "$m" 2>/dev/null || true; done < <(
-    awk -v p="$prefix/" 'index($5, p) == 1 { print $5 }' /proc/self/mountinfo | sort -r
+    awk -v p="$prefix" '$5 == p || index($5, p "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r
   )
 }
 
@@ -543,6 +549,7 @@ cleanup_node() {
   kill_cgroup_tree
   # 2. Mounts (overlay rootfs, tmpfs volumes, shm, network namespaces), then files.
   unmount_under "$d"
+  unmount_under "$KUBELET_ROOT"
   remove_cgroup_tree
   # 3. Network: pod veths go with their namespaces; the bridge, rules and sysctls are ours.
   local link
@@ -555,7 +562,7 @@ cleanup_node() {
     local kv
     while read -r kv; do sysctl -qw "$kv" 2>/dev/null || true; done < "$d/sysctl.saved"
   fi
-  rm -rf "$d"
+  rm -rf "$d" "$SOCKET_DIR" "$(dirname "$KUBELET_ROOT")"
   rm -f "$(dirname "$d")/registry"
   [[ -n "$quiet" ]] || log "real node stopped; bridge, rules, mounts and processes removed"
 }
@@ -564,7 +571,7 @@ cmd_down() {
   resolve_bins 2>/dev/null || true
   local d
   d="$(node_dir)"
-  if [[ ! -d "$d" ]] && ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+  if [[ ! -d "$d" ]] && ! ip link show "$BRIDGE" >/dev/null 2>&1 && [[ ! -e "$SOCKET_DIR" && ! -e "$(dirname "$KUBELET_ROOT")" ]]; then
     log "no real node in $RUN_DIR"
     return 0
   fi
@@ -600,15 +607,17 @@ cmd_leftovers() {
       | grep -E 'FLOTILLA|KUBE-|CNI-|198\.19\.128\.' || true
   )
   while read -r line; do report "mount: $line"; done < <(
-    awk '$5 ~ /\/node\/(containerd|kubelet|runc)/ || $5 ~ /netns\/cni-/ { print $5 }' /proc/self/mountinfo
+    awk '$5 ~ /\/node\/(containerd|runc)/ || $5 ~ /flotilla-node/ || $5 ~ /netns\/cni-/ { print $5 }' /proc/self/mountinfo
   )
   while read -r line; do report "process: $line"; done < <(
-    pgrep -a -f -- '-address .*/node/containerd\.sock|/node/containerd/config\.toml|/node/kubelet/config\.yaml|/node/kube-proxy/config\.yaml|/node/coredns/Corefile|/node/registry/config\.yml' || true
+    pgrep -a -f -- "-address $SOCKET"'|/node/containerd/config\.toml|/node/kubelet/config\.yaml|/node/kube-proxy/config\.yaml|/node/coredns/Corefile|/node/registry/config\.yml' || true
   )
   local ctrl
   for ctrl in /sys/fs/cgroup/*/; do
     [[ -d "$ctrl$CGROUP_ROOT" ]] && report "cgroup: $ctrl$CGROUP_ROOT"
   done
+  [[ -e "$SOCKET_DIR" ]] && report "file: $SOCKET_DIR"
+  [[ -e "$(dirname "$KUBELET_ROOT")" ]] && report "file: $(dirname "$KUBELET_ROOT")"
   [[ "$(sysctl -n net.ipv4.conf.all.route_localnet)" == 1 ]] && report "sysctl: net.ipv4.conf.all.route_localnet=1"
   return $found
 }

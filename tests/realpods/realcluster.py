@@ -82,7 +82,7 @@ class RealCluster:
     def down(self) -> None:
         """``cluster.sh down``: the control plane, the node and everything they made."""
         if self.owned:
-            _cluster_sh("down", "--run-dir", str(self.run_dir), timeout=120)
+            _cluster_sh("down", "--run-dir", str(self.run_dir), timeout=120)  # its one cluster
 
 
 def cluster_name(run_dir: Path) -> str:
