@@ -1,15 +1,18 @@
 """`make demo`: independent rollouts, end to end on the local control plane.
 
-It starts its own NATS (the users of platform/nats/local.conf), the four services and the
-deployer as local processes, and a kwok cluster (platform/cluster/cluster.sh), all on 127.0.0.1
-on free ports; then it plays CI with the pipelines CLI in a throw-away clone of the repository:
+It starts its own cluster with the machine's real node (platform/cluster/cluster.sh), NATS and
+PostgreSQL in it as real pods (charts/nats, charts/postgres, the Secrets of platform/secrets),
+and, as local processes on 127.0.0.1, the NATS that CI and the deployer talk over (the users of
+platform/nats/local.conf) and the deployer; then it plays CI with the pipelines CLI in a
+throw-away clone of the repository, building every image from its Dockerfile (buildah, no Docker
+engine) into the cluster's registry:
 
-1. every service released at 1.0.0 (publish and wait, four lanes in parallel);
-2. an order placed through the gateway and paid;
-3. order alone bumped to 1.1.0: the deployer's plan, the live rollout, and the ReplicaSets of
-   every service before and after, proving that only order rolled;
-4. a broken order image (kwok never makes its pods ready) that fails and is rolled back, while
-   the previous ReplicaSet keeps serving.
+1. every service released at 1.0.0 (built, published and waited for, four lanes in parallel);
+2. an order placed through the gateway pod (a NodePort on 127.0.0.1) and paid;
+3. order alone bumped to 1.1.0: the deployer's plan, the live rollout of real pods, and the
+   ReplicaSets of every service before and after, proving that only order rolled;
+4. a really broken order image (its process exits at start) that fails and is rolled back,
+   while the previous ReplicaSet keeps serving.
 
 Everything it started is stopped at the end, also on failure and on Ctrl-C; the logs stay in
 <run dir>/logs.
@@ -52,6 +55,13 @@ from deployer.plan import Plan
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 from kit.testing.nats_server import nats_server_binary
 from kit.testing.ports import free_port
+from pipelines_cli.incluster import (
+    Cluster,
+    build_services,
+    install_dependencies,
+    local_values,
+    push_variant,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "platform" / "cluster" / "cluster.sh"
@@ -60,7 +70,10 @@ NATS_CONFIG = REPO / "platform" / "nats" / "local.conf"
 PIPELINES_SRC = REPO / "pipelines" / "src"
 SERVICES = ("gateway", "auth", "order", "payment")
 NAMESPACE = "flotilla-demo"
-REGISTRY = "registry.local/flotilla"
+# The images' names; the real node resolves every registry to the cluster's own.
+REGISTRY = "ghcr.io/flotilla"
+# What the broken build runs instead of the service: it exits at start, never Ready.
+BROKEN_COMMAND = ("python", "-c", "raise SystemExit('broken build: exits at start')")
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 STATE_FILE = "demo-state.json"
@@ -576,11 +589,18 @@ class Demo:
         self.began = time.monotonic()
         self.nats_url = ""
         self.kubeconfig = run_dir / "cluster" / "kubeconfig"
-        self.services: dict[str, Managed] = {}
+        self.registry = ""
+        self.cluster: Cluster | None = None
+        self.good_order_image = ""
         self.deployer: Managed | None = None
         self.checkout = run_dir / "checkout"
         self.kubectl_binary: Path | None = None
         self.helm_binary: Path | None = None
+
+    def build_log(self, line: str) -> None:
+        """Image builds and installs report here: logs/build.log."""
+        with (self.logs / "build.log").open("a") as out:
+            out.write(line.rstrip("\n") + "\n")
 
     # -- output helpers
 
@@ -605,8 +625,8 @@ class Demo:
     # -- chapter 1
 
     async def start_platform(self) -> None:
-        """NATS, then the services and the cluster at once, then the deployer."""
-        self.chapter(1, "Start NATS, the services, the cluster and the deployer")
+        """CI's NATS and the cluster at once, NATS and PostgreSQL in the cluster, the deployer."""
+        self.chapter(1, "Start the cluster (a real node), NATS and PostgreSQL in it, the deployer")
         self.supervisor.prepare()
         self.say(f"[dim]run state in {escape(shown(self.run_dir))}[/]")
         self.helm_binary = built_tool("helm")
@@ -619,7 +639,8 @@ class Demo:
             time.monotonic() - began,
         )
         await self.events.connect(self.nats_url)
-        await asyncio.gather(self.start_services(), self.start_cluster())
+        await self.start_cluster()
+        await self.start_dependencies()
         began = time.monotonic()
         await self.start_deployer()
         assert self.deployer is not None
@@ -651,33 +672,6 @@ class Demo:
             return
         raise DemoError(f"nats-server did not listen on {port} within 15 s; see {managed.log}")
 
-    async def start_services(self) -> None:
-        began = time.monotonic()
-        ports = {name: free_port() for name in SERVICES}
-        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        data = self.run_dir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        for name in SERVICES:
-            env = {
-                **os.environ,
-                "SERVICE_ENVIRONMENT": "development",
-                "SERVICE_HOST": "127.0.0.1",
-                "SERVICE_PORT": str(ports[name]),
-                "NATS_URL": self.nats_url,
-                "NATS_USER": name,
-                "NATS_PASSWORD": local_password(name),
-                "DATABASE_URL": f"sqlite+aiosqlite:///{data / name}.db",
-                "GATEWAY_AUTH_URL": urls["auth"],
-                "GATEWAY_ORDER_URL": urls["order"],
-                "GATEWAY_PAYMENT_URL": urls["payment"],
-                "GATEWAY_JWKS_URL": f"{urls['auth']}/auth/jwks.json",
-            }
-            argv = [sys.executable, "-m", f"{name}_service.main"]
-            self.services[name] = self.supervisor.start(name, argv, env, urls[name])
-        await asyncio.gather(*(self.wait_ready(m) for m in self.services.values()))
-        listing = ", ".join(f"{name} :{ports[name]}" for name in SERVICES)
-        self.ok("services", f"{listing}  [dim](local processes)[/]", time.monotonic() - began)
-
     async def wait_ready(self, managed: Managed, timeout: float = 60) -> None:
         """Poll /readyz until 200 (the process must stay alive)."""
         deadline = time.monotonic() + timeout
@@ -699,15 +693,15 @@ class Demo:
         self.supervisor.set_cluster(name)
         cluster_dir = self.supervisor.cluster_dir
         result = await run(
-            [str(CLUSTER_SH), "up", "--run-dir", str(cluster_dir), "--name", name, "--nodes", "2"],
+            [str(CLUSTER_SH), "up", "--run-dir", str(cluster_dir), "--name", name],
             log=self.logs / "cluster.log",
-            timeout=240,
+            timeout=300,
             check=False,
         )
         if result.code != 0:
             self.supervisor.keep_cluster_logs()
             raise DemoError(
-                f"the local control plane did not start ({result.explain()}); "
+                f"the local cluster did not start ({result.explain()}); "
                 f"see {self.logs / 'cluster.log'}"
             )
         match = re.search(r"https://127\.0\.0\.1:\d+", result.stderr)
@@ -716,9 +710,37 @@ class Demo:
         await self.kubectl(
             "label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted"
         )
+        self.registry = (cluster_dir / "registry").read_text().strip()
         self.ok(
             "cluster",
-            f"{name}: {server}, 2 kwok nodes",
+            f"{name}: {server}, real node flotilla-node, registry {self.registry}",
+            time.monotonic() - began,
+        )
+
+    async def start_dependencies(self) -> None:
+        """The Secrets, NATS and PostgreSQL in the cluster, as real pods (images built here)."""
+        assert self.kubectl_binary is not None
+        assert self.helm_binary is not None
+        began = time.monotonic()
+        self.cluster = Cluster(
+            kubeconfig=self.kubeconfig,
+            kubectl=self.kubectl_binary,
+            helm=self.helm_binary,
+            helm_home=self.run_dir / "helm",
+            registry=self.registry,
+        )
+        images = await asyncio.to_thread(
+            install_dependencies,
+            REPO,
+            self.cluster,
+            self.build_log,
+            namespace=NAMESPACE,
+        )
+        tags = ", ".join(f"{n} {i.rpartition(':')[2]}" for n, i in images.items())
+        self.ok(
+            "in-cluster",
+            f"NATS (JetStream) and PostgreSQL as real pods [dim]({tags}; Secrets created "
+            f"once with random values; the services' bus)[/]",
             time.monotonic() - began,
         )
 
@@ -727,11 +749,9 @@ class Demo:
         values = self.run_dir / "values"
         values.mkdir(parents=True, exist_ok=True)
         for name in SERVICES:
-            # Two replicas, each Ready one second after it starts: the rollout is visible.
+            # Production settings, every secret by reference; the gateway on a NodePort.
             (values / f"{name}.yaml").write_text(
-                json.dumps(
-                    {"replicaCount": 2, "podAnnotations": {"flotilla.dev/ready-after": "1s"}}
-                )
+                json.dumps(local_values(REPO, name, node_port=name == "gateway"))
             )
         port = free_port()
         helm_home = self.run_dir / "helm"
@@ -866,6 +886,7 @@ class Demo:
         tags = await asyncio.gather(*(self.pipelines("tag", s) for s in SERVICES))
         tag = {s: r.stdout.strip() for s, r in zip(SERVICES, tags, strict=True)}
         self.shell("pipelines tag <service>", f"{tag['order']}  [dim](each service)[/]")
+        await self.build(tag)
         run_id = f"{RUN_ID_PREFIX}-release"
         ids = await asyncio.gather(*(self.publish(s, run_id) for s in SERVICES))
         self.shell(f"pipelines publish <service> --run-id {run_id}", "4 deployment ids")
@@ -918,6 +939,20 @@ class Demo:
         )
         return sha
 
+    async def build(self, tags: Mapping[str, str]) -> None:
+        """Build the images of ``tags`` from the CI checkout (buildah, cached by content) into
+        the cluster's registry."""
+        began = time.monotonic()
+        images = await asyncio.to_thread(
+            build_services, self.checkout, self.registry, tags, self.build_log
+        )
+        names = ", ".join(sorted(tags))
+        self.shell(
+            f"pipelines build <{names}> --builder buildah --push-to {self.registry}",
+            f"{len(images)} image(s) built from their Dockerfiles "
+            f"[dim]({time.monotonic() - began:.0f} s; logs/build.log)[/]",
+        )
+
     async def events_tracks(
         self, deployments: Mapping[str, tuple[str, Callable[[DeployEventData], None]]]
     ) -> dict[str, list[DeployEventData]]:
@@ -950,10 +985,19 @@ class Demo:
 
     # -- chapter 3
 
+    async def gateway_url(self) -> str:
+        """The gateway Service's NodePort, which the real node answers on 127.0.0.1."""
+        result = await self.kubectl(
+            "get", "service", "gateway", "--namespace", NAMESPACE,
+            "-o", "jsonpath={.spec.ports[0].nodePort}",
+        )  # fmt: skip
+        return f"http://127.0.0.1:{result.stdout.strip()}"
+
     async def place_order(self) -> None:
-        """Register, get a token, order, see it paid: through the gateway."""
-        self.chapter(3, "An order through the gateway")
-        gateway = self.services["gateway"].url
+        """Register, get a token, order, see it paid: through the gateway pods."""
+        self.chapter(3, "An order through the gateway pod")
+        gateway = await self.gateway_url()
+        self.say(f"[dim]gateway Service: NodePort {escape(gateway)} → the gateway pods[/]")
         email = f"ada-{secrets.token_hex(3)}@example.com"
         password = secrets.token_urlsafe(18)
         async with httpx.AsyncClient(base_url=gateway, timeout=10) as http:
@@ -995,8 +1039,8 @@ class Demo:
             if order["status"] != "paid":
                 raise DemoError(
                     f"order {order['id']} ended {order['status']} "
-                    f"({order.get('failure_reason')}), not paid; see logs/order.log and "
-                    "logs/payment.log"
+                    f"({order.get('failure_reason')}), not paid; see `kubectl logs -n "
+                    f"{NAMESPACE} deploy/order` and deploy/payment"
                 )
             response = await http.get(f"/api/payments/{order['id']}", headers=auth)
             self.expect(response, 200, "reading the payment")
@@ -1019,7 +1063,7 @@ class Demo:
         if response.status_code != status:
             raise DemoError(
                 f"{what} through the gateway answered {response.status_code}, not {status}: "
-                f"{response.text[:500]} (logs: logs/gateway.log)"
+                f"{response.text[:500]} (logs: kubectl logs -n {NAMESPACE} deploy/gateway)"
             )
 
     def http_line(self, method: str, path: str, status: int, detail: str) -> None:
@@ -1041,6 +1085,8 @@ class Demo:
             raise DemoError(f"pipelines changed listed {changed}, expected only order")
         tag = (await self.pipelines("tag", "order")).stdout.strip()
         self.shell("pipelines tag order", tag)
+        await self.build({"order": tag})
+        self.good_order_image = f"{REGISTRY}/order-service:{tag}"
         run_id = f"{RUN_ID_PREFIX}-order-1.1.0"
         deployment_id = await self.publish("order", run_id)
         self.shell(
@@ -1210,10 +1256,10 @@ class Demo:
     async def broken_image(self, sha: str, good: Mapping[str, Sequence[ReplicaSet]]) -> None:
         """A broken order image: failed, rolled back, the previous ReplicaSet still serving."""
         self.chapter(5, "A broken order image is rolled back")
-        image = f"{REGISTRY}/order-service:1.2.0-neverready-{sha[:7]}"
-        self.say(
-            "[dim]a build that crashes at start (kwok never makes a pod Ready whose image says "
-            "'neverready'):[/]"
+        image = f"{REGISTRY}/order-service:1.2.0-{sha[:7]}"
+        self.say("[dim]a build whose process exits at start (never Ready):[/]")
+        await asyncio.to_thread(
+            push_variant, self.good_order_image, image, self.registry, BROKEN_COMMAND
         )
         self.say(f"IMAGE={escape(image)}")
         run_id = f"{RUN_ID_PREFIX}-order-1.2.0"
@@ -1273,7 +1319,7 @@ class Demo:
         for rs in sets:
             if previous is not None and rs.uid == previous.uid:
                 note = Text("serving: same uid as before", style="bold green")
-            elif "neverready" in rs.tag:
+            elif rs.tag.startswith("1.2.0-"):
                 note = Text("broken: scaled to 0", style="red")
             else:
                 note = Text("older release", style="dim")
@@ -1386,8 +1432,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--helm-timeout",
         type=float,
-        default=20.0,
-        help="seconds helm waits for a rollout before rolling back (default 20)",
+        default=60.0,
+        help="seconds helm waits for a rollout before rolling back (default 60)",
     )
     args = parser.parse_args(argv)
     # Ctrl-C must stop the demo (and so everything it started) even when the shell that started

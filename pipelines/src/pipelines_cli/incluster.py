@@ -8,17 +8,22 @@ reference to what ``platform/secrets/cluster_secrets.py`` creates) and the image
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from pipelines_cli.buildah import Progress, stderr_progress
 from pipelines_cli.errors import PipelineError
 from pipelines_cli.imagebuild import ensure_image
-from pipelines_cli.registry import split_reference
+from pipelines_cli.registry import destination, is_loopback, split_reference
 
 # Namespace of the service releases and of their Secrets (values-local.yaml names them there).
 PLATFORM_NAMESPACE = "flotilla"
@@ -148,3 +153,56 @@ def install_dependencies(
         progress(f"==> helm upgrade --install {chart} (namespace {chart})")
         install_release(repo, cluster, chart, pushed.image.reference, namespace=chart)
     return images
+
+
+def build_services(
+    repo: Path, registry: str, tags: Mapping[str, str], progress: Progress = stderr_progress
+) -> dict[str, str]:
+    """Build each service of ``tags`` at its tag from ``repo`` (a work tree; cached by content)
+    and push it to ``registry``; returns service -> image reference."""
+    return {
+        service: ensure_image(repo, service, registry, tag=tag, progress=progress).image.reference
+        for service, tag in tags.items()
+    }
+
+
+def local_values(repo: Path, chart: str, *, node_port: bool = False) -> dict[str, Any]:
+    """``charts/<chart>/values-local.yaml`` as a dict, with ``service.type: NodePort`` when
+    asked (the local cluster answers NodePorts on 127.0.0.1)."""
+    values: dict[str, Any] = yaml.safe_load(
+        (repo / "charts" / chart / "values-local.yaml").read_text()
+    )
+    if node_port:
+        values.setdefault("service", {})["type"] = "NodePort"
+    return values
+
+
+def _buildah(*args: str) -> str:
+    try:
+        result = subprocess.run(
+            ["buildah", *args], capture_output=True, text=True, timeout=300, check=False
+        )
+    except FileNotFoundError:
+        raise PipelineError("buildah not found: run make images-tools") from None
+    if result.returncode != 0:
+        raise PipelineError(f"buildah {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def push_variant(image: str, variant: str, registry: str, command: Sequence[str]) -> str:
+    """Push ``variant``: the local image ``image`` with another command (e.g. a build whose
+    process exits at start, for rollback drills); returns the digest the registry stored."""
+    container = _buildah("from", "--pull=never", image)
+    try:
+        _buildah("config", "--cmd", json.dumps(list(command)), container)
+        _buildah("commit", "--quiet", container, variant)
+    finally:
+        _buildah("rm", container)
+    tls = ["--tls-verify=false"] if is_loopback(registry) else []
+    with tempfile.TemporaryDirectory() as scratch:
+        digest_file = Path(scratch) / "digest"
+        _buildah(
+            "push", "--quiet", *tls, "--digestfile", str(digest_file),
+            variant, f"docker://{destination(variant, registry)}",
+        )  # fmt: skip
+        return digest_file.read_text().strip()
