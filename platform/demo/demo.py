@@ -55,6 +55,7 @@ from deployer.plan import Plan
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 from kit.testing.nats_server import nats_server_binary
 from kit.testing.ports import free_port
+from pipelines_cli.buildah import BUILD_LOG_ENV
 from pipelines_cli.incluster import (
     Cluster,
     build_services,
@@ -722,6 +723,7 @@ class Demo:
         assert self.kubectl_binary is not None
         assert self.helm_binary is not None
         began = time.monotonic()
+        os.environ[BUILD_LOG_ENV] = str(self.logs / "build.log")
         self.cluster = Cluster(
             kubeconfig=self.kubeconfig,
             kubectl=self.kubectl_binary,
@@ -1347,7 +1349,8 @@ class Demo:
         )
         for column in ("service", "release", "helm revision", "image tag", "last deployment"):
             table.add_column(column)
-        for view in response.json():
+        # The deployer can release the dependencies' charts too; the story is the services.
+        for view in (v for v in response.json() if v["service"] in SERVICES):
             last = (view.get("last") or {}).get("phase") or "-"
             table.add_row(
                 view["service"],
@@ -1432,8 +1435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--helm-timeout",
         type=float,
-        default=60.0,
-        help="seconds helm waits for a rollout before rolling back (default 60)",
+        default=45.0,
+        help="seconds helm waits for a rollout before rolling back (default 45)",
     )
     args = parser.parse_args(argv)
     # Ctrl-C must stop the demo (and so everything it started) even when the shell that started
@@ -1443,7 +1446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = args.run_dir.resolve()
     demo = Demo(console, run_dir, args.helm_timeout)
     console.print(
-        "[bold]Flotilla demo:[/] independent rollouts, end to end on the local control plane"
+        "[bold]Flotilla demo:[/] independent rollouts of real pods, end to end on a local cluster"
     )
     code = 0
     try:

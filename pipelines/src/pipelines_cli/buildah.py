@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,23 +31,35 @@ def require(*binaries: str) -> None:
             raise PipelineError(f"{binary} not found: {INSTALL_HINT}")
 
 
+# A file that streamed build output goes to instead of stderr (the demo keeps it in its logs).
+BUILD_LOG_ENV = "FLOTILLA_BUILD_LOG"
+
+
 def run(args: Sequence[str], *, capture: bool = True, cwd: Path | None = None) -> str:
-    """Run ``buildah args``; return stdout (``capture``) or stream it to stderr.
+    """Run ``buildah args``; return stdout (``capture``) or stream it to stderr (or to the file
+    ``$FLOTILLA_BUILD_LOG`` names).
 
     A failure raises PipelineError with buildah's own message, which says what went wrong.
     """
     require("buildah")
     command = ["buildah", *args]
-    result = subprocess.run(
-        command,
-        cwd=cwd,
-        stdout=subprocess.PIPE if capture else sys.stderr,
-        stderr=subprocess.PIPE if capture else sys.stderr,
-        text=True,
-        check=False,
-    )
+    log_path = os.environ.get(BUILD_LOG_ENV)
+    with (
+        open(log_path, "a")
+        if log_path and not capture
+        else contextlib.nullcontext(sys.stderr) as out
+    ):
+        result = subprocess.run(
+            command,
+            cwd=cwd,
+            stdout=subprocess.PIPE if capture else out,
+            stderr=subprocess.PIPE if capture else out,
+            text=True,
+            check=False,
+        )
     if result.returncode != 0:
-        detail = (result.stderr or "").strip() if capture else "(its output is above)"
+        where = f"its output is in {log_path}" if log_path else "its output is above"
+        detail = (result.stderr or "").strip() if capture else f"({where})"
         raise PipelineError(f"`{' '.join(command)}` failed with exit {result.returncode}: {detail}")
     return result.stdout if capture else ""
 
