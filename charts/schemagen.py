@@ -416,6 +416,18 @@ def chart_properties(chart: str) -> tuple[Schema, dict[str, list[str]]]:
     return properties, required_in_production
 
 
+def chart_envelope(chart: str, properties: Schema) -> Schema:
+    """A chart's schema around its properties: strict, every key but the subcharts' required."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"Values of the {chart} chart",
+        "type": "object",
+        "additionalProperties": False,
+        "required": sorted(k for k in properties if k not in ("global", "flotilla-lib")),
+        "properties": dict(sorted(properties.items())),
+    }
+
+
 def build_schema(chart: str) -> Schema:
     """The complete values.schema.json of one application chart."""
     properties = common_properties()
@@ -424,12 +436,7 @@ def build_schema(chart: str) -> Schema:
     properties["networkPolicy"] = network_policy(chart)
     nonempty: Schema = {"type": "string", "minLength": 1}
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"Values of the {chart} chart",
-        "type": "object",
-        "additionalProperties": False,
-        "required": sorted(k for k in properties if k not in ("global", "flotilla-lib")),
-        "properties": dict(sorted(properties.items())),
+        **chart_envelope(chart, properties),
         "if": {
             "required": ["config"],
             "properties": {
@@ -557,14 +564,7 @@ def dependency_schema(chart: str) -> Schema:
             }
         )
         properties["persistence"] = claim
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"Values of the {chart} chart",
-        "type": "object",
-        "additionalProperties": False,
-        "required": sorted(k for k in properties if k not in ("global", "flotilla-lib")),
-        "properties": dict(sorted(properties.items())),
-    }
+    return chart_envelope(chart, properties)
 
 
 def render(chart: str) -> str:
