@@ -183,9 +183,15 @@ class Platform:
                 if "a real node already runs" in result.stderr
                 else ""
             )
+            said = [
+                line
+                for line in (result.stderr + result.stdout).splitlines()
+                if line.startswith(("cluster.sh:", "node.sh:"))
+            ]
+            why = "\n".join(said[-4:]) or result.explain()
             raise DemoError(
-                f"the local cluster did not start ({result.explain()}); "
-                f"see {self.logs / 'cluster.log'}.{hint}"
+                f"the local cluster did not start (cluster.sh up exited {result.code}):\n{why}\n"
+                f"See {self.logs / 'cluster.log'}.{hint}"
             )
         match = re.search(r"https://127\.0\.0\.1:\d+", result.stderr)
         self.registry = (self.cluster_dir / "registry").read_text().strip()

@@ -65,6 +65,11 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     took = time.monotonic() - began
     output = result.stdout + result.stderr
     assert result.returncode == 0, output + "\n" + logs_of(run_dir)
+    # NATS and PostgreSQL as real pods in the cluster; CI's NATS is only for CI's events.
+    assert "NATS (JetStream; the services' bus) and PostgreSQL as real pods" in output
+    # Every image built from the CI checkout and published as the reference pushed.
+    assert re.search(r"4 image\(s\) built from their Dockerfiles \(buildah\) and pushed", output)
+    assert re.search(r"--image ghcr\.io/flotilla/order-service:1\.1\.0-[0-9a-f]{7}", output)
     # Every service released, an order paid through the gateway.
     assert output.count("succeeded") >= 4, output
     assert re.search(r"order [0-9a-f]{8} is paid", output), output
@@ -73,7 +78,8 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     for service in ("gateway", "auth", "payment"):
         assert re.search(rf"^\s+{service}\s+{service}-\S+ \(same\).*unchanged\s*$", output, re.M)
     assert "Only order rolled: gateway, auth and payment kept their ReplicaSets" in output
-    # The broken image failed, was rolled back, and CI saw it fail.
+    # The broken image (derived with buildah) failed, was rolled back, and CI saw it fail.
+    assert "buildah config --cmd" in output
     assert re.search(r"^\s+\+[\d.]+s failed\s", output, re.M), output
     assert "rolled back to the previous release" in output
     assert "pipelines wait exited 3" in output
@@ -151,3 +157,20 @@ def test_a_failed_step_exits_1_says_what_failed_and_cleans_up(tmp_path: Path) ->
     assert "logs kept in" in output
     assert not leftovers(run_dir), output
     assert not list((run_dir / "cluster" / "kwok" / "clusters").glob("*"))
+
+
+@pytest.mark.timeout(60)
+def test_a_cluster_run_dir_without_a_cluster_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    result = subprocess.run(
+        demo_command(tmp_path / "demo", "--cluster-run-dir", str(tmp_path / "nothing")),
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "no kubeconfig there" in output
+    assert "cluster.sh up" in output
+    assert "Traceback" not in output
+    assert not leftovers(tmp_path / "demo"), output
