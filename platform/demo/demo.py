@@ -531,7 +531,10 @@ class Demo(Narrator):
         self.chapter(6, "Summary")
         assert self.platform.deployer is not None
         async with httpx.AsyncClient(timeout=30) as http:
-            response = await http.get(f"{self.platform.deployer.url}/api/services")
+            response = await http.get(
+                f"{self.platform.deployer.url}/api/services",
+                headers={"Authorization": f"Bearer {self.platform.api_token}"},
+            )
         if response.status_code != 200:
             raise DemoError(f"GET /api/services answered {response.status_code}: {response.text}")
         table = Table(

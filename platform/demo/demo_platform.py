@@ -109,6 +109,7 @@ class Platform:
         self.registry = ""
         self.nats_url = ""
         self.deployer: Managed | None = None
+        self.api_token = secrets.token_urlsafe(16)  # the deployer's admin token
         self.helm = built_tool("helm")
         self.kubectl_binary = built_tool("kubectl")
         self.cluster: Cluster | None = None
@@ -303,7 +304,7 @@ class Platform:
             "DEPLOYER_KUBECONFIG": str(self.kubeconfig),
             "DEPLOYER_VALUES_DIR": str(values),
             "DEPLOYER_HELM_TIMEOUT_SECONDS": f"{self.helm_timeout:g}",
-            "DEPLOYER_API_TOKEN": secrets.token_urlsafe(16),
+            "DEPLOYER_API_TOKEN": self.api_token,
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),
             "HELM_DATA_HOME": str(helm_home / "data"),

@@ -35,7 +35,10 @@ class DeployerFigures:
 async def _record(stack: DeployerStack, deployment_id: str) -> dict[str, object]:
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"{stack.deployer.base_url}/api/deployments/{deployment_id}") as response,
+        http.get(
+            f"{stack.deployer.base_url}/api/deployments/{deployment_id}",
+            headers=stack.admin_headers,
+        ) as response,
     ):
         body: dict[str, object] = await response.json()
         return body

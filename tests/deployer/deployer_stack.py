@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -27,6 +28,10 @@ from kit.testing.process import ServiceProcess
 SERVICES = ("auth", "order", "payment", "gateway")
 API_TOKEN = "e2e-deployer-token"
 REPOSITORY = "registry.local/{service}-service"
+# What the suites' events may set besides the image (the default policy allows the image alone).
+TEST_POLICY: dict[str, Any] = {
+    "default": {"allow": {"replicaCount": {"min": 1, "max": 10}, "podAnnotations": {}}}
+}
 
 
 def image(service: str, tag: str) -> str:
@@ -37,17 +42,36 @@ def image(service: str, tag: str) -> str:
 class DeployerStack:
     """NATS + the deployer process for one namespace of the session's cluster."""
 
-    def __init__(self, repo: Path, directory: Path, kubeconfig: Path, namespace: str) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        directory: Path,
+        kubeconfig: Path,
+        namespace: str,
+        *,
+        policy: dict[str, Any] | None = None,
+        tokens: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.repo = repo
         self.namespace = namespace
         self.kubeconfig = kubeconfig
+        self.policy = TEST_POLICY if policy is None else policy
+        self.tokens = tokens
         self.nats = NatsServer(directory / "nats", config_file=repo / "platform/nats/local.conf")
-        self.helm_binary = Path(
+        real_helm = Path(
             subprocess.run(
                 [str(repo / "platform/cluster/build-tools.sh"), "--path", "helm"],
                 capture_output=True, text=True, check=True,
             ).stdout.strip()
         )  # fmt: skip
+        # The real helm, behind a script that notes each run's arguments (helm_calls()).
+        self.helm_log = directory / "helm-calls.log"
+        self.helm_binary = directory / "helm"
+        self.helm_binary.write_text(
+            f'#!/bin/sh\necho "$*" >> {shlex.quote(str(self.helm_log))}\n'
+            f'exec {shlex.quote(str(real_helm))} "$@"\n'
+        )
+        self.helm_binary.chmod(0o755)
         values_dir = directory / "values"
         values_dir.mkdir()
         for service in SERVICES:
@@ -68,7 +92,22 @@ class DeployerStack:
             client_name="e2e-ci",
         )
 
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """The Authorization header of the admin token (every scope)."""
+        return {"Authorization": f"Bearer {API_TOKEN}"}
+
+    def helm_calls(self, *words: str) -> list[str]:
+        """The helm runs so far whose arguments contain every one of ``words``."""
+        if not self.helm_log.exists():
+            return []
+        lines = self.helm_log.read_text().splitlines()
+        return [line for line in lines if all(word in line.split() for word in words)]
+
     def _process(self) -> ServiceProcess:
+        extra = {"DEPLOYER_POLICY": json.dumps(self.policy)}
+        if self.tokens is not None:
+            extra["DEPLOYER_API_TOKENS"] = json.dumps(self.tokens)
         return ServiceProcess(
             "deployer",
             [sys.executable, "-m", "deployer.main"],
@@ -84,6 +123,7 @@ class DeployerStack:
                 "DEPLOYER_VALUES_DIR": str(self.values_dir),
                 "DEPLOYER_HELM_TIMEOUT_SECONDS": "20",
                 "DEPLOYER_API_TOKEN": API_TOKEN,
+                **extra,
             },
         )
 

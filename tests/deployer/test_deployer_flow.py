@@ -49,7 +49,10 @@ def _time(value: str) -> float:
 
 
 async def api_get(stack: DeployerStack, path: str) -> Any:
-    async with aiohttp.ClientSession() as http, http.get(stack.deployer.base_url + path) as r:
+    async with (
+        aiohttp.ClientSession(headers=stack.admin_headers) as http,
+        http.get(stack.deployer.base_url + path) as r,
+    ):
         assert r.status == 200, await r.text()
         return await r.json()
 
@@ -201,7 +204,7 @@ async def test_the_api_needs_the_token_to_change_anything(stack: DeployerStack) 
         async with http.post(url, json=body) as response:
             assert response.status == 401
         async with http.post(url, json=body, headers={"Authorization": "Bearer nope"}) as response:
-            assert response.status == 403
+            assert response.status == 401
         headers = {"Authorization": f"Bearer {API_TOKEN}"}
         async with http.post(url, json=body, headers=headers) as response:
             assert response.status == 202

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from deployer.auth import require, token_dependency
 from deployer.contract import ArtifactPublished, DeployPhase
-from deployer.orchestrator import Orchestrator, RejectedError
+from deployer.orchestrator import NotPendingError, Orchestrator, RejectedError
 from deployer.records import DeploymentRecord, Origin, ServiceState
+from deployer.tokens import ApiToken, Scope, TokenBook
 from kit.problems import problem_responses
-
-_bearer = HTTPBearer(auto_error=False)
 
 
 class ServiceView(BaseModel):
@@ -38,69 +36,73 @@ class RollbackRequest(BaseModel):
     revision: int | None = Field(default=None, ge=1)
 
 
+class DecisionRequest(BaseModel):
+    """An approval or denial; ``note`` is kept in the deployment's history."""
+
+    note: str | None = Field(default=None, max_length=500)
+
+
 def api_router(
     orchestrator: Callable[[], Orchestrator],
-    token: Callable[[], str],
-    deploy_events: Callable[[], AsyncIterator[bytes]],
+    tokens: Callable[[], TokenBook],
+    deploy_events: Callable[[ApiToken], AsyncIterator[bytes]],
 ) -> APIRouter:
-    """The API bound to the running orchestrator; writes need ``Authorization: Bearer``."""
+    """The API bound to the running orchestrator; every call needs a token with its scope."""
     router = APIRouter(prefix="/api", tags=["deployer"])
+    Caller = Annotated[ApiToken, Depends(token_dependency(tokens))]  # noqa: N806
 
-    def require_token(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> None:
-        if credentials is None:
-            raise HTTPException(
-                401,
-                "This call changes deployments: send Authorization: Bearer <DEPLOYER_API_TOKEN>.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not hmac.compare_digest(credentials.credentials.encode(), token().encode()):
-            raise HTTPException(403, "The bearer token is not the deployer's API token.")
-
-    writer = [Depends(require_token)]
-
-    @router.get("/services", response_model=list[ServiceView], summary="Every service's release")
-    async def services() -> list[ServiceView]:
-        return await service_views(orchestrator())
+    @router.get(
+        "/services",
+        response_model=list[ServiceView],
+        summary="Every service's release (those the token may read)",
+        responses=problem_responses(401, 403),
+    )
+    async def services(caller: Caller) -> list[ServiceView]:
+        require(caller, Scope.READ)
+        return await service_views(orchestrator(), caller)
 
     @router.get(
         "/deployments",
         response_model=list[DeploymentRecord],
         summary="Deployment history, newest first",
-        responses=problem_responses(422),
+        responses=problem_responses(401, 403, 422),
     )
     async def history(
+        caller: Caller,
         service: str | None = None,
         phase: DeployPhase | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[DeploymentRecord]:
+        require(caller, Scope.READ, service)
         records = await orchestrator().store.all()
         selected = [
             r
             for r in reversed(records)
-            if (service is None or r.service == service) and (phase is None or r.phase == phase)
+            if (service is None or r.service == service)
+            and (phase is None or r.phase == phase)
+            and caller.sees(r.service)
         ]
         return selected[:limit]
 
     @router.get(
         "/deployments/{deployment_id}",
         response_model=DeploymentRecord,
-        responses=problem_responses(404),
+        responses=problem_responses(401, 403, 404),
     )
-    async def deployment(deployment_id: str) -> DeploymentRecord:
+    async def deployment(caller: Caller, deployment_id: str) -> DeploymentRecord:
+        require(caller, Scope.READ)
         record = await orchestrator().store.get(deployment_id)
-        if record is None:
-            raise HTTPException(404, f"no deployment {deployment_id}")
+        if record is None or not caller.sees(record.service):
+            raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
         return record
 
     @router.post(
         "/plan",
-        summary="Plan a deployment without changing anything",
-        dependencies=writer,
+        summary="Plan a deployment without changing anything (read scope)",
         responses=problem_responses(401, 403, 422),
     )
-    async def plan(request: ArtifactPublished) -> dict[str, Any]:
+    async def plan(caller: Caller, request: ArtifactPublished) -> dict[str, Any]:
+        require(caller, Scope.READ, request.service)
         orch = orchestrator()
         checked = await _checked(orch, request)
         record = DeploymentRecord.model_validate(
@@ -114,38 +116,84 @@ def api_router(
         "/deployments",
         status_code=202,
         response_model=DeploymentRecord,
-        summary="Deploy an image now (the same path as a pipeline event)",
-        dependencies=writer,
+        summary="Deploy an image now (the same path and checks as a pipeline event)",
         responses=problem_responses(401, 403, 422),
     )
-    async def deploy(request: ArtifactPublished) -> DeploymentRecord:
+    async def deploy(caller: Caller, request: ArtifactPublished) -> DeploymentRecord:
+        require(caller, Scope.DEPLOY, request.service)
         orch = orchestrator()
         checked = await _checked(orch, request)
         return await orch.enqueue(f"api-{uuid.uuid4()}", checked, Origin.API, None)
+
+    async def decide(
+        caller: Caller, deployment_id: str, body: DecisionRequest | None, approve: bool
+    ) -> DeploymentRecord:
+        orch = orchestrator()
+        waiting = orch.pending(deployment_id)
+        stored = waiting or await orch.store.get(deployment_id)
+        if stored is None or not caller.sees(stored.service):
+            require(caller, Scope.APPROVE)
+            raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
+        require(caller, Scope.APPROVE, stored.service)
+        by = caller.name + (f" ({body.note})" if body and body.note else "")
+        try:
+            if approve:
+                return await orch.approve(deployment_id, by)
+            return await orch.deny(deployment_id, by)
+        except NotPendingError as exc:
+            raise HTTPException(409, str(exc)) from None
+
+    @router.post(
+        "/deployments/{deployment_id}/approve",
+        response_model=DeploymentRecord,
+        summary="Approve a deployment waiting in pending_approval (approve scope)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def approve(
+        caller: Caller, deployment_id: str, body: DecisionRequest | None = None
+    ) -> DeploymentRecord:
+        return await decide(caller, deployment_id, body, approve=True)
+
+    @router.post(
+        "/deployments/{deployment_id}/deny",
+        response_model=DeploymentRecord,
+        summary="Deny a deployment waiting in pending_approval: it ends rejected (approve scope)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def deny(
+        caller: Caller, deployment_id: str, body: DecisionRequest | None = None
+    ) -> DeploymentRecord:
+        return await decide(caller, deployment_id, body, approve=False)
 
     @router.post(
         "/services/{service}/rollback",
         status_code=202,
         response_model=DeploymentRecord,
-        summary="Roll a service back to an earlier Helm revision",
-        dependencies=writer,
+        summary="Roll a service back to an earlier Helm revision (rollback scope)",
         responses=problem_responses(401, 403, 422),
     )
-    async def rollback(service: str, body: RollbackRequest) -> DeploymentRecord:
+    async def rollback(caller: Caller, service: str, body: RollbackRequest) -> DeploymentRecord:
+        require(caller, Scope.ROLLBACK, service)
         try:
             return await orchestrator().enqueue_rollback(service, body.revision)
         except RejectedError as exc:
             raise HTTPException(422, str(exc)) from None
 
-    @router.get("/events", summary="Deploy events as they happen (server-sent events)")
-    async def events() -> StreamingResponse:
-        return StreamingResponse(deploy_events(), media_type="text/event-stream")
+    @router.get(
+        "/events",
+        summary="Deploy events as they happen (server-sent events), of the token's services",
+        responses=problem_responses(401, 403),
+    )
+    async def events(caller: Caller) -> StreamingResponse:
+        require(caller, Scope.READ)
+        return StreamingResponse(deploy_events(caller), media_type="text/event-stream")
 
     return router
 
 
-async def service_views(orch: Orchestrator) -> list[ServiceView]:
-    """Each service's release (live from Helm) with the deployer's last outcome."""
+async def service_views(orch: Orchestrator, caller: ApiToken) -> list[ServiceView]:
+    """Each service's release (live from Helm) with the deployer's last outcome, of the services
+    ``caller`` may read."""
 
     async def view(service: str) -> ServiceView:
         status = await orch.helm.status(service)
@@ -164,7 +212,8 @@ async def service_views(orch: Orchestrator) -> list[ServiceView]:
             running=running.id if running else None,
         )
 
-    return list(await asyncio.gather(*(view(s) for s in orch.services)))
+    visible = [s for s in orch.services if caller.sees(s)]
+    return list(await asyncio.gather(*(view(s) for s in visible)))
 
 
 async def _checked(orch: Orchestrator, request: ArtifactPublished) -> ArtifactPublished:
@@ -177,14 +226,16 @@ async def _checked(orch: Orchestrator, request: ArtifactPublished) -> ArtifactPu
 Subscribe = Callable[[Callable[[Any], Awaitable[None]]], Awaitable[Any]]
 
 
-def sse_stream(subscribe: Subscribe) -> Callable[[], AsyncIterator[bytes]]:
-    """Server-sent events of every ``deploy.>`` message, from a core NATS subscription."""
+def sse_stream(subscribe: Subscribe) -> Callable[[ApiToken], AsyncIterator[bytes]]:
+    """Server-sent events of the ``deploy.>`` messages of the services the caller may read,
+    from a core NATS subscription."""
 
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream(caller: ApiToken) -> AsyncIterator[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1000)
 
         async def on_message(msg: Any) -> None:
-            if not queue.full():
+            service = msg.subject.split(".")[1] if msg.subject.count(".") >= 2 else ""
+            if caller.sees(service) and not queue.full():
                 queue.put_nowait(msg.data)
 
         subscription = await subscribe(on_message)

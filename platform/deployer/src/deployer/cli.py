@@ -13,7 +13,11 @@ app = typer.Typer(help="Talk to the Flotilla deployer (DEPLOYER_URL, DEPLOYER_AP
 
 UrlOption = Annotated[str, typer.Option(envvar="DEPLOYER_URL", help="The deployer's base URL")]
 TokenOption = Annotated[
-    str, typer.Option(envvar="DEPLOYER_API_TOKEN", help="Bearer token for plan/deploy/rollback")
+    str,
+    typer.Option(
+        envvar="DEPLOYER_API_TOKEN",
+        help="API token with the scope the command needs (read, deploy, rollback, approve)",
+    ),
 ]
 
 
@@ -99,9 +103,33 @@ def rollback_command(
 
 
 @app.command()
-def status(url: UrlOption = "http://127.0.0.1:8090") -> None:
+def approve(
+    deployment_id: str,
+    note: Annotated[str | None, typer.Option(help="Why (kept in the history)")] = None,
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+) -> None:
+    """Approve DEPLOYMENT_ID, which waits in pending_approval; it is queued and runs once."""
+    record = _call("POST", f"{url}/api/deployments/{deployment_id}/approve", token, {"note": note})
+    typer.echo(f"{record['id']}: {record['phase']} ({record['reason']})")
+
+
+@app.command()
+def deny(
+    deployment_id: str,
+    note: Annotated[str | None, typer.Option(help="Why (kept in the history)")] = None,
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+) -> None:
+    """Deny DEPLOYMENT_ID, which waits in pending_approval; it ends rejected."""
+    record = _call("POST", f"{url}/api/deployments/{deployment_id}/deny", token, {"note": note})
+    typer.echo(f"{record['id']}: {record['phase']} ({record['reason']})")
+
+
+@app.command()
+def status(url: UrlOption = "http://127.0.0.1:8090", token: TokenOption = "") -> None:
     """Each service's release, revision, image and last outcome."""
-    for view in _call("GET", f"{url}/api/services"):
+    for view in _call("GET", f"{url}/api/services", token):
         last = (view.get("last") or {}).get("phase") or "-"
         typer.echo(
             f"{view['service']:<10} {view['release_status'] or 'not installed':<15} "
@@ -114,10 +142,11 @@ def history(
     service: Annotated[str | None, typer.Option(help="Only this service")] = None,
     limit: int = 20,
     url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
 ) -> None:
     """Recent deployments, newest first."""
     query = f"?limit={limit}" + (f"&service={service}" if service else "")
-    for record in _call("GET", f"{url}/api/deployments{query}"):
+    for record in _call("GET", f"{url}/api/deployments{query}", token):
         image = (record.get("request") or {}).get("image", "")
         typer.echo(
             f"{record['received_at'][:19]} {record['service']:<10} {record['phase']:<12} "

@@ -28,9 +28,13 @@ class DeployPhase(StrEnum):
 
     A deployment whose rollout fails reports ``failed`` and then, once Helm restored the previous
     revision, ``rolled_back``; with nothing to roll back to (a first install) it ends ``failed``.
+    A deployment whose plan holds a change the policy wants a person to approve waits in
+    ``pending_approval`` (helm has not run) until it is approved (``queued`` again) or denied
+    (``rejected``), or a newer deployment of the service supersedes it.
     """
 
     QUEUED = "queued"
+    PENDING_APPROVAL = "pending_approval"
     STARTED = "started"
     PROGRESSING = "progressing"
     SUCCEEDED = "succeeded"
@@ -126,6 +130,8 @@ class DeployEventData(BaseModel):
     progress: RolloutProgress | None = None
     superseded_by: str | None = None
     helm_stderr: str | None = None
+    approvals_needed: list[str] | None = None
+    approved_by: str | None = None
 
 
 def service_from_subject(subject: str) -> str | None:

@@ -8,20 +8,29 @@ import os
 from typing import Any
 
 from fastapi import HTTPException
+from pydantic import SecretStr
 
 from deployer.api import api_router, sse_stream
 from deployer.contract import PIPELINE_SUBJECT_PREFIX
 from deployer.dashboard import dashboard_router
 from deployer.helm import Helm
 from deployer.orchestrator import Orchestrator
+from deployer.policy import DeployPolicy, PolicyError, load_policy
 from deployer.progress import Cluster
 from deployer.settings import DeployerSettings
 from deployer.store import Store
+from deployer.tokens import TokenBook, TokenError
 from kit.app import Runtime, ServiceSpec
 from kit.events import CloudEvent, Delivery, Subscription
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.serve import serve
-from kit.settings import ServiceSettings, load_settings, refuse_placeholder_secrets
+from kit.settings import (
+    ConfigurationError,
+    Environment,
+    ServiceSettings,
+    load_settings,
+    refuse_placeholder_secrets,
+)
 
 log = logging.getLogger(__name__)
 CONSUMER = "deployer-pipeline"
@@ -30,8 +39,17 @@ CONSUMER = "deployer-pipeline"
 class Deployer:
     """Builds the orchestrator once NATS is up; routes and handlers wait for it."""
 
-    def __init__(self, settings: DeployerSettings) -> None:
+    def __init__(
+        self,
+        settings: DeployerSettings,
+        tokens: TokenBook,
+        policy: DeployPolicy,
+        environment: str,
+    ) -> None:
         self.settings = settings
+        self._tokens = tokens
+        self._policy = policy
+        self._environment = environment
         self._orchestrator: Orchestrator | None = None
         self._ready: asyncio.Event | None = None
         self._runtime: Runtime | None = None
@@ -42,9 +60,9 @@ class Deployer:
             raise HTTPException(503, "The deployer is starting (waiting for NATS); retry shortly.")
         return self._orchestrator
 
-    def token(self) -> str:
-        """The API token writes need."""
-        return self.settings.api_token.get_secret_value()
+    def tokens(self) -> TokenBook:
+        """The API tokens."""
+        return self._tokens
 
     def _ready_event(self) -> asyncio.Event:
         if self._ready is None:
@@ -59,7 +77,15 @@ class Deployer:
                 store = await Store.open(runtime.bus.js)
                 helm = Helm(self.settings.helm(), self.settings.kubeconfig, self.settings.namespace)
                 cluster = await self._cluster()
-                orchestrator = Orchestrator(self.settings, runtime.bus, store, helm, cluster)
+                orchestrator = Orchestrator(
+                    self.settings,
+                    runtime.bus,
+                    store,
+                    helm,
+                    cluster,
+                    policy=self._policy,
+                    environment=self._environment,
+                )
                 resumed = await orchestrator.resume()
                 break
             except Exception as exc:
@@ -107,16 +133,20 @@ def build_spec() -> ServiceSpec:
     """The deployer service, configured from DEPLOYER_* variables."""
     settings = load_settings(DeployerSettings)
     environment = load_settings(ServiceSettings, name="deployer").environment
-    refuse_placeholder_secrets(environment, settings)  # the API token must be real
-    deployer = Deployer(settings)
+    refuse_placeholder_secrets(environment, settings)  # the API tokens must be real
+    deployer = Deployer(
+        settings, api_tokens(settings, environment), deploy_policy(settings), environment.value
+    )
     return ServiceSpec(
         name="deployer",
         description="Pipeline events over NATS drive one Helm release per service.",
         routers=[
             api_router(
-                deployer.orchestrator, deployer.token, sse_stream(deployer.subscribe_deploy_events)
+                deployer.orchestrator,
+                deployer.tokens,
+                sse_stream(deployer.subscribe_deploy_events),
             ),
-            dashboard_router(deployer.orchestrator),
+            dashboard_router(deployer.orchestrator, deployer.tokens),
         ],
         streams=[PIPELINE, DEPLOY],
         subscriptions=[
@@ -134,6 +164,33 @@ def build_spec() -> ServiceSpec:
         workers=[deployer.run],
         readiness={"orchestrator": deployer.ready},
     )
+
+
+def api_tokens(settings: DeployerSettings, environment: Environment) -> TokenBook:
+    """The scoped tokens and the admin token; "dev" as admin when none is set, in development."""
+    scoped, admin = settings.api_tokens, settings.api_token
+    if scoped is None and admin is None:
+        if environment is not Environment.DEVELOPMENT:
+            raise ConfigurationError(
+                f"no API token in {environment.value}: set DEPLOYER_API_TOKENS (scoped tokens, "
+                "from a Secret) or DEPLOYER_API_TOKEN (one token with every scope)"
+            )
+        admin = SecretStr("dev")
+    try:
+        return TokenBook.load(
+            scoped.get_secret_value() if scoped else None,
+            admin.get_secret_value() if admin else None,
+        )
+    except TokenError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def deploy_policy(settings: DeployerSettings) -> DeployPolicy:
+    """The deploy policy of DEPLOYER_POLICY or DEPLOYER_POLICY_FILE (default: the image alone)."""
+    try:
+        return load_policy(settings.policy, settings.policy_file)
+    except PolicyError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 def main() -> None:

@@ -6,10 +6,8 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from deployer.actions import (
@@ -33,9 +31,11 @@ from deployer.contract import (
 )
 from deployer.helm import Helm, HelmFinalError, HelmRetryableError
 from deployer.images import ImageRejectedError, parse_image
+from deployer.intake import Intake, RejectedError
 from deployer.lanes import Lanes
 from deployer.metrics import BUSY_LANES, DEPLOY_DURATION, DEPLOYMENTS, EVENT_TO_START, QUEUE_DEPTH
 from deployer.plan import Plan, plan_release
+from deployer.policy import DeployPolicy, approvals_needed
 from deployer.progress import Cluster
 from deployer.records import DeploymentRecord, Origin, ServiceState
 from deployer.settings import DeployerSettings
@@ -44,22 +44,13 @@ from kit.events import CloudEvent, Delivery, EventBus
 from kit.tracing import extract_trace_context, inject_trace_headers, tracer
 
 log = logging.getLogger(__name__)
+_PLAN_PHASES = frozenset({DeployPhase.STARTED, DeployPhase.PENDING_APPROVAL})
 MAX_RETRIES = 5
+__all__ = ["Orchestrator", "RejectedError"]
 
 
-class RejectedError(ValueError):
-    """A pipeline event the deployer will not act on; the message is the reason."""
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep-merge chart values: ``override`` wins, nested mappings merge."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+class NotPendingError(LookupError):
+    """An approval for a deployment that does not wait for one; the message says why."""
 
 
 class Orchestrator:
@@ -72,6 +63,8 @@ class Orchestrator:
         store: Store,
         helm: Helm,
         cluster: Cluster | None,
+        policy: DeployPolicy | None = None,
+        environment: str = "development",
     ) -> None:
         self._settings = settings
         self._bus = bus
@@ -79,6 +72,11 @@ class Orchestrator:
         self._helm = helm
         self._cluster = cluster
         self._charts = settings.service_charts()
+        self._intake = Intake(
+            self._charts, settings.values_dir, policy or DeployPolicy(), environment
+        )
+        # Per service: the deployment waiting for approval (helm has not run for it).
+        self._pending: dict[str, DeploymentRecord] = {}
         self._lanes = Lanes(self._execute, self._supersede, settings.max_concurrent)
         self._received: dict[str, float] = {}
         self._helm_started: dict[str, datetime] = {}
@@ -157,7 +155,8 @@ class Orchestrator:
         return await self.check_request(request)
 
     async def check_request(self, request: ArtifactPublished) -> ArtifactPublished:
-        """Refuse unknown services, mutable tags, and images older than the deployed one."""
+        """Refuse unknown services, mutable tags, images older than the deployed one, and values
+        the guardrails, the deploy policy or the chart's schema refuse."""
         if request.service not in self._charts:
             raise RejectedError(
                 f"unknown service {request.service!r}: known services are "
@@ -175,6 +174,7 @@ class Orchestrator:
                     f"image {image.tag} is older than the deployed {deployed.tag}; "
                     "send rollback=true to deploy an older version on purpose"
                 )
+        self._intake.check_values(request)
         return request
 
     async def enqueue(
@@ -199,6 +199,7 @@ class Orchestrator:
         )
         record = record.moved_to(DeployPhase.QUEUED)
         await self._report(record)
+        await self._supersede_pending(record)
         await self._lanes.submit(record)
         self._gauges()
         return record
@@ -219,8 +220,50 @@ class Orchestrator:
             received_at=datetime.now(UTC),
         ).moved_to(DeployPhase.QUEUED)
         await self._report(record)
+        await self._supersede_pending(record)
         await self._lanes.submit(record)
         return record
+
+    async def _supersede_pending(self, newer: DeploymentRecord) -> None:
+        waiting = self._pending.pop(newer.service, None)
+        if waiting is not None:
+            await self._supersede(waiting, newer)
+
+    def pending(self, deployment_id: str) -> DeploymentRecord | None:
+        """The deployment ``deployment_id`` if it waits for approval."""
+        return next((r for r in self._pending.values() if r.id == deployment_id), None)
+
+    async def approve(self, deployment_id: str, by: str) -> DeploymentRecord:
+        """Queue a deployment that waited for approval; it runs once, without asking again."""
+        record = await self._take_pending(deployment_id)
+        approved = record.model_copy(update={"approved_by": by}).moved_to(
+            DeployPhase.QUEUED, f"approved by {by}"
+        )
+        await self._report(approved)
+        await self._lanes.submit(approved)
+        self._gauges()
+        return approved
+
+    async def deny(self, deployment_id: str, by: str) -> DeploymentRecord:
+        """End a deployment that waited for approval as rejected."""
+        record = await self._take_pending(deployment_id)
+        denied = record.moved_to(DeployPhase.REJECTED, f"denied by {by}")
+        DEPLOYMENTS.labels(record.service, DeployPhase.REJECTED.value).inc()
+        await self._report(denied)
+        return denied
+
+    async def _take_pending(self, deployment_id: str) -> DeploymentRecord:
+        record = self.pending(deployment_id)
+        if record is not None:
+            del self._pending[record.service]
+            return record
+        stored = await self._store.get(deployment_id)
+        if stored is None:
+            raise NotPendingError(f"no deployment {deployment_id}")
+        raise NotPendingError(
+            f"deployment {deployment_id} is {stored.phase.value}, not pending_approval: "
+            "there is nothing to approve"
+        )
 
     async def _known(self, deployment_id: str) -> bool:
         # Ids seen by this process are remembered; older ones are in the store.
@@ -234,6 +277,14 @@ class Orchestrator:
         self._seen.update(record.id for record in records)
         unfinished = [r for r in records if not r.phase.terminal]
         for record in unfinished:
+            if record.phase is DeployPhase.PENDING_APPROVAL:
+                # It keeps waiting (newest per service); helm never ran for it.
+                older = self._pending.get(record.service)
+                self._pending[record.service] = record
+                if older is not None:
+                    await self._supersede(older, record)
+                continue
+            await self._supersede_pending(record)
             await self._lanes.submit(record)
         return len(unfinished)
 
@@ -254,29 +305,7 @@ class Orchestrator:
         environment and its request, so what the plan renders is what gets applied.
         """
         assert record.request is not None
-        image = parse_image(record.request.image)
-        values: dict[str, Any] = {}
-        values_file = self._environment_values(record.service)
-        if values_file is not None:
-            values = yaml.safe_load(values_file.read_text()) or {}
-        values = merge(values, record.request.values)
-        return merge(
-            values,
-            {
-                "image": {
-                    "repository": image.repository,
-                    "tag": image.tag,
-                    "digest": image.digest or "",
-                }
-            },
-        )
-
-    def _environment_values(self, service: str) -> Path | None:
-        directory = self._settings.values_dir
-        if directory is None:
-            return None
-        path = directory / f"{service}.yaml"
-        return path if path.exists() else None
+        return self._intake.release_values(record.request)
 
     async def plan(self, record: DeploymentRecord, values: dict[str, Any] | None = None) -> Plan:
         """What the deployment would change, rendered and compared; changes nothing."""
@@ -373,6 +402,13 @@ class Orchestrator:
         values = await self.values_for(record)
         current = self._manifests.get(record.service)
         plan = None if current is not None else await self.plan(record, values)
+        rules = self._intake.rules(record.service)
+        if rules.require_approval and record.approved_by is None:
+            plan = plan or await self.plan(record, values)
+            needed = approvals_needed(plan, rules)
+            if needed:
+                await self._hold(record, plan, needed)
+                return
         began = time.monotonic()
         upgrade = asyncio.create_task(
             self._helm.upgrade_install(
@@ -419,6 +455,21 @@ class Orchestrator:
         )
         self._manifests[record.service] = rendered
         await self._succeed(started, revision)
+
+    async def _hold(self, record: DeploymentRecord, plan: Plan, needed: list[str]) -> None:
+        held = record.model_copy(
+            update={
+                "plan": plan.model_dump(mode="json"),
+                "plan_summary": plan.summary(),
+                "approvals_needed": needed,
+            }
+        ).moved_to(DeployPhase.PENDING_APPROVAL, "waiting for approval: " + "; ".join(needed))
+        log.info(
+            "deployment waits for approval",
+            extra={"deployment_id": record.id, "needed": needed},
+        )
+        await self._report(held)
+        self._pending[record.service] = held
 
     async def _rollback(self, record: DeploymentRecord) -> None:
         started = record.moved_to(DeployPhase.STARTED)
@@ -552,10 +603,12 @@ class Orchestrator:
             pipeline_id=request.pipeline_id if request else None,
             reason=record.reason,
             revision=record.revision,
-            plan=record.plan if phase is DeployPhase.STARTED else None,
+            plan=record.plan if phase in _PLAN_PHASES else None,
             progress=progress,
             superseded_by=superseded_by,
             helm_stderr=record.helm_stderr if phase is DeployPhase.FAILED else None,
+            approvals_needed=record.approvals_needed or None,
+            approved_by=record.approved_by,
         )
         suffix = f"{phase.value}-{len(record.history)}"
         if progress is not None:

@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from typing import Any, Literal
 
 import yaml
@@ -82,6 +83,9 @@ _QUANTITY = re.compile(
 _MEMORY_PATH = re.compile(
     r"(?:initContainers|containers)\[([^\]]+)\]\.resources\.(limits|requests)\.memory"
 )
+_LIMIT_PATH = re.compile(r"(?:initContainers|containers)\[([^\]]+)\]\.resources\.limits\.(\w+)")
+# Replicas changed by this factor or more are a warning (the policy sets its own threshold).
+REPLICAS_WARNING_FACTOR = 2.0
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 
@@ -113,6 +117,23 @@ class WorkloadPlan(BaseModel):
     images: dict[str, str] = Field(default_factory=dict, description="container -> new image")
 
 
+class Attention(StrEnum):
+    """Kinds of planned change that may need a person (the policy can require approval)."""
+
+    LIMIT_LOWERED = "limit-lowered"  # a container's CPU or memory limit lowered
+    REPLICAS_CHANGED = "replicas-changed"  # .spec.replicas changed (by ``factor``)
+    SECRET_ADDED = "secret-added"  # noqa: S105 - the pods read a Secret they did not read before
+
+
+class Notice(BaseModel):
+    """One change of a kind that may need a person."""
+
+    kind: Attention
+    workload: str = Field(examples=["Deployment/order"])
+    detail: str = Field(examples=["container order: memory limit 256Mi -> 64Mi"])
+    factor: float | None = Field(default=None, description="replicas-changed: new/old or old/new")
+
+
 class ResourceChange(BaseModel):
     """A change of a resource that is not a workload; ``fields`` are paths, without values."""
 
@@ -130,6 +151,9 @@ class Plan(BaseModel):
     workloads: list[WorkloadPlan] = Field(default_factory=list)
     resources: list[ResourceChange] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    notices: list[Notice] = Field(
+        default_factory=list, description="Changes that may need a person (see Attention)."
+    )
 
     def summary(self) -> str:
         """One line for humans, e.g. ``order: rollout (image 1.0.0-a1b2c3d -> 1.1.0-b2c3d4e)``."""
@@ -164,9 +188,13 @@ def plan_release(service: str, current_manifest: str | None, new_manifest: str) 
         if key[0] in WORKLOAD_KINDS
     ]
     warnings = [w for key, obj in sorted(new.items()) for w in _workload_warnings(key, obj)]
+    notices: list[Notice] = []
     for plan in workloads:
         key = (plan.kind, plan.name)
         warnings += _change_warnings(plan, old.get(key), new.get(key))
+        found = list(_notices(plan, old.get(key), new.get(key)))
+        notices += found
+        warnings += [_notice_warning(n) for n in found if _notice_warns(n)]
     if current_manifest is None:
         action: Literal["install", "upgrade", "no-op"] = "install"
     elif resources or any(w.change != "no-op" for w in workloads):
@@ -174,7 +202,12 @@ def plan_release(service: str, current_manifest: str | None, new_manifest: str) 
     else:
         action = "no-op"
     return Plan(
-        service=service, action=action, workloads=workloads, resources=resources, warnings=warnings
+        service=service,
+        action=action,
+        workloads=workloads,
+        resources=resources,
+        warnings=warnings,
+        notices=notices,
     )
 
 
@@ -445,6 +478,59 @@ def _change_warnings(
     if replicas == 0 and before_replicas != 0:
         since = f" from {before_replicas}" if before_replicas is not None else ""
         yield f"{where} replicas reduced{since} to 0: the service will have no pods"
+
+
+def _notices(
+    plan: WorkloadPlan, old: dict[str, Any] | None, new: dict[str, Any] | None
+) -> Iterator[Notice]:
+    """Lowered limits, changed replicas and newly read Secrets of one workload."""
+    if old is None or new is None:
+        return
+    where = f"{plan.kind}/{plan.name}"
+    for change in plan.template_changes:
+        limit = _LIMIT_PATH.fullmatch(change.path)
+        before, after = parse_quantity(change.before), parse_quantity(change.after)
+        if limit and before is not None and after is not None and after < before:
+            yield Notice(
+                kind=Attention.LIMIT_LOWERED,
+                workload=where,
+                detail=f"container {limit.group(1)}: {limit.group(2)} limit "
+                f"{change.before} -> {change.after}",
+            )
+    replicas = new.get("spec", {}).get("replicas")
+    before_replicas = old.get("spec", {}).get("replicas")
+    if (
+        isinstance(replicas, int)
+        and isinstance(before_replicas, int)
+        and replicas != before_replicas
+        and min(replicas, before_replicas) > 0
+    ):
+        factor = max(replicas, before_replicas) / min(replicas, before_replicas)
+        yield Notice(
+            kind=Attention.REPLICAS_CHANGED,
+            workload=where,
+            detail=f"replicas {before_replicas} -> {replicas} (x{factor:g})",
+            factor=factor,
+        )
+    old_secrets = {ref for ref in _config_refs(old) if ref.startswith("Secret/")}
+    for ref in sorted(r for r in _config_refs(new) if r.startswith("Secret/")):
+        if ref not in old_secrets:
+            yield Notice(
+                kind=Attention.SECRET_ADDED, workload=where, detail=f"the pods now read {ref}"
+            )
+
+
+def _notice_warns(notice: Notice) -> bool:
+    # Lowered memory is warned about already, with the OOM risk.
+    if notice.kind is Attention.LIMIT_LOWERED:
+        return "memory limit" not in notice.detail
+    if notice.kind is Attention.REPLICAS_CHANGED:
+        return (notice.factor or 1) >= REPLICAS_WARNING_FACTOR
+    return True
+
+
+def _notice_warning(notice: Notice) -> str:
+    return f"{notice.workload} {notice.detail}"
 
 
 def _describe(workload: WorkloadPlan, resources: list[ResourceChange]) -> str:

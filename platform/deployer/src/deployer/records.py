@@ -40,6 +40,10 @@ class DeploymentRecord(BaseModel):
     plan: dict[str, Any] | None = None
     plan_summary: str | None = None
     helm_stderr: str | None = None
+    approvals_needed: list[str] = Field(
+        default_factory=list, description="What the policy wants a person to approve"
+    )
+    approved_by: str | None = Field(default=None, description="The API token that approved it")
     traceparent: str | None = None
     received_at: datetime
     started_at: datetime | None = None

@@ -13,7 +13,8 @@ NOT_A_SERVICE_CHART = frozenset({"flotilla-lib", "deployer"})
 
 
 class DeployerSettings(BaseSettings):
-    """Where the charts are, which namespace releases go to, how helm runs, the API token."""
+    """Where the charts are, which namespace releases go to, how helm runs, the deploy policy and
+    the API tokens."""
 
     model_config = SettingsConfigDict(env_prefix="DEPLOYER_", extra="ignore")
 
@@ -29,7 +30,14 @@ class DeployerSettings(BaseSettings):
     history_max: int = Field(default=10, ge=1)
     max_concurrent: int = Field(default=4, ge=1)
     retry_seconds: float = Field(default=2.0, gt=0)
-    api_token: SecretStr = SecretStr("dev")
+    # One token with every scope (named admin); "dev" when no token is set, in development only.
+    api_token: SecretStr | None = None
+    # Scoped tokens, YAML from a Secret (deployer.tokens).
+    api_tokens: SecretStr | None = None
+    # The deploy policy as JSON or YAML text, or a file of it (deployer.policy); default: the
+    # image alone.
+    policy: str | None = None
+    policy_file: Path | None = None
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -1,0 +1,85 @@
+"""Intake checks of a deployment's values, before anything is queued: the guardrails, the deploy
+policy, then the chart's schema on the merged values (what helm would refuse later)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deployer.chartvalues import ChartValues, merge
+from deployer.contract import ArtifactPublished
+from deployer.guardrails import guardrail_violations
+from deployer.images import parse_image
+from deployer.policy import DeployPolicy, Rules, policy_violations
+
+
+class RejectedError(ValueError):
+    """A deployment the deployer will not act on; the message is the reason."""
+
+
+class Intake:
+    """What the environment gives each service, and what a deployment may add to it."""
+
+    def __init__(
+        self,
+        charts: dict[str, Path],
+        values_dir: Path | None,
+        policy: DeployPolicy,
+        environment: str,
+    ) -> None:
+        self._charts = {service: ChartValues(path) for service, path in charts.items()}
+        self._values_dir = values_dir
+        self.policy = policy
+        self.environment = environment
+
+    def rules(self, service: str) -> Rules:
+        """The policy's rules for ``service`` in this deployer's environment."""
+        return self.policy.rules(service, self.environment)
+
+    def environment_values(self, service: str) -> dict[str, Any]:
+        """The environment's values file of ``service`` (``<values dir>/<service>.yaml``)."""
+        if self._values_dir is None:
+            return {}
+        path = self._values_dir / f"{service}.yaml"
+        if not path.exists():
+            return {}
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise RejectedError(
+                f"the environment's values file {path} is not YAML: {exc}"
+            ) from None
+        if not isinstance(loaded, dict | None):
+            raise RejectedError(f"the environment's values file {path} is not a mapping")
+        return loaded or {}
+
+    def release_values(self, request: ArtifactPublished) -> dict[str, Any]:
+        """The environment's values < the request's values < its image (helm adds the chart's
+        defaults). Nothing carries over from the previous release."""
+        image = parse_image(request.image)
+        values = merge(self.environment_values(request.service), request.values)
+        reference = {"repository": image.repository, "tag": image.tag, "digest": image.digest or ""}
+        return merge(values, {"image": reference})
+
+    def check_values(self, request: ArtifactPublished) -> None:
+        """Refuse values that break a guardrail, the policy, or the chart's schema; the reason
+        names every offending path with its value and the rule."""
+        chart = self._charts[request.service]
+        base = merge(chart.defaults(), self.environment_values(request.service))
+        problems = list(
+            guardrail_violations(
+                request.service,
+                request.values,
+                base,
+                self._charts,
+                self.policy.shared_secrets,
+            )
+        )
+        problems += policy_violations(request.values, self.rules(request.service))
+        if not problems:
+            problems = chart.schema_violations(self.release_values(request))
+        if problems:
+            count = f"{len(problems)} problems" if len(problems) > 1 else "1 problem"
+            raise RejectedError(f"values refused ({count}): " + "; ".join(problems))
