@@ -1,6 +1,5 @@
 """The deployer's HTTP API: services, history, plan, manual deploy and rollback, live events."""
 
-from __future__ import annotations
 
 import asyncio
 import uuid
@@ -49,6 +48,7 @@ def api_router(
 ) -> APIRouter:
     """The API bound to the running orchestrator; every call needs a token with its scope."""
     router = APIRouter(prefix="/api", tags=["deployer"])
+    # A local alias, evaluated here (this module has no postponed annotations for FastAPI).
     Caller = Annotated[ApiToken, Depends(token_dependency(tokens))]  # noqa: N806
 
     @router.get(

@@ -1,6 +1,5 @@
 """A small server-rendered dashboard: releases, live rollouts, recent history with plans."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
@@ -25,6 +24,7 @@ def dashboard_router(
     """GET / renders the dashboard (no front-end build step, no JavaScript); it needs a token
     with the read scope (a browser asks for it: any user name, the token as password)."""
     router = APIRouter(include_in_schema=False)
+    # A local alias, evaluated here (this module has no postponed annotations for FastAPI).
     Caller = Annotated[ApiToken, Depends(token_dependency(tokens))]  # noqa: N806
 
     @router.get("/", response_class=HTMLResponse)
