@@ -408,10 +408,42 @@ def chart_properties(chart: str) -> tuple[Schema, dict[str, list[str]]]:
         )
         properties["api"] = obj(
             {
-                "existingSecret": secret_name("Secret with the HTTP API token."),
-                "tokenKey": string(DATA_KEY, min_length=1),
+                "existingSecret": secret_name("Secret with the HTTP API tokens."),
+                "tokenKey": string(
+                    empty_or(DATA_KEY),
+                    "Its key with one token of every scope (DEPLOYER_API_TOKEN); empty: none.",
+                ),
+                "tokensKey": string(
+                    empty_or(DATA_KEY),
+                    "Its key with the scoped tokens, YAML (DEPLOYER_API_TOKENS); empty: none.",
+                ),
             }
         )
+        rules = {
+            "type": "object",
+            "properties": {
+                "allow": {"type": "object", "additionalProperties": {"type": "object"}},
+                "requireApproval": {
+                    "type": "array",
+                    "items": {"enum": ["limit-lowered", "replicas-changed", "secret-added"]},
+                },
+                "replicasFactor": {"type": "number", "exclusiveMinimum": 1},
+                "environments": {"type": "object"},
+            },
+            "additionalProperties": False,
+        }
+        properties["policy"] = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "sharedSecrets": {"type": "array", "items": string(DNS_SUBDOMAIN)},
+                "default": rules,
+                "environments": {"type": "object", "additionalProperties": rules},
+                "services": {"type": "object", "additionalProperties": rules},
+            },
+            "description": "The deploy policy (docs/deploy-policy.md): which values a "
+            "deployment may set; empty: the image alone. The deployer checks it whole at start.",
+        }
         required_in_production["api"] = ["existingSecret"]
     return properties, required_in_production
 

@@ -8,11 +8,21 @@ config:
   HELM_CONFIG_HOME: /tmp/helm/config
   HELM_DATA_HOME: /tmp/helm/data
   DEPLOYER_NAMESPACES: {{ include "deployer.namespaces" . | fromYamlArray | join "," | quote }}
+  {{- with .Values.policy }}
+  DEPLOYER_POLICY: {{ toJson . | quote }}
+  {{- end }}
 {{- with .Values.api.existingSecret }}
 secretEnv:
+  {{- with $.Values.api.tokenKey }}
   - name: DEPLOYER_API_TOKEN
-    secret: {{ . | quote }}
-    key: {{ $.Values.api.tokenKey | quote }}
+    secret: {{ $.Values.api.existingSecret | quote }}
+    key: {{ . | quote }}
+  {{- end }}
+  {{- with $.Values.api.tokensKey }}
+  - name: DEPLOYER_API_TOKENS
+    secret: {{ $.Values.api.existingSecret | quote }}
+    key: {{ . | quote }}
+  {{- end }}
 {{- end }}
 egress:
   - to:
