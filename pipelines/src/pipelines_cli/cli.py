@@ -479,6 +479,11 @@ def _describe(event: DeployEventData) -> str:
         parts.append(f"superseded by {event.superseded_by}")
     if event.reason:
         parts.append(f"reason: {event.reason}")
+    if event.phase is DeployPhase.PENDING_APPROVAL:
+        parts.append(
+            f"a person approves it with: deployer approve {event.deployment_id} "
+            "(a token with the approve scope), or denies it with: deployer deny"
+        )
     return " | ".join(parts)
 
 
@@ -503,6 +508,7 @@ def wait_command(
     Reads deploy.<service>.> from the DEPLOY stream (so an outcome published before `wait`
     started counts), prints each event of this deployment, and exits 0 succeeded, 3 failed or
     rolled back, 4 rejected, 5 superseded by a newer deployment, 6 timeout (1 for other errors).
+    A deployment waiting in pending_approval keeps it waiting (the timeout still counts).
     """
     with _user_errors():
         if not re.match(SERVICE_NAME, service):
