@@ -194,6 +194,11 @@ async def test_an_approval_gated_change_waits_until_approved_then_deploys_once(
     assert pending.plan is not None
     await asyncio.sleep(1.5)
     assert [e.phase for e in await guarded.events(gated)][-1] is DeployPhase.PENDING_APPROVAL
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": f"Bearer {VIEWER}"}) as http,
+        http.get(guarded.deployer.base_url + "/") as page,
+    ):
+        assert f"deployer approve {gated}" in await page.text()
     assert len(guarded.helm_calls("upgrade", "payment")) == 1  # only the first install ran
 
     status, body = await call(guarded, "POST", f"/api/deployments/{gated}/approve", VIEWER)

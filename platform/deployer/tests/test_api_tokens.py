@@ -4,7 +4,10 @@ import json
 
 import pytest
 
+from deployer.main import api_tokens, deploy_policy
+from deployer.settings import DeployerSettings
 from deployer.tokens import Scope, TokenBook, TokenError
+from kit.settings import ConfigurationError, Environment
 
 TOKENS = [
     {"name": "viewer", "token": "r" * 20, "scopes": ["read"]},
@@ -60,3 +63,17 @@ def test_bad_token_configuration_is_refused_saying_what(
 def test_tokens_that_are_not_yaml_are_refused() -> None:
     with pytest.raises(TokenError, match="not YAML"):
         TokenBook.load("- [", None)
+
+
+def test_the_deployer_refuses_to_start_without_tokens_outside_development(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("DEPLOYER_API_TOKEN", "DEPLOYER_API_TOKENS", "DEPLOYER_POLICY"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError, match="no API token in production: set"):
+        api_tokens(DeployerSettings(), Environment.PRODUCTION)
+    development = api_tokens(DeployerSettings(), Environment.DEVELOPMENT).find("dev")
+    assert development is not None
+    monkeypatch.setenv("DEPLOYER_POLICY", '{"default": {"allow": {"image": {}}}}')
+    with pytest.raises(ConfigurationError, match="the image is always allowed"):
+        deploy_policy(DeployerSettings())

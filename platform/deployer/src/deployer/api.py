@@ -1,6 +1,5 @@
 """The deployer's HTTP API: services, history, plan, manual deploy and rollback, live events."""
 
-
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable

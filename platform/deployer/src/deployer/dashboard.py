@@ -1,6 +1,5 @@
 """A small server-rendered dashboard: releases, live rollouts, recent history with plans."""
 
-
 from collections.abc import Callable
 from typing import Annotated
 
