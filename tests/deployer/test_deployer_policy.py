@@ -83,7 +83,7 @@ async def wait_for_phase(
     raise AssertionError(f"{deployment_id} never reached {phase.value}; events: {phases}")
 
 
-REFUSED = {
+REFUSED: dict[str, tuple[dict[str, Any], str]] = {
     "another service's ServiceAccount": (
         {"serviceAccount": {"name": "payment"}},
         "values.serviceAccount.name: 'payment' is not a ServiceAccount of order",
