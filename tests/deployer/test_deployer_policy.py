@@ -3,6 +3,9 @@ rejected at intake (no helm runs), scoped tokens limit the API, approval-gated c
 
 import asyncio
 import base64
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -221,8 +224,14 @@ async def test_an_approval_gated_change_waits_until_approved_then_deploys_once(
     # A denied one ends rejected; one superseded by a newer deployment ends superseded.
     denied = await guarded.publish("payment", V3, values={"replicaCount": 9})
     await wait_for_phase(guarded, denied, DeployPhase.PENDING_APPROVAL)
-    status, body = await call(guarded, "POST", f"/api/deployments/{denied}/deny", LEAD)
-    assert status == 200, body
+    cli = await asyncio.to_thread(  # the deployer CLI, as a person would deny it
+        subprocess.run,
+        [str(Path(sys.executable).parent / "deployer"), "deny", denied],
+        env={**os.environ, "DEPLOYER_URL": guarded.deployer.base_url, "DEPLOYER_API_TOKEN": LEAD},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stderr
+    assert cli.stdout.strip() == f"{denied}: rejected (denied by lead)"
     outcome = await guarded.outcome(denied)
     assert outcome.phase is DeployPhase.REJECTED
     assert outcome.reason == "denied by lead"

@@ -142,27 +142,26 @@ def api_router(
         except NotPendingError as exc:
             raise HTTPException(409, str(exc)) from None
 
-    @router.post(
-        "/deployments/{deployment_id}/approve",
-        response_model=DeploymentRecord,
-        summary="Approve a deployment waiting in pending_approval (approve scope)",
-        responses=problem_responses(401, 403, 404, 409),
-    )
-    async def approve(
-        caller: Caller, deployment_id: str, body: DecisionRequest | None = None
-    ) -> DeploymentRecord:
-        return await decide(caller, deployment_id, body, approve=True)
+    def decision_route(approving: bool) -> Callable[..., Awaitable[DeploymentRecord]]:
+        async def route(
+            caller: Caller, deployment_id: str, body: DecisionRequest | None = None
+        ) -> DeploymentRecord:
+            return await decide(caller, deployment_id, body, approve=approving)
 
-    @router.post(
-        "/deployments/{deployment_id}/deny",
-        response_model=DeploymentRecord,
-        summary="Deny a deployment waiting in pending_approval: it ends rejected (approve scope)",
-        responses=problem_responses(401, 403, 404, 409),
-    )
-    async def deny(
-        caller: Caller, deployment_id: str, body: DecisionRequest | None = None
-    ) -> DeploymentRecord:
-        return await decide(caller, deployment_id, body, approve=False)
+        return route
+
+    for decision, summary in (
+        ("approve", "Approve a deployment waiting in pending_approval (approve scope)"),
+        ("deny", "Deny a deployment waiting in pending_approval: it ends rejected (approve scope)"),
+    ):
+        router.add_api_route(
+            f"/deployments/{{deployment_id}}/{decision}",
+            decision_route(decision == "approve"),
+            methods=["POST"],
+            response_model=DeploymentRecord,
+            summary=summary,
+            responses=problem_responses(401, 403, 404, 409),
+        )
 
     @router.post(
         "/services/{service}/rollback",

@@ -102,28 +102,30 @@ def rollback_command(
     typer.echo(f"{record['id']}: {record['phase']}")
 
 
-@app.command()
-def approve(
-    deployment_id: str,
-    note: Annotated[str | None, typer.Option(help="Why (kept in the history)")] = None,
-    url: UrlOption = "http://127.0.0.1:8090",
-    token: TokenOption = "",
-) -> None:
-    """Approve DEPLOYMENT_ID, which waits in pending_approval; it is queued and runs once."""
-    record = _call("POST", f"{url}/api/deployments/{deployment_id}/approve", token, {"note": note})
-    typer.echo(f"{record['id']}: {record['phase']} ({record['reason']})")
+NoteOption = Annotated[str | None, typer.Option(help="Why (kept in the history)")]
 
 
-@app.command()
-def deny(
-    deployment_id: str,
-    note: Annotated[str | None, typer.Option(help="Why (kept in the history)")] = None,
-    url: UrlOption = "http://127.0.0.1:8090",
-    token: TokenOption = "",
-) -> None:
-    """Deny DEPLOYMENT_ID, which waits in pending_approval; it ends rejected."""
-    record = _call("POST", f"{url}/api/deployments/{deployment_id}/deny", token, {"note": note})
-    typer.echo(f"{record['id']}: {record['phase']} ({record['reason']})")
+def _decision(decision: str, summary: str) -> None:
+    """Register ``deployer approve`` / ``deployer deny`` (the same call, another decision)."""
+
+    def command(
+        deployment_id: str,
+        note: NoteOption = None,
+        url: UrlOption = "http://127.0.0.1:8090",
+        token: TokenOption = "",
+    ) -> None:
+        path = f"{url}/api/deployments/{deployment_id}/{decision}"
+        record = _call("POST", path, token, {"note": note})
+        typer.echo(f"{record['id']}: {record['phase']} ({record['reason']})")
+
+    command.__doc__ = summary
+    app.command(name=decision)(command)
+
+
+_decision(
+    "approve", "Approve DEPLOYMENT_ID (waiting in pending_approval): it is queued, runs once."
+)
+_decision("deny", "Deny DEPLOYMENT_ID (waiting in pending_approval): it ends rejected.")
 
 
 @app.command()
