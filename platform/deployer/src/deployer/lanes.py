@@ -65,6 +65,11 @@ class Lanes:
         """Lanes running a deployment now."""
         return sum(1 for lane in self._lanes.values() if lane.running is not None)
 
+    def queued(self, service: str) -> DeploymentRecord | None:
+        """The deployment waiting in ``service``'s lane, if any."""
+        lane = self._lanes.get(service)
+        return lane.queued if lane else None
+
     def running(self, service: str) -> DeploymentRecord | None:
         """The deployment running in ``service``'s lane, if any."""
         lane = self._lanes.get(service)

@@ -468,8 +468,11 @@ class Orchestrator:
             "deployment waits for approval",
             extra={"deployment_id": record.id, "needed": needed},
         )
-        await self._report(held)
         self._pending[record.service] = held
+        await self._report(held)
+        newer = self._lanes.queued(record.service)
+        if newer is not None:  # it arrived while this one was being planned
+            await self._supersede_pending(newer)
 
     async def _rollback(self, record: DeploymentRecord) -> None:
         started = record.moved_to(DeployPhase.STARTED)
