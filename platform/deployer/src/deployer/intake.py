@@ -55,11 +55,15 @@ class Intake:
             raise RejectedError(f"the environment's values file {path} is not a mapping")
         return loaded or {}
 
-    def release_values(self, request: ArtifactPublished) -> dict[str, Any]:
-        """The environment's values < the request's values < its image (helm adds the chart's
-        defaults). Nothing carries over from the previous release."""
+    def release_values(
+        self, request: ArtifactPublished, environment: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The environment's values (read unless given) < the request's values < its image (helm
+        adds the chart's defaults). Nothing carries over from the previous release."""
         image = parse_image(request.image)
-        values = merge(self.environment_values(request.service), request.values)
+        if environment is None:
+            environment = self.environment_values(request.service)
+        values = merge(environment, request.values)
         reference = {"repository": image.repository, "tag": image.tag, "digest": image.digest or ""}
         return merge(values, {"image": reference})
 
@@ -67,7 +71,8 @@ class Intake:
         """Refuse values that break a guardrail, the policy, or the chart's schema; the reason
         names every offending path with its value and the rule."""
         chart = self._charts[request.service]
-        base = merge(chart.defaults(), self.environment_values(request.service))
+        environment = self.environment_values(request.service)
+        base = merge(chart.defaults(), environment)
         problems = list(
             guardrail_violations(
                 request.service,
@@ -79,7 +84,7 @@ class Intake:
         )
         problems += policy_violations(request.values, self.rules(request.service))
         if not problems:
-            problems = chart.schema_violations(self.release_values(request))
+            problems = chart.schema_violations(self.release_values(request, environment))
         if problems:
             count = f"{len(problems)} problems" if len(problems) > 1 else "1 problem"
             raise RejectedError(f"values refused ({count}): " + "; ".join(problems))
