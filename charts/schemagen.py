@@ -444,6 +444,48 @@ def chart_properties(chart: str) -> tuple[Schema, dict[str, list[str]]]:
             "description": "The deploy policy (docs/deploy-policy.md): which values a "
             "deployment may set; empty: the image alone. The deployer checks it whole at start.",
         }
+        drift_rules = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "mode": {"enum": ["off", "warn", "correct"]},
+                "ignore": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["paths"],
+                        "properties": {
+                            "paths": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {"type": "string", "pattern": "^/"},
+                            },
+                            "kind": {"type": "string"},
+                            "name": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        }
+        properties["drift"] = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["intervalSeconds", "rules"],
+            "properties": {
+                "intervalSeconds": {"type": "number", "minimum": 0},
+                "rules": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "default": drift_rules,
+                        "services": {"type": "object", "additionalProperties": drift_rules},
+                    },
+                },
+            },
+            "description": "Drift detection (docs/deploy-plans.md): how often, and per service "
+            "what to do about live objects that differ from the release's manifest.",
+        }
         required_in_production["api"] = ["existingSecret"]
     return properties, required_in_production
 

@@ -7,18 +7,22 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from deployer.contract import (
+    DRIFTED_TYPE,
     DeployEventData,
     DeployPhase,
     RolloutProgress,
     deploy_event_type,
     deploy_subject,
+    drift_subject,
 )
+from deployer.drift import DriftedField, DriftMode, DriftReport, report_json
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.settings import NatsSettings
@@ -48,6 +52,19 @@ class FakeDeployer:
             data=data.model_dump(mode="json", exclude_none=True),
         )
         await self.bus.publish(deploy_subject(service, phase), event)
+
+    async def drifted(self, service: str) -> None:
+        """A drift report on deploy.<service>.drifted (not a deployment's event)."""
+        report = DriftReport(
+            service=service,
+            mode=DriftMode.WARN,
+            checked_at=datetime.now(UTC),
+            fields=[DriftedField(object=f"Deployment/{service}", path="spec.replicas")],
+        )
+        event = CloudEvent.new(
+            DRIFTED_TYPE, source="/flotilla/deployer", subject=service, data=report_json(report)
+        )
+        await self.bus.publish(drift_subject(service), event)
 
     async def rollout(self, service: str, deployment: str, outcome: DeployPhase) -> None:
         """queued, started, two progress reports, then ``outcome``."""
@@ -105,6 +122,7 @@ async def finish(process: asyncio.subprocess.Process) -> tuple[int, str, str]:
     ("phase", "code"),
     [
         (DeployPhase.SUCCEEDED, ExitCode.SUCCEEDED),
+        (DeployPhase.UNCHANGED, ExitCode.SUCCEEDED),
         (DeployPhase.FAILED, ExitCode.FAILED),
         (DeployPhase.ROLLED_BACK, ExitCode.FAILED),
         (DeployPhase.REJECTED, ExitCode.REJECTED),
@@ -133,6 +151,7 @@ async def test_other_deployments_and_services_are_ignored(
     await deployer.rollout("payment", mine, DeployPhase.SUCCEEDED)
     await deployer.rollout("order", newer, DeployPhase.SUCCEEDED)
     await deployer.report("order", mine, DeployPhase.QUEUED)
+    await deployer.drifted("order")
     await deployer.report("order", mine, DeployPhase.SUPERSEDED, superseded_by=newer)
     outcome, events, _ = await wait_in_process(fresh_nats_server.url, "order", mine)
     assert outcome is not None

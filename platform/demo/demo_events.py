@@ -11,7 +11,7 @@ from typing import Any
 import nats
 from demo_common import DEPLOY_TIMEOUT, DemoError, local_password
 
-from deployer.contract import DeployEventData, DeployPhase
+from deployer.contract import DeployEventData
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 
 
@@ -64,18 +64,14 @@ class DeployEvents:
         on_event: Callable[[DeployEventData], None],
         timeout: float = DEPLOY_TIMEOUT,
     ) -> list[DeployEventData]:
-        """Call ``on_event`` for each event of the deployment until its outcome (``failed`` is
-        followed by ``rolled_back`` when Helm restored the previous revision); returns them."""
+        """Call ``on_event`` for each event of the deployment until its one terminal event;
+        returns them."""
         seen: list[DeployEventData] = []
         index = 0
         deadline = time.monotonic() + timeout
-        failed_at: float | None = None
         while True:
-            limit = deadline if failed_at is None else min(deadline, failed_at + 5)
-            new = await self._after(index, limit)
+            new = await self._after(index, deadline)
             if not new:
-                if failed_at is not None:
-                    return seen
                 phases = " -> ".join(e.phase.value for e in seen) or "none"
                 raise DemoError(
                     f"deployment {deployment_id} had no outcome within {timeout:.0f} s "
@@ -87,7 +83,5 @@ class DeployEvents:
                     continue
                 seen.append(event)
                 on_event(event)
-                if event.phase is DeployPhase.FAILED:
-                    failed_at = time.monotonic()
-                elif event.phase.terminal:
+                if event.phase.terminal:
                     return seen

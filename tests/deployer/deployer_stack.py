@@ -15,10 +15,11 @@ from typing import Any
 
 from deployer.contract import (
     ARTIFACT_PUBLISHED,
+    DRIFTED_TYPE,
     DeployEventData,
-    DeployPhase,
     pipeline_subject,
 )
+from deployer.drift import DriftReport
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.settings import NatsSettings
@@ -51,8 +52,10 @@ class DeployerStack:
         *,
         policy: dict[str, Any] | None = None,
         tokens: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.repo = repo
+        self.extra_env = env or {}
         self.namespace = namespace
         self.kubeconfig = kubeconfig
         self.policy = TEST_POLICY if policy is None else policy
@@ -105,7 +108,12 @@ class DeployerStack:
         return [line for line in lines if all(word in line.split() for word in words)]
 
     def _process(self) -> ServiceProcess:
-        extra = {"DEPLOYER_POLICY": json.dumps(self.policy)}
+        # No periodic drift check unless a suite asks for one (a check on demand still works).
+        extra = {
+            "DEPLOYER_POLICY": json.dumps(self.policy),
+            "DEPLOYER_DRIFT_INTERVAL_SECONDS": "0",
+            **self.extra_env,
+        }
         if self.tokens is not None:
             extra["DEPLOYER_API_TOKENS"] = json.dumps(self.tokens)
         return ServiceProcess(
@@ -198,24 +206,38 @@ class DeployerStack:
             except Exception:  # noqa: S112 - a purged sequence
                 continue
             assert msg.data is not None
-            data = DeployEventData.model_validate(CloudEvent.from_bytes(msg.data).data)
+            event = CloudEvent.from_bytes(msg.data)
+            if event.type == DRIFTED_TYPE:
+                continue
+            data = DeployEventData.model_validate(event.data)
             if deployment_id is None or data.deployment_id == deployment_id:
                 found.append(data)
         return found
 
+    async def drift_reports(self, service: str) -> list[DriftReport]:
+        """Every drift report of ``service`` so far, in order, read from the stream."""
+        js = self.ci.js
+        info = await js.stream_info(DEPLOY.name)
+        found = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            try:
+                msg = await js.get_msg(DEPLOY.name, seq)
+            except Exception:  # noqa: S112 - a purged sequence
+                continue
+            assert msg.data is not None
+            event = CloudEvent.from_bytes(msg.data)
+            if event.type == DRIFTED_TYPE and event.subject == service:
+                found.append(DriftReport.model_validate(event.data))
+        return found
+
     async def outcome(self, deployment_id: str, timeout: float = 60) -> DeployEventData:
-        """Wait for the deployment's last terminal event (a failure may be followed by
-        rolled_back within moments)."""
+        """Wait for the deployment's terminal event; there must be exactly one."""
         deadline = time.monotonic() + timeout
-        failed_seen: float | None = None
         while time.monotonic() < deadline:
             terminal = [e for e in await self.events(deployment_id) if e.phase.terminal]
-            if terminal and terminal[-1].phase is not DeployPhase.FAILED:
-                return terminal[-1]
             if terminal:
-                failed_seen = failed_seen or time.monotonic()
-                if time.monotonic() - failed_seen > 3:
-                    return terminal[-1]
+                assert len(terminal) == 1, f"more than one terminal event: {terminal}"
+                return terminal[0]
             await asyncio.sleep(0.2)
         phases = [e.phase.value for e in await self.events(deployment_id)]
         raise AssertionError(

@@ -11,6 +11,10 @@ config:
   {{- with .Values.policy }}
   DEPLOYER_POLICY: {{ toJson . | quote }}
   {{- end }}
+  DEPLOYER_DRIFT_INTERVAL_SECONDS: {{ .Values.drift.intervalSeconds | quote }}
+  {{- with .Values.drift.rules }}
+  DEPLOYER_DRIFT: {{ toJson . | quote }}
+  {{- end }}
 {{- with .Values.api.existingSecret }}
 secretEnv:
   {{- with $.Values.api.tokenKey }}

@@ -535,7 +535,7 @@ def wait_command(
     code = exit_code(outcome)
     if outcome is None:
         _err(f"error: no outcome for deployment {deployment} of {service} within {timeout:.0f} s")
-    elif outcome.phase is not DeployPhase.SUCCEEDED:
+    elif code is not ExitCode.SUCCEEDED:
         _err(f"error: deployment {deployment} of {service} ended {outcome.phase.value}")
     raise typer.Exit(code)
 

@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from deployer.contract import DEPLOY_SUBJECT_PREFIX, DeployEventData, DeployPhase
+from deployer.contract import DEPLOY_SUBJECT_PREFIX, DRIFTED_TYPE, DeployEventData, DeployPhase
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 from kit.events.streams import DEPLOY
 from kit.settings import NatsSettings
@@ -32,6 +32,7 @@ CONSUMER_INACTIVE_SECONDS = 60.0
 
 EXIT_CODES = {
     DeployPhase.SUCCEEDED: ExitCode.SUCCEEDED,
+    DeployPhase.UNCHANGED: ExitCode.SUCCEEDED,
     DeployPhase.FAILED: ExitCode.FAILED,
     DeployPhase.ROLLED_BACK: ExitCode.FAILED,
     DeployPhase.REJECTED: ExitCode.REJECTED,
@@ -52,9 +53,13 @@ def deploy_filter(service: str) -> str:
 
 
 def parse_deploy_event(msg: Msg) -> DeployEventData | None:
-    """The data of a deploy event, or None (logged) for a message that is not one."""
+    """The data of a deploy event, or None for a drift report and (logged) for a message that is
+    not a deploy event."""
     try:
-        return CloudEvent.from_bytes(msg.data).data_as(DeployEventData)
+        event = CloudEvent.from_bytes(msg.data)
+        if event.type == DRIFTED_TYPE:
+            return None
+        return event.data_as(DeployEventData)
     except (InvalidEventError, PermanentEventError) as exc:
         log.warning("ignoring a malformed deploy event on %s: %s", msg.subject, exc)
         return None

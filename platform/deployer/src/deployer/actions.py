@@ -7,9 +7,16 @@ deployer resume cleanly: it looks at Helm's truth and picks the next step, whate
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from deployer.contract import DeployPhase
+from deployer.helm import HelmRetryableError
 from deployer.images import ImageRef, ImageRejectedError, parse_image
+from deployer.kubeobjects import KubeApiError
+from deployer.plan import Plan
 from deployer.records import DeploymentRecord
+
+MAX_ATTEMPTS = 5
 
 DESCRIPTION_MARK = "flotilla-deployment="
 
@@ -80,3 +87,80 @@ def choose_action(record: DeploymentRecord, observed: Observation) -> Action:
                 "send rollback=true to deploy an older version on purpose"
             )
     return Apply()
+
+
+# ---- after the plan -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SkipUnchanged:
+    """The plan changes nothing: no helm upgrade, no revision; the deployment ends unchanged."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class HoldForApproval:
+    """The plan holds changes the policy wants a person to approve (helm has not run)."""
+
+    needed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """Run ``helm upgrade --install`` with the planned values."""
+
+
+Step = SkipUnchanged | HoldForApproval | Upgrade
+
+
+def choose_step(record: DeploymentRecord, plan: Plan, needed: list[str]) -> Step:
+    """What to do with a planned deployment; ``needed`` are the approvals its plan requires."""
+    forced = record.request is not None and record.request.force
+    if plan.action == "no-op" and not forced:
+        return SkipUnchanged(
+            "the plan changes nothing in the release: no helm upgrade ran and no revision was "
+            "added (send force=true to upgrade anyway)"
+        )
+    if needed and record.approved_by is None:
+        return HoldForApproval(tuple(needed))
+    return Upgrade()
+
+
+# ---- after a failure ------------------------------------------------------------------------
+
+
+def retry_or_final(error: Exception, attempt: int) -> Literal["retry", "final"]:
+    """The one place that decides whether a failed step is tried again (up to MAX_ATTEMPTS)."""
+    transient = isinstance(error, HelmRetryableError) or (
+        isinstance(error, KubeApiError) and error.retryable
+    )
+    return "retry" if transient and attempt < MAX_ATTEMPTS else "final"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a deployment ends: its one terminal phase, the reason, the release revision."""
+
+    phase: DeployPhase
+    reason: str
+    revision: int | None = None
+
+
+def failure_outcome(before: Observation | None, after: Observation, error: str) -> Outcome:
+    """A failed upgrade ends ``rolled_back`` when Helm restored an earlier revision (a new,
+    deployed revision above the one before), else ``failed``."""
+    if (
+        before is not None
+        and before.revision is not None
+        and after.status == "deployed"
+        and after.revision is not None
+        and after.revision > before.revision
+    ):
+        return Outcome(
+            DeployPhase.ROLLED_BACK,
+            f"the rollout failed and was rolled back to the previous release "
+            f"(now revision {after.revision}): {error}",
+            after.revision,
+        )
+    return Outcome(DeployPhase.FAILED, error)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from deployer.auth import require, token_dependency
 from deployer.contract import ArtifactPublished, DeployPhase
+from deployer.drift import DriftMode, DriftReport
 from deployer.orchestrator import NotPendingError, Orchestrator, RejectedError
 from deployer.records import DeploymentRecord, Origin, ServiceState
 from deployer.tokens import ApiToken, Scope, TokenBook
@@ -26,6 +27,7 @@ class ServiceView(BaseModel):
     image: str | None
     last: ServiceState | None
     running: str | None = Field(description="Id of the deployment running now, if any")
+    drift: DriftReport | None = Field(default=None, description="The last drift check")
 
 
 class RollbackRequest(BaseModel):
@@ -178,6 +180,36 @@ def api_router(
             raise HTTPException(422, str(exc)) from None
 
     @router.get(
+        "/drift",
+        response_model=list[DriftReport],
+        summary="The last drift check of each service (those the token may read)",
+        responses=problem_responses(401, 403),
+    )
+    async def drift(caller: Caller) -> list[DriftReport]:
+        require(caller, Scope.READ)
+        reports = orchestrator().drift_reports()
+        return [reports[s] for s in sorted(reports) if caller.sees(s)]
+
+    @router.post(
+        "/drift",
+        response_model=list[DriftReport],
+        summary="Check for drift now, of one service or all (read scope; deploy where the "
+        "service's mode is correct, which reapplies its manifest)",
+        responses=problem_responses(401, 403, 422),
+    )
+    async def check_drift(caller: Caller, service: str | None = None) -> list[DriftReport]:
+        orch = orchestrator()
+        require(caller, Scope.READ, service)
+        services = [service] if service else [s for s in orch.services if caller.sees(s)]
+        for name in services:
+            if orch.drift_mode(name) is DriftMode.CORRECT:
+                require(caller, Scope.DEPLOY, name)
+        try:
+            return [await orch.check_drift(name) for name in services]
+        except RejectedError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+    @router.get(
         "/events",
         summary="Deploy events as they happen (server-sent events), of the token's services",
         responses=problem_responses(401, 403),
@@ -208,6 +240,7 @@ async def service_views(orch: Orchestrator, caller: ApiToken) -> list[ServiceVie
             image=image,
             last=await orch.store.service(service),
             running=running.id if running else None,
+            drift=orch.drift_reports().get(service),
         )
 
     visible = [s for s in orch.services if caller.sees(s)]

@@ -38,7 +38,14 @@ def _call(method: str, url: str, token: str | None = None, body: Any = None) -> 
     return response.json()
 
 
-def _request(service: str, image: str, commit: str, values: str | None, rollback: bool) -> Any:
+def _request(
+    service: str,
+    image: str,
+    commit: str,
+    values: str | None,
+    rollback: bool,
+    force: bool = False,
+) -> Any:
     return {
         "service": service,
         "image": image,
@@ -46,6 +53,7 @@ def _request(service: str, image: str, commit: str, values: str | None, rollback
         "pipeline_id": f"cli:{os.environ.get('USER', 'someone')}",
         "rollback": rollback,
         "values": json.loads(values) if values else {},
+        "force": force,
     }
 
 
@@ -83,9 +91,12 @@ def deploy(
     token: TokenOption = "",
     values: ValuesOption = None,
     rollback: Annotated[bool, typer.Option(help="Allow an older image")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Upgrade even when the plan changes nothing (a new revision)")
+    ] = False,
 ) -> None:
-    """Queue a deployment of IMAGE as SERVICE."""
-    body = _request(service, image, commit, values, rollback)
+    """Queue a deployment of IMAGE as SERVICE (a plan that changes nothing ends unchanged)."""
+    body = _request(service, image, commit, values, rollback, force)
     record = _call("POST", f"{url}/api/deployments", token, body)
     typer.echo(f"{record['id']}: {record['phase']}")
 
@@ -154,3 +165,33 @@ def history(
             f"{record['received_at'][:19]} {record['service']:<10} {record['phase']:<12} "
             f"{image:<55} {record.get('plan_summary') or record.get('reason') or ''}"
         )
+
+
+@app.command()
+def drift(
+    service: Annotated[str | None, typer.Argument(help="Only this service")] = None,
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+) -> None:
+    """Check for drift now: live fields that differ from each release's manifest (exit 1 when
+    some drifted and were not corrected)."""
+    query = f"?service={service}" if service else ""
+    reports = _call("POST", f"{url}/api/drift{query}", token)
+    left = False
+    for report in reports:
+        fields = report.get("fields", [])
+        if report.get("error"):
+            typer.echo(f"{report['service']:<10} not checked: {report['error']}")
+        elif not fields:
+            typer.echo(f"{report['service']:<10} no drift ({report['mode']})")
+        else:
+            what = "corrected" if report.get("corrected") else "drifted"
+            left = left or not report.get("corrected")
+            typer.secho(f"{report['service']:<10} {len(fields)} field(s) {what}", fg="yellow")
+            for field in fields:
+                typer.echo(
+                    f"  {field['object']} {field['path']}: live {field.get('before')} -> "
+                    f"manifest {field.get('after')}"
+                )
+    if left:
+        raise typer.Exit(1)

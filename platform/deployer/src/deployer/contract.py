@@ -24,10 +24,12 @@ _SERVICE = re.compile(SERVICE_NAME)
 
 
 class DeployPhase(StrEnum):
-    """Where a deployment is; the last five are terminal.
+    """Where a deployment is; the last six are terminal, and each deployment reports exactly one.
 
-    A deployment whose rollout fails reports ``failed`` and then, once Helm restored the previous
-    revision, ``rolled_back``; with nothing to roll back to (a first install) it ends ``failed``.
+    A deployment whose rollout fails ends ``rolled_back`` when Helm restored the previous revision
+    (its reason and ``helm_stderr`` say what failed), and ``failed`` when nothing was restored
+    (a first install, or a failed rollback). One whose plan changes nothing ends ``unchanged``
+    without running helm (``force`` upgrades anyway).
     A deployment whose plan holds a change the policy wants a person to approve waits in
     ``pending_approval`` (helm has not run) until it is approved (``queued`` again) or denied
     (``rejected``), or a newer deployment of the service supersedes it.
@@ -38,6 +40,7 @@ class DeployPhase(StrEnum):
     STARTED = "started"
     PROGRESSING = "progressing"
     SUCCEEDED = "succeeded"
+    UNCHANGED = "unchanged"
     FAILED = "failed"
     ROLLED_BACK = "rolled_back"
     REJECTED = "rejected"
@@ -52,6 +55,7 @@ class DeployPhase(StrEnum):
 TERMINAL_PHASES = frozenset(
     {
         DeployPhase.SUCCEEDED,
+        DeployPhase.UNCHANGED,
         DeployPhase.FAILED,
         DeployPhase.ROLLED_BACK,
         DeployPhase.REJECTED,
@@ -94,6 +98,10 @@ class ArtifactPublished(BaseModel):
         default_factory=dict,
         description="Extra chart values (e.g. replicaCount); the chart's schema validates them.",
     )
+    force: bool = Field(
+        default=False,
+        description="Run helm upgrade even when the plan changes nothing (a new revision).",
+    )
 
     @field_validator("values")
     @classmethod
@@ -132,6 +140,14 @@ class DeployEventData(BaseModel):
     helm_stderr: str | None = None
     approvals_needed: list[str] | None = None
     approved_by: str | None = None
+
+
+DRIFTED_TYPE = "dev.flotilla.deploy.drifted.v1"
+
+
+def drift_subject(service: str) -> str:
+    """The subject of a service's drift reports."""
+    return f"{DEPLOY_SUBJECT_PREFIX}{service}.drifted"
 
 
 def service_from_subject(subject: str) -> str | None:

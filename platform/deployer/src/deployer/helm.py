@@ -8,7 +8,9 @@ Flags (helm v4.3.2): ``upgrade --install --reset-values`` (the values given are 
 never silently merged with the last release's), ``--wait=watcher`` (kstatus watching: returns as
 soon as every resource is ready, where ``legacy`` polls every 2 s), ``--rollback-on-failure``
 (helm 4's ``--atomic``: a failed upgrade is rolled back to the last successful revision, a failed
-first install is uninstalled), ``--timeout``, ``--history-max`` and ``--description``.
+first install is uninstalled), ``--server-side=true --force-conflicts`` (server-side apply that
+takes back fields changed by hand, where helm's default refuses the upgrade on such a conflict),
+``--timeout``, ``--history-max`` and ``--description``.
 
 Errors are classified from helm's exit and stderr, in this order:
 
@@ -75,6 +77,9 @@ PENDING_STATUSES = frozenset({"pending-install", "pending-upgrade", "pending-rol
 GOOD_STATUSES = frozenset({"deployed", "superseded"})
 
 READ_DEADLINE_SECONDS = 60.0
+# Server-side apply as field manager "helm", taking back fields someone changed by hand: the
+# release is the desired state, and plans (liveplan.py) dry-run exactly this apply.
+SERVER_SIDE_APPLY = ("--server-side=true", "--force-conflicts")
 # Beyond helm's own --timeout: a failed upgrade's rollback waits up to --timeout again.
 DEADLINE_MARGIN_SECONDS = 60.0
 # After SIGTERM helm marks the operation failed (and rolls it back) before exiting.
@@ -355,7 +360,7 @@ class Helm:
         args = [
             "upgrade", "--install", release, str(chart_dir), "--values", "-", "--reset-values",
             "--timeout", _duration(timeout_seconds), "--history-max", str(history_max),
-            "--description", description[:DESCRIPTION_LIMIT],
+            "--description", description[:DESCRIPTION_LIMIT], *SERVER_SIDE_APPLY,
         ]  # fmt: skip
         if wait:
             args.append("--wait=watcher")
@@ -388,7 +393,7 @@ class Helm:
             args.append(str(revision))
         args += [
             "--timeout", _duration(timeout_seconds), "--history-max", str(history_max),
-            "--description", description[:DESCRIPTION_LIMIT],
+            "--description", description[:DESCRIPTION_LIMIT], *SERVER_SIDE_APPLY,
         ]  # fmt: skip
         if wait:
             args.append("--wait=watcher")

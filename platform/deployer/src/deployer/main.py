@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from deployer.api import api_router, sse_stream
 from deployer.contract import PIPELINE_SUBJECT_PREFIX
 from deployer.dashboard import dashboard_router
+from deployer.drift import DriftConfig, load_drift_config
 from deployer.helm import Helm
 from deployer.orchestrator import Orchestrator
 from deployer.policy import DeployPolicy, PolicyError, load_policy
@@ -45,8 +46,10 @@ class Deployer:
         tokens: TokenBook,
         policy: DeployPolicy,
         environment: str,
+        drift: DriftConfig | None = None,
     ) -> None:
         self.settings = settings
+        self._drift = drift
         self._tokens = tokens
         self._policy = policy
         self._environment = environment
@@ -85,6 +88,7 @@ class Deployer:
                     cluster,
                     policy=self._policy,
                     environment=self._environment,
+                    drift=self._drift,
                 )
                 resumed = await orchestrator.resume()
                 break
@@ -95,7 +99,12 @@ class Deployer:
         if resumed:
             log.info("resumed unfinished deployments", extra={"count": resumed})
         self._ready_event().set()
+        interval = self.settings.drift_interval_seconds
+        drift = asyncio.create_task(orchestrator.drift_loop(interval)) if interval > 0 else None
         await runtime.stopping.wait()
+        if drift is not None:
+            drift.cancel()
+            await asyncio.gather(drift, return_exceptions=True)
         # Half the shutdown budget: the rest drains NATS (the outcome events) after it.
         await orchestrator.stop(runtime.settings.service.shutdown_timeout_seconds / 2)
         if cluster is not None:
@@ -135,7 +144,11 @@ def build_spec() -> ServiceSpec:
     environment = load_settings(ServiceSettings, name="deployer").environment
     refuse_placeholder_secrets(environment, settings)  # the API tokens must be real
     deployer = Deployer(
-        settings, api_tokens(settings, environment), deploy_policy(settings), environment.value
+        settings,
+        api_tokens(settings, environment),
+        deploy_policy(settings),
+        environment.value,
+        drift_config(settings),
     )
     return ServiceSpec(
         name="deployer",
@@ -190,6 +203,14 @@ def deploy_policy(settings: DeployerSettings) -> DeployPolicy:
     try:
         return load_policy(settings.policy, settings.policy_file)
     except PolicyError as exc:
+        raise ConfigurationError(str(exc)) from None
+
+
+def drift_config(settings: DeployerSettings) -> DriftConfig:
+    """The drift rules of DEPLOYER_DRIFT (default: warn about every field of every release)."""
+    try:
+        return load_drift_config(settings.drift)
+    except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
 
 

@@ -18,3 +18,11 @@ EVENT_TO_START = Histogram(
     "From receiving a pipeline event to starting its helm process.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+DRIFTED_FIELDS = Gauge(
+    "deployer_drifted_fields",
+    "Fields of a release's live objects that differ from its manifest, at the last drift check.",
+    ["service"],
+)
+DRIFT_CORRECTIONS = Counter(
+    "deployer_drift_corrections_total", "Drift corrected by reapplying the release.", ["service"]
+)

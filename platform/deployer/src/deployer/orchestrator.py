@@ -13,27 +13,45 @@ from pydantic import ValidationError
 from deployer.actions import (
     AlreadyApplied,
     Apply,
+    HoldForApproval,
     Observation,
     RecoverPending,
     RejectOlder,
+    SkipUnchanged,
     choose_action,
+    choose_step,
     description_for,
+    failure_outcome,
+    retry_or_final,
 )
 from deployer.contract import (
     ARTIFACT_PUBLISHED,
+    DRIFTED_TYPE,
     ArtifactPublished,
     DeployEventData,
     DeployPhase,
     RolloutProgress,
     deploy_event_type,
     deploy_subject,
+    drift_subject,
     service_from_subject,
 )
-from deployer.helm import Helm, HelmFinalError, HelmRetryableError
+from deployer.drift import DriftConfig, DriftMode, DriftReport, check_drift, report_json
+from deployer.helm import Helm, HelmError, HelmFinalError
 from deployer.images import ImageRejectedError, parse_image
 from deployer.intake import Intake, RejectedError
+from deployer.kubeobjects import KubeApiError
 from deployer.lanes import Lanes
-from deployer.metrics import BUSY_LANES, DEPLOY_DURATION, DEPLOYMENTS, EVENT_TO_START, QUEUE_DEPTH
+from deployer.liveplan import plan_on_server
+from deployer.metrics import (
+    BUSY_LANES,
+    DEPLOY_DURATION,
+    DEPLOYMENTS,
+    DRIFT_CORRECTIONS,
+    DRIFTED_FIELDS,
+    EVENT_TO_START,
+    QUEUE_DEPTH,
+)
 from deployer.plan import Plan, plan_release
 from deployer.policy import DeployPolicy, approvals_needed
 from deployer.progress import Cluster
@@ -44,8 +62,8 @@ from kit.events import CloudEvent, Delivery, EventBus
 from kit.tracing import extract_trace_context, inject_trace_headers, tracer
 
 log = logging.getLogger(__name__)
-_PLAN_PHASES = frozenset({DeployPhase.STARTED, DeployPhase.PENDING_APPROVAL})
-MAX_RETRIES = 5
+_PLAN_PHASES = frozenset({DeployPhase.STARTED, DeployPhase.PENDING_APPROVAL, DeployPhase.UNCHANGED})
+_STDERR_PHASES = frozenset({DeployPhase.FAILED, DeployPhase.ROLLED_BACK})
 __all__ = ["Orchestrator", "RejectedError"]
 
 
@@ -65,6 +83,7 @@ class Orchestrator:
         cluster: Cluster | None,
         policy: DeployPolicy | None = None,
         environment: str = "development",
+        drift: DriftConfig | None = None,
     ) -> None:
         self._settings = settings
         self._bus = bus
@@ -85,6 +104,10 @@ class Orchestrator:
         self._manifests: dict[str, str] = {}
         self._services: dict[str, ServiceState] = {}
         self._seen: set[str] = set()
+        self._drift_config = drift or DriftConfig()
+        self._drift: dict[str, DriftReport] = {}
+        # One Helm operation or drift correction per release at a time.
+        self._release_locks: dict[str, asyncio.Lock] = {}
 
     @property
     def services(self) -> list[str]:
@@ -308,14 +331,26 @@ class Orchestrator:
         return self._intake.release_values(record.request)
 
     async def plan(self, record: DeploymentRecord, values: dict[str, Any] | None = None) -> Plan:
-        """What the deployment would change, rendered and compared; changes nothing."""
-        if values is None:
-            values = await self.values_for(record)
-        rendered, current = await asyncio.gather(
-            self._helm.template(record.service, self._charts[record.service], values),
-            self._helm.get_manifest(record.service),
+        """What the deployment would change, asked of the API server; changes nothing."""
+        plan, _ = await self._plan(record, values or await self.values_for(record))
+        return plan
+
+    async def _plan(self, record: DeploymentRecord, values: dict[str, Any]) -> tuple[Plan, str]:
+        """The plan and the manifest it rendered: each object dry-run applied against the live
+        one (liveplan.py); without a cluster, compared with the release's recorded manifest."""
+        service = record.service
+        rendered, recorded = await asyncio.gather(
+            self._helm.template(service, self._charts[service], values),
+            self._recorded_manifest(service),
         )
-        return plan_release(record.service, current, rendered)
+        if self._cluster is None:
+            return plan_release(service, recorded, rendered), rendered
+        return await plan_on_server(service, self._cluster.objects, recorded, rendered), rendered
+
+    async def _recorded_manifest(self, release: str) -> str | None:
+        # What this deployer applied last is Helm's record too (it is the only writer).
+        cached = self._manifests.get(release)
+        return cached if cached is not None else await self._helm.get_manifest(release)
 
     # ---- execution ----------------------------------------------------------------------
 
@@ -352,7 +387,15 @@ class Orchestrator:
 
     async def _run_to_outcome(self, record: DeploymentRecord) -> None:
         release = record.service
-        for attempt in range(1, MAX_RETRIES + 1):
+        lock = self._release_locks.setdefault(release, asyncio.Lock())
+        async with lock:
+            await self._attempts(record)
+
+    async def _attempts(self, record: DeploymentRecord) -> None:
+        release = record.service
+        attempt = 0
+        while True:
+            attempt += 1
             observed: Observation | None = None
             try:
                 # What this deployer applied last is Helm's state too (it is the only writer);
@@ -375,20 +418,25 @@ class Orchestrator:
                 assert isinstance(action, Apply)
                 await self._apply(record, observed)
                 return
-            except HelmRetryableError as exc:
+            except (HelmError, KubeApiError) as exc:
                 self._forget(release)
-                log.warning(
-                    "helm failed transiently; retrying",
-                    extra={"deployment_id": record.id, "attempt": attempt, "error": str(exc)},
-                )
-                await asyncio.sleep(self._settings.retry_seconds * attempt)
-            except HelmFinalError as exc:
-                self._forget(release)
-                await self._fail(record, observed_before=observed, error=exc)
+                if retry_or_final(exc, attempt) == "retry":
+                    log.warning(
+                        "a step failed transiently; retrying",
+                        extra={"deployment_id": record.id, "attempt": attempt, "error": str(exc)},
+                    )
+                    await asyncio.sleep(self._settings.retry_seconds * attempt)
+                    continue
+                if isinstance(exc, HelmFinalError):
+                    await self._fail(record, observed_before=observed, error=exc)
+                else:
+                    what = "helm" if isinstance(exc, HelmError) else "the Kubernetes API"
+                    await self._finish(
+                        record,
+                        DeployPhase.FAILED,
+                        f"{what} kept failing after {attempt} tries: {exc}",
+                    )
                 return
-        await self._finish(
-            record, DeployPhase.FAILED, f"helm kept failing after {MAX_RETRIES} tries"
-        )
 
     def _forget(self, release: str) -> None:
         self._applied.pop(release, None)
@@ -398,51 +446,39 @@ class Orchestrator:
         if record.rollback_to_revision is not None:
             await self._rollback(record)
             return
-        chart = self._charts[record.service]
         values = await self.values_for(record)
-        current = self._manifests.get(record.service)
-        plan = None if current is not None else await self.plan(record, values)
+        # Plan before act: what the API server says the upgrade changes decides whether it runs.
+        plan, rendered = await self._plan(record, values)
         rules = self._intake.rules(record.service)
-        if rules.require_approval and record.approved_by is None:
-            plan = plan or await self.plan(record, values)
-            needed = approvals_needed(plan, rules)
-            if needed:
-                await self._hold(record, plan, needed)
-                return
+        needed = approvals_needed(plan, rules) if rules.require_approval else []
+        step = choose_step(record, plan, needed)
+        if isinstance(step, SkipUnchanged):
+            await self._unchanged(record, plan, step.reason)
+            return
+        if isinstance(step, HoldForApproval):
+            await self._hold(record, plan, list(step.needed))
+            return
+        started = record.moved_to(DeployPhase.STARTED).model_copy(
+            update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
+        )
+        await self._report(started)
         began = time.monotonic()
-        upgrade = asyncio.create_task(
-            self._helm.upgrade_install(
+        watcher = self._watch_progress(started)
+        try:
+            result = await self._helm.upgrade_install(
                 record.service,
-                chart,
+                self._charts[record.service],
                 values,
                 timeout_seconds=self._settings.helm_timeout_seconds,
                 description=description_for(record),
                 history_max=self._settings.history_max,
                 on_start=lambda at: self._started_helm(record.id, at),
             )
-        )
-        watcher: asyncio.Task[None] | None = None
-        reported = record
-        try:
-            # Helm is already running; the plan (from the manifest applied last) follows at once.
-            rendered = await self._helm.template(record.service, chart, values)
-            if plan is None:
-                plan = plan_release(record.service, current, rendered)
-            started = record.moved_to(DeployPhase.STARTED).model_copy(
-                update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
-            )
-            await self._report(started)
-            reported = started
-            watcher = self._watch_progress(started)
-            result = await upgrade
         except HelmFinalError as exc:
             self._forget(record.service)
-            await self._fail(reported, observed_before=observed, error=exc)
+            await self._fail(started, observed_before=observed, error=exc)
             return
         finally:
-            if not upgrade.done():
-                upgrade.cancel()
-                await asyncio.gather(upgrade, return_exceptions=True)
             await self._stop(watcher)
             DEPLOY_DURATION.labels(record.service).observe(time.monotonic() - began)
         assert record.request is not None
@@ -455,6 +491,12 @@ class Orchestrator:
         )
         self._manifests[record.service] = rendered
         await self._succeed(started, revision)
+
+    async def _unchanged(self, record: DeploymentRecord, plan: Plan, reason: str) -> None:
+        done = record.model_copy(
+            update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
+        )
+        await self._finish(done, DeployPhase.UNCHANGED, reason)
 
     async def _hold(self, record: DeploymentRecord, plan: Plan, needed: list[str]) -> None:
         held = record.model_copy(
@@ -512,25 +554,12 @@ class Orchestrator:
     async def _fail(
         self, record: DeploymentRecord, observed_before: Observation | None, error: HelmFinalError
     ) -> None:
-        failed = record.model_copy(update={"helm_stderr": error.stderr})
         after = await self._observe(record.service)
-        rolled_back = (
-            observed_before is not None
-            and observed_before.revision is not None
-            and after.status == "deployed"
-            and after.revision is not None
-            and after.revision > observed_before.revision
+        outcome = failure_outcome(observed_before, after, str(error))
+        failed = record.model_copy(
+            update={"helm_stderr": error.stderr, "revision": outcome.revision or record.revision}
         )
-        if not rolled_back:
-            await self._finish(failed, DeployPhase.FAILED, str(error))
-            return
-        failed = failed.moved_to(DeployPhase.FAILED, str(error))
-        await self._report(failed)
-        await self._finish(
-            failed.model_copy(update={"revision": after.revision}),
-            DeployPhase.ROLLED_BACK,
-            f"rolled back to the previous release (now revision {after.revision}): {error}",
-        )
+        await self._finish(failed, outcome.phase, outcome.reason)
 
     async def _succeed(self, record: DeploymentRecord, revision: int) -> None:
         done = record.model_copy(update={"revision": revision})
@@ -580,6 +609,93 @@ class Orchestrator:
         )
         await self._report(record)
 
+    # ---- drift --------------------------------------------------------------------------
+
+    def drift_mode(self, service: str) -> DriftMode:
+        """What the deployer does about ``service``'s drift."""
+        return self._drift_config.rules(service).mode
+
+    def drift_reports(self) -> dict[str, DriftReport]:
+        """The last drift check of each service."""
+        return dict(self._drift)
+
+    async def check_drift(self, service: str) -> DriftReport:
+        """Compare the live objects of ``service``'s release with its manifest, report drift (an
+        event and a metric) and, in ``correct`` mode, apply the drifted objects again."""
+        if service not in self._charts:
+            raise RejectedError(
+                f"unknown service {service!r}: known are {', '.join(self.services)}"
+            )
+        rules = self._drift_config.rules(service)
+        lock = self._release_locks.setdefault(service, asyncio.Lock())
+        if rules.mode is DriftMode.OFF:
+            report = self._unchecked(service, rules.mode, "drift detection is off for this service")
+        elif self._cluster is None:
+            report = self._unchecked(service, rules.mode, "the deployer has no Kubernetes API")
+        elif lock.locked() or self._lanes.running(service) is not None:
+            report = self._unchecked(service, rules.mode, "a deployment is running")
+        else:
+            async with lock:
+                report = await self._drift_of(service, rules.mode)
+        previous = self._drift.get(service)
+        if report.error is None or previous is None:
+            self._drift[service] = report
+        DRIFTED_FIELDS.labels(service).set(len(report.fields))
+        if report.drifted:
+            log.warning("drift", extra={"service": service, "summary": report.summary()})
+            # An event when the drift is new or different (a lasting drift is not repeated every
+            # interval); each correction is one.
+            if report.corrected:
+                DRIFT_CORRECTIONS.labels(service).inc()
+            if report.corrected or previous is None or previous.fields != report.fields:
+                await self._publish_drift(report)
+        return report
+
+    async def _drift_of(self, service: str, mode: DriftMode) -> DriftReport:
+        assert self._cluster is not None
+        status = await self._helm.status(service)
+        if status is None:
+            return self._unchecked(service, mode, "the service is not installed")
+        if status.status != "deployed":
+            return self._unchecked(service, mode, f"its release is {status.status}")
+        manifest = await self._recorded_manifest(service)
+        try:
+            return await check_drift(
+                service,
+                self._cluster.objects,
+                manifest or "",
+                self._drift_config.rules(service),
+                status.revision,
+            )
+        except KubeApiError as exc:
+            return self._unchecked(service, mode, str(exc))
+
+    @staticmethod
+    def _unchecked(service: str, mode: DriftMode, why: str) -> DriftReport:
+        return DriftReport(service=service, mode=mode, checked_at=datetime.now(UTC), error=why)
+
+    async def drift_loop(self, interval: float) -> None:
+        """Check every installed service for drift every ``interval`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            for service in self.services:
+                try:
+                    await self.check_drift(service)
+                except Exception as exc:  # a failed check must not stop the loop
+                    log.warning(
+                        "drift check failed", extra={"service": service, "error": repr(exc)}
+                    )
+
+    async def _publish_drift(self, report: DriftReport) -> None:
+        event = CloudEvent.new(
+            DRIFTED_TYPE,
+            source="/platform/deployer",
+            subject=report.service,
+            data=report_json(report),
+            id=f"drift-{report.service}-{time.time_ns()}",
+        )
+        await self._bus.publish(drift_subject(report.service), event)
+
     # ---- reporting ----------------------------------------------------------------------
 
     async def _report(self, record: DeploymentRecord, superseded_by: str | None = None) -> None:
@@ -609,7 +725,7 @@ class Orchestrator:
             plan=record.plan if phase in _PLAN_PHASES else None,
             progress=progress,
             superseded_by=superseded_by,
-            helm_stderr=record.helm_stderr if phase is DeployPhase.FAILED else None,
+            helm_stderr=record.helm_stderr if phase in _STDERR_PHASES else None,
             approvals_needed=record.approvals_needed or None,
             approved_by=record.approved_by,
         )

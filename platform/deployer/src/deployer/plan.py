@@ -48,6 +48,15 @@ WorkloadChange = Literal[
     "delete",
 ]
 VALUE_LIMIT = 200
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+_SERVER_METADATA = (
+    "managedFields",
+    "resourceVersion",
+    "uid",
+    "generation",
+    "creationTimestamp",
+    "selfLink",
+)
 
 # Pod template paths -> the names ``WorkloadPlan.fields`` uses.
 _CONTAINER_FIELDS = {
@@ -171,9 +180,25 @@ class Plan(BaseModel):
 
 
 def plan_release(service: str, current_manifest: str | None, new_manifest: str) -> Plan:
-    """Compare the deployed manifests (None: no release yet) with the new ones. Pure."""
-    old = _parse(current_manifest or "")
-    new = _parse(new_manifest)
+    """Compare the deployed manifests (None: no release yet) with the new ones, as rendered
+    (without a cluster to ask). Pure."""
+    return plan_objects(
+        service,
+        _by_key(manifest_objects(current_manifest or "")),
+        _by_key(manifest_objects(new_manifest)),
+        installed=current_manifest is not None,
+    )
+
+
+def plan_objects(
+    service: str,
+    old: dict[tuple[str, str], dict[str, Any]],
+    new: dict[tuple[str, str], dict[str, Any]],
+    *,
+    installed: bool,
+) -> Plan:
+    """Compare objects by (kind, name), as they are (``old``) and as they will be (``new``), both
+    normalised (:func:`normalise`); ``installed``: the release exists. Pure."""
     resources = [
         change
         for key in sorted(old.keys() | new.keys())
@@ -195,7 +220,7 @@ def plan_release(service: str, current_manifest: str | None, new_manifest: str) 
         found = list(_notices(plan, old.get(key), new.get(key)))
         notices += found
         warnings += [_notice_warning(n) for n in found if _notice_warns(n)]
-    if current_manifest is None:
+    if not installed:
         action: Literal["install", "upgrade", "no-op"] = "install"
     elif resources or any(w.change != "no-op" for w in workloads):
         action = "upgrade"
@@ -214,22 +239,41 @@ def plan_release(service: str, current_manifest: str | None, new_manifest: str) 
 # ---- parsing and normalisation --------------------------------------------------------------
 
 
-def _parse(manifest: str) -> dict[tuple[str, str], dict[str, Any]]:
-    """The manifest's objects by (kind, name), normalised; hooks are left out, as helm leaves
-    them out of a release's manifest."""
-    objects = {}
-    for doc in yaml.safe_load_all(manifest):
-        if not isinstance(doc, dict) or not doc.get("kind"):
-            continue
-        obj = _prune(doc)
-        metadata = obj.setdefault("metadata", {})
-        if "helm.sh/hook" in metadata.get("annotations", {}):
-            continue
-        obj.pop("status", None)
-        metadata.pop("creationTimestamp", None)
-        metadata.get("labels", {}).pop("helm.sh/chart", None)
-        objects[(str(obj["kind"]), str(metadata.get("name", "")))] = obj
-    return objects
+def manifest_objects(manifest: str) -> list[dict[str, Any]]:
+    """The objects of a rendered manifest, as written; hooks are left out, as helm leaves them
+    out of a release's manifest."""
+    return [
+        doc
+        for doc in yaml.safe_load_all(manifest)
+        if isinstance(doc, dict)
+        and doc.get("kind")
+        and "helm.sh/hook" not in (doc.get("metadata") or {}).get("annotations", {})
+    ]
+
+
+def normalise(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as plans compare it: without empty fields, status and what the API server or a
+    controller keeps about it (managed fields, versions, the Deployment's revision)."""
+    pruned: dict[str, Any] = _prune(obj)
+    pruned.pop("status", None)
+    metadata = pruned.setdefault("metadata", {})
+    for field in _SERVER_METADATA:
+        metadata.pop(field, None)
+    metadata.get("labels", {}).pop("helm.sh/chart", None)
+    annotations = metadata.get("annotations", {})
+    annotations.pop(REVISION_ANNOTATION, None)
+    if not annotations:
+        metadata.pop("annotations", None)
+    return pruned
+
+
+def object_key(obj: dict[str, Any]) -> tuple[str, str]:
+    """(kind, name) of an object."""
+    return str(obj["kind"]), str((obj.get("metadata") or {}).get("name", ""))
+
+
+def _by_key(objects: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {object_key(obj): normalise(obj) for obj in objects}
 
 
 def _prune(value: Any) -> Any:
@@ -273,8 +317,18 @@ def _diff(old: Any, new: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
         after = {item["name"]: item for item in new}
         for name in sorted(before.keys() | after.keys(), key=lambda n: (n not in before, n)):
             yield from _diff(before.get(name), after.get(name), f"{path}[{name}]")
+        # Order counts (the controller compares lists in order): the same items moved.
+        kept_before = [name for name in before if name in after]
+        kept_after = [name for name in after if name in before]
+        if kept_before != kept_after:
+            yield f"{path}(order)", ", ".join(kept_before), ", ".join(kept_after)
     elif old != new and not _same_quantity(path, old, new):
         yield path, old, new
+
+
+def field_changes(old: Any, new: Any) -> list[FieldChange]:
+    """Every differing leaf of two normalised objects, with its values as plans show them."""
+    return [FieldChange(path=p, before=_shown(b), after=_shown(a)) for p, b, a in _diff(old, new)]
 
 
 def _named(value: Any) -> bool:

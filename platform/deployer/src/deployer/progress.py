@@ -1,4 +1,5 @@
-"""Rollout progress read from the Kubernetes API: the Deployment and its ReplicaSets."""
+"""The Kubernetes API of the release namespace: rollout progress (the Deployment and its
+ReplicaSets) and objects of any kind (:class:`deployer.kubeobjects.KubeObjects`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 from kubernetes_asyncio import client, config
 
 from deployer.contract import RolloutProgress
+from deployer.kubeobjects import KubeObjects
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,7 @@ class Cluster:
         self._api = api
         self._apps = client.AppsV1Api(api)
         self.namespace = namespace
+        self.objects = KubeObjects(api, namespace)
 
     @classmethod
     async def connect(cls, kubeconfig: Path | None, namespace: str) -> Cluster:

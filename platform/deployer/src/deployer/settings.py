@@ -38,6 +38,9 @@ class DeployerSettings(BaseSettings):
     # image alone.
     policy: str | None = None
     policy_file: Path | None = None
+    # Drift detection: how often (0: only on demand) and the rules, JSON or YAML (deployer.drift).
+    drift_interval_seconds: float = Field(default=60.0, ge=0)
+    drift: str | None = None
 
     @field_validator("namespaces", mode="before")
     @classmethod

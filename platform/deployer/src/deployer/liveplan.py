@@ -1,0 +1,54 @@
+"""Plans from the API server: what an upgrade will store, compared with what is stored now.
+
+Each object of the rendered manifest is server-side applied as a dry run, as helm will apply it
+(field manager ``helm``, conflicts forced), against the live object: the answer is the object the
+API server would store, after defaulting and admission. That is compared with the live object,
+for every object of the release's recorded manifest and of the new one. The Deployment controller
+rolls the pods exactly when the stored pod template changes (semantically: quantities by value,
+list order significant), which is what :func:`deployer.plan.plan_objects` says as ``rollout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from deployer.kubeobjects import KubeObjects, ObjectKey, key_of
+from deployer.plan import Plan, manifest_objects, normalise, object_key, plan_objects
+
+
+async def plan_on_server(
+    service: str, objects: KubeObjects, recorded_manifest: str | None, rendered: str
+) -> Plan:
+    """The plan of deploying ``rendered`` over the release whose manifest is
+    ``recorded_manifest`` (None: not installed), asked of the API server; changes nothing."""
+    desired = [
+        as_helm_applies(obj, service, objects.namespace) for obj in manifest_objects(rendered)
+    ]
+    keys: dict[ObjectKey, None] = dict.fromkeys(
+        [key_of(obj) for obj in manifest_objects(recorded_manifest or "")]
+        + [key_of(obj) for obj in desired]
+    )
+    live, stored = await asyncio.gather(
+        asyncio.gather(*(objects.get(key) for key in keys)),
+        asyncio.gather(*(objects.apply(obj, dry_run=True) for obj in desired)),
+    )
+    before = _by_key(obj for obj in live if obj is not None)
+    after = _by_key(stored)
+    return plan_objects(service, before, after, installed=recorded_manifest is not None)
+
+
+def as_helm_applies(obj: dict[str, Any], release: str, namespace: str) -> dict[str, Any]:
+    """``obj`` with the ownership marks helm adds to every object it applies."""
+    metadata = dict(obj.get("metadata") or {})
+    metadata["annotations"] = {
+        **(metadata.get("annotations") or {}),
+        "meta.helm.sh/release-name": release,
+        "meta.helm.sh/release-namespace": namespace,
+    }
+    metadata["labels"] = {**(metadata.get("labels") or {}), "app.kubernetes.io/managed-by": "Helm"}
+    return {**obj, "metadata": metadata}
+
+
+def _by_key(objects: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {object_key(obj): normalise(obj) for obj in objects}
