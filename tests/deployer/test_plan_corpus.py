@@ -287,6 +287,7 @@ def test_plans_agree_with_the_deployment_controller(
             raw.install(manifest)
             rolled = settled_revision(kubectl, namespace) != before
             verdicts.append((change.name, rolled))
+            print(f"{'rolled ' if rolled else 'stayed '} {change.name}: {plan.summary()}")
             if pods_roll(plan) != rolled:
                 disagreements.append(
                     f"{change.name}: the plan says {plan.summary()!r}, the controller "
