@@ -437,7 +437,10 @@ class Demo(Narrator):
             elif event.phase is DeployPhase.SUCCEEDED:
                 detail = Text(f"helm revision {event.revision}")
             elif event.phase is DeployPhase.ROLLED_BACK and event.reason:
-                detail = Text(event.reason.partition("): ")[0] + ")")
+                # "the rollout failed and was rolled back ... (now revision N): <helm's error>"
+                headline, _, rest = event.reason.partition("): ")
+                detail = Text(headline + ")")
+                detail.append("\n" + " ".join(rest.split()), style="dim")
             elif event.reason:
                 headline, _, rest = event.reason.partition(": ")
                 detail = Text(headline, style="red")

@@ -195,8 +195,8 @@ class DeployerStack:
             },
         )
 
-    async def events(self, deployment_id: str | None = None) -> list[DeployEventData]:
-        """Every deploy event so far (of one deployment), in order, read from the stream."""
+    async def _stream(self) -> list[CloudEvent]:
+        """Every CloudEvent in the DEPLOY stream so far, in order."""
         js = self.ci.js
         info = await js.stream_info(DEPLOY.name)
         found = []
@@ -206,29 +206,25 @@ class DeployerStack:
             except Exception:  # noqa: S112 - a purged sequence
                 continue
             assert msg.data is not None
-            event = CloudEvent.from_bytes(msg.data)
-            if event.type == DRIFTED_TYPE:
-                continue
-            data = DeployEventData.model_validate(event.data)
-            if deployment_id is None or data.deployment_id == deployment_id:
-                found.append(data)
+            found.append(CloudEvent.from_bytes(msg.data))
         return found
+
+    async def events(self, deployment_id: str | None = None) -> list[DeployEventData]:
+        """Every deploy event so far (of one deployment), in order, read from the stream."""
+        found = [
+            DeployEventData.model_validate(event.data)
+            for event in await self._stream()
+            if event.type != DRIFTED_TYPE
+        ]
+        return [e for e in found if deployment_id is None or e.deployment_id == deployment_id]
 
     async def drift_reports(self, service: str) -> list[DriftReport]:
         """Every drift report of ``service`` so far, in order, read from the stream."""
-        js = self.ci.js
-        info = await js.stream_info(DEPLOY.name)
-        found = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                msg = await js.get_msg(DEPLOY.name, seq)
-            except Exception:  # noqa: S112 - a purged sequence
-                continue
-            assert msg.data is not None
-            event = CloudEvent.from_bytes(msg.data)
-            if event.type == DRIFTED_TYPE and event.subject == service:
-                found.append(DriftReport.model_validate(event.data))
-        return found
+        return [
+            DriftReport.model_validate(event.data)
+            for event in await self._stream()
+            if event.type == DRIFTED_TYPE and event.subject == service
+        ]
 
     async def outcome(self, deployment_id: str, timeout: float = 60) -> DeployEventData:
         """Wait for the deployment's terminal event; there must be exactly one."""

@@ -13,7 +13,6 @@ Both kinds of change are installed through one small chart whose only template i
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from deployer.chartvalues import merge
 from deployer.helm import SERVER_SIDE_APPLY
 from deployer.liveplan import plan_on_server
 from deployer.plan import REVISION_ANNOTATION, Plan
@@ -48,16 +48,6 @@ class Change:
     name: str
     values: dict[str, Any] | None = None
     edit: Callable[[Objects], None] | None = None
-
-
-def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def find(objects: Objects, kind: str) -> dict[str, Any]:
@@ -277,7 +267,7 @@ def test_plans_agree_with_the_deployment_controller(
         for change in CORPUS:
             raw.install(base)  # every change starts from the base release
             before = settled_revision(kubectl, namespace)
-            docs = rendered(helm, chart, namespace, merged(BASE_VALUES, change.values or {}))
+            docs = rendered(helm, chart, namespace, merge(BASE_VALUES, change.values or {}))
             if change.edit is not None:
                 change.edit(docs)
             manifest = yaml.safe_dump_all(docs)

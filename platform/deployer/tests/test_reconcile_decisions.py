@@ -94,6 +94,7 @@ def test_a_failure_ends_rolled_back_only_when_an_earlier_revision_was_restored()
     restored = failure_outcome(before, Observation(status="deployed", revision=6), "not ready")
     assert restored.phase is DeployPhase.ROLLED_BACK
     assert restored.revision == 6
+    assert restored.reason is not None
     assert restored.reason.startswith("the rollout failed and was rolled back")
     assert restored.reason.endswith(": not ready")
     first_install = failure_outcome(None, Observation(status=None), "not ready")

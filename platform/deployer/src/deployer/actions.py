@@ -143,11 +143,14 @@ class Outcome:
     """How a deployment ends: its one terminal phase, the reason, the release revision."""
 
     phase: DeployPhase
-    reason: str
+    reason: str | None = None
     revision: int | None = None
+    helm_stderr: str | None = None
 
 
-def failure_outcome(before: Observation | None, after: Observation, error: str) -> Outcome:
+def failure_outcome(
+    before: Observation | None, after: Observation, error: str, helm_stderr: str | None = None
+) -> Outcome:
     """A failed upgrade ends ``rolled_back`` when Helm restored an earlier revision (a new,
     deployed revision above the one before), else ``failed``."""
     if (
@@ -162,5 +165,6 @@ def failure_outcome(before: Observation | None, after: Observation, error: str) 
             f"the rollout failed and was rolled back to the previous release "
             f"(now revision {after.revision}): {error}",
             after.revision,
+            helm_stderr,
         )
-    return Outcome(DeployPhase.FAILED, error)
+    return Outcome(DeployPhase.FAILED, error, helm_stderr=helm_stderr)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from deployer.acts.correct_drift import correct_drift
 from deployer.kubeobjects import KubeObjects, key_of
 from deployer.liveplan import as_helm_applies
 from deployer.plan import FieldChange, field_changes, manifest_objects, normalise
@@ -242,7 +243,7 @@ async def check_drift(
             drifted_objects.append(kept_as_live(obj, now or {}, rules.ignore))
     corrected = False
     if found and rules.mode is DriftMode.CORRECT:
-        await asyncio.gather(*(objects.apply(obj, dry_run=False) for obj in drifted_objects))
+        await correct_drift(objects, drifted_objects)
         corrected = True
     return DriftReport(
         service=service,

@@ -15,6 +15,7 @@ from deployer.actions import (
     Apply,
     HoldForApproval,
     Observation,
+    Outcome,
     RecoverPending,
     RejectOlder,
     SkipUnchanged,
@@ -24,6 +25,10 @@ from deployer.actions import (
     failure_outcome,
     retry_or_final,
 )
+from deployer.acts.recover import recover
+from deployer.acts.rollback import rollback
+from deployer.acts.skip import skip
+from deployer.acts.upgrade import upgrade
 from deployer.contract import (
     ARTIFACT_PUBLISHED,
     DRIFTED_TYPE,
@@ -52,6 +57,7 @@ from deployer.metrics import (
     EVENT_TO_START,
     QUEUE_DEPTH,
 )
+from deployer.observe import observe
 from deployer.plan import Plan, plan_release
 from deployer.policy import DeployPolicy, approvals_needed
 from deployer.progress import Cluster
@@ -354,23 +360,6 @@ class Orchestrator:
 
     # ---- execution ----------------------------------------------------------------------
 
-    async def _observe(self, release: str) -> Observation:
-        status = await self._helm.status(release)
-        if status is None:
-            return Observation(status=None)
-        image = None
-        if status.image_tag and status.image_repository:
-            try:
-                image = parse_image(f"{status.image_repository}:{status.image_tag}")
-            except ImageRejectedError:
-                image = None
-        return Observation(
-            status=status.status,
-            revision=status.revision,
-            description=status.description,
-            image=image,
-        )
-
     async def _execute(self, record: DeploymentRecord) -> None:
         context = extract_trace_context(
             {"traceparent": record.traceparent} if record.traceparent else {}
@@ -400,14 +389,10 @@ class Orchestrator:
             try:
                 # What this deployer applied last is Helm's state too (it is the only writer);
                 # anything else (a restart, a failure) asks Helm.
-                observed = self._applied.get(release) or await self._observe(release)
+                observed = self._applied.get(release) or await observe(self._helm, release)
                 action = choose_action(record, observed)
                 if isinstance(action, RecoverPending):
-                    done = await self._helm.recover_pending(release)
-                    log.warning(
-                        "recovered a pending release", extra={"release": release, "did": done}
-                    )
-                    observed = await self._observe(release)
+                    observed = await recover(self._helm, release)
                     action = choose_action(record, observed)
                 if isinstance(action, AlreadyApplied):
                     await self._succeed(record, action.revision)
@@ -453,7 +438,10 @@ class Orchestrator:
         needed = approvals_needed(plan, rules) if rules.require_approval else []
         step = choose_step(record, plan, needed)
         if isinstance(step, SkipUnchanged):
-            await self._unchanged(record, plan, step.reason)
+            planned = record.model_copy(
+                update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
+            )
+            await self._conclude(planned, skip(step))
             return
         if isinstance(step, HoldForApproval):
             await self._hold(record, plan, list(step.needed))
@@ -465,38 +453,43 @@ class Orchestrator:
         began = time.monotonic()
         watcher = self._watch_progress(started)
         try:
-            result = await self._helm.upgrade_install(
-                record.service,
+            outcome = await upgrade(
+                self._helm,
+                self._settings,
+                record,
                 self._charts[record.service],
                 values,
-                timeout_seconds=self._settings.helm_timeout_seconds,
-                description=description_for(record),
-                history_max=self._settings.history_max,
+                observed,
                 on_start=lambda at: self._started_helm(record.id, at),
             )
-        except HelmFinalError as exc:
-            self._forget(record.service)
-            await self._fail(started, observed_before=observed, error=exc)
-            return
         finally:
             await self._stop(watcher)
             DEPLOY_DURATION.labels(record.service).observe(time.monotonic() - began)
-        assert record.request is not None
-        revision = result.revision or (observed.revision or 0) + 1
-        self._applied[record.service] = Observation(
-            status="deployed",
-            revision=revision,
-            description=description_for(record),
-            image=parse_image(record.request.image),
-        )
-        self._manifests[record.service] = rendered
-        await self._succeed(started, revision)
+        if outcome.phase is DeployPhase.SUCCEEDED:
+            assert record.request is not None
+            self._applied[record.service] = Observation(
+                status="deployed",
+                revision=outcome.revision,
+                description=description_for(record),
+                image=parse_image(record.request.image),
+            )
+            self._manifests[record.service] = rendered
+        else:
+            self._forget(record.service)
+        await self._conclude(started, outcome)
 
-    async def _unchanged(self, record: DeploymentRecord, plan: Plan, reason: str) -> None:
-        done = record.model_copy(
-            update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
+    async def _conclude(self, record: DeploymentRecord, outcome: Outcome) -> None:
+        """Record and report the one outcome of a deployment."""
+        if outcome.phase is DeployPhase.SUCCEEDED:
+            await self._succeed(record, outcome.revision or 0)
+            return
+        ended = record.model_copy(
+            update={
+                "helm_stderr": outcome.helm_stderr or record.helm_stderr,
+                "revision": outcome.revision or record.revision,
+            }
         )
-        await self._finish(done, DeployPhase.UNCHANGED, reason)
+        await self._finish(ended, outcome.phase, outcome.reason)
 
     async def _hold(self, record: DeploymentRecord, plan: Plan, needed: list[str]) -> None:
         held = record.model_copy(
@@ -520,14 +513,7 @@ class Orchestrator:
         started = record.moved_to(DeployPhase.STARTED)
         await self._report(started)
         self._forget(record.service)
-        await self._helm.rollback(
-            record.service,
-            record.rollback_to_revision or None,
-            timeout_seconds=self._settings.helm_timeout_seconds,
-            description=description_for(record),
-        )
-        after = await self._observe(record.service)
-        await self._succeed(started, after.revision or 0)
+        await self._conclude(started, await rollback(self._helm, self._settings, record))
 
     def _started_helm(self, deployment_id: str, at: float) -> None:
         received = self._received.get(deployment_id)
@@ -554,19 +540,17 @@ class Orchestrator:
     async def _fail(
         self, record: DeploymentRecord, observed_before: Observation | None, error: HelmFinalError
     ) -> None:
-        after = await self._observe(record.service)
-        outcome = failure_outcome(observed_before, after, str(error))
-        failed = record.model_copy(
-            update={"helm_stderr": error.stderr, "revision": outcome.revision or record.revision}
+        after = await observe(self._helm, record.service)
+        await self._conclude(
+            record, failure_outcome(observed_before, after, str(error), error.stderr)
         )
-        await self._finish(failed, outcome.phase, outcome.reason)
 
     async def _succeed(self, record: DeploymentRecord, revision: int) -> None:
         done = record.model_copy(update={"revision": revision})
         await self._finish(done, DeployPhase.SUCCEEDED, None)
         image = done.image
         if image is None:  # a rollback by revision: read what is running now
-            observed = await self._observe(done.service)
+            observed = await observe(self._helm, done.service)
             image = str(observed.image) if observed.image else None
         self._services[done.service] = state = ServiceState(
             service=done.service,

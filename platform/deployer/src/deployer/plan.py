@@ -1,8 +1,12 @@
-"""What a deployment will change, before it changes anything (DESIGN.md, "The deploy orchestrator").
+"""What a deployment will change, before it changes anything (docs/deploy-plans.md).
 
-:func:`plan_release` compares the manifests of the deployed revision (``helm get manifest``) with
-the ones the new values render (``helm template``). Only a change of a workload's
-``.spec.template`` rolls its pods, so per workload (Deployment, StatefulSet, DaemonSet) it says:
+:func:`plan_objects` compares objects as they are with the objects as they will be. The deployer
+gives it both from the API server (:mod:`deployer.liveplan`: the live objects, and a server-side
+dry run of the new ones), so defaults and quantities are already as the server stores them;
+:func:`plan_release` gives it two manifests (``helm get manifest`` and ``helm template``) where no
+cluster can be asked. Only a change of a workload's ``.spec.template`` rolls its pods (lists
+compared in order, as the Deployment controller does), so per workload (Deployment, StatefulSet,
+DaemonSet) it says:
 
 - ``install``: the workload is new; ``delete``: it goes away;
 - ``rollout``: the pod template changed; ``fields`` names what (image, env, annotations, ...);

@@ -1,0 +1,43 @@
+"""Act: ``helm upgrade --install`` with the planned values; a failed rollout is rolled back by
+helm (``--rollback-on-failure``) and ends ``rolled_back`` or ``failed``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deployer.actions import Observation, Outcome, description_for, failure_outcome
+from deployer.contract import DeployPhase
+from deployer.helm import Helm, HelmFinalError
+from deployer.observe import observe
+from deployer.records import DeploymentRecord
+from deployer.settings import DeployerSettings
+
+
+async def upgrade(
+    helm: Helm,
+    settings: DeployerSettings,
+    record: DeploymentRecord,
+    chart: Path,
+    values: dict[str, Any],
+    observed: Observation,
+    on_start: Callable[[float], None] | None = None,
+) -> Outcome:
+    """Upgrade the release; ``observed`` is the release before (to tell a rollback happened).
+    Raises HelmRetryableError for transient failures (the caller retries)."""
+    try:
+        result = await helm.upgrade_install(
+            record.service,
+            chart,
+            values,
+            timeout_seconds=settings.helm_timeout_seconds,
+            description=description_for(record),
+            history_max=settings.history_max,
+            on_start=on_start,
+        )
+    except HelmFinalError as exc:
+        after = await observe(helm, record.service)
+        return failure_outcome(observed, after, str(exc), exc.stderr)
+    revision = result.revision or (observed.revision or 0) + 1
+    return Outcome(DeployPhase.SUCCEEDED, revision=revision)
