@@ -122,15 +122,18 @@ async def bench_deployer(samples: int) -> None:
         f"""## Deployer
 
 The deployer as a real process with real NATS (the local users), the pinned helm and the local
-control plane; one fake node, pods ready 500 ms after they start. {samples} samples each.
+control plane; one fake node, pods ready 500 ms after they start. {samples} samples each. The plan
+comes before helm (docs/deploy-plans.md): `helm template` (a process, about 70 ms) and a
+server-side dry run of every object are on the path from the event to helm, so the targets allow
+for them (they were 50 ms and 10% while helm started before the plan).
 
 | measure | figure | target |
 | --- | --- | --- |
-| event published -> helm process started, p50 | **{ms(p50)}** | <= 50 ms |
+| event published -> helm process started (after the plan), p50 | **{ms(p50)}** | <= 250 ms |
 | event published -> helm process started, p99 | {ms(p99)} | |
 | publish -> succeeded through the deployer, p50 | {figures.through_deployer:.2f} s | |
 | the same `helm upgrade --install --wait` run directly, p50 | {figures.direct_helm:.2f} s | |
-| orchestrator overhead | **{overhead * 100:+.1f}%** | <= 10% |
+| orchestrator overhead (the plan included) | **{overhead * 100:+.1f}%** | <= 20% |
 | 4 services at once (wall) / one after another | {together} | |
 """,
     )

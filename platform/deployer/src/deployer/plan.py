@@ -52,6 +52,9 @@ WorkloadChange = Literal[
     "delete",
 ]
 VALUE_LIMIT = 200
+# libyaml's safe loader parses a release's manifest about ten times faster (it is on the path
+# from a pipeline event to helm); the pure-Python one where libyaml is missing.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 _SERVER_METADATA = (
     "managedFields",
@@ -248,7 +251,7 @@ def manifest_objects(manifest: str) -> list[dict[str, Any]]:
     out of a release's manifest."""
     return [
         doc
-        for doc in yaml.safe_load_all(manifest)
+        for doc in yaml.load_all(manifest, Loader=_LOADER)
         if isinstance(doc, dict)
         and doc.get("kind")
         and "helm.sh/hook" not in (doc.get("metadata") or {}).get("annotations", {})
