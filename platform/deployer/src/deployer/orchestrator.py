@@ -416,11 +416,16 @@ class Orchestrator:
                     await self._fail(record, observed_before=observed, error=exc)
                 else:
                     what = "helm" if isinstance(exc, HelmError) else "the Kubernetes API"
-                    await self._finish(
-                        record,
-                        DeployPhase.FAILED,
-                        f"{what} kept failing after {attempt} tries: {exc}",
+                    transient = isinstance(exc, HelmError) or (
+                        isinstance(exc, KubeApiError) and exc.retryable
                     )
+                    reason = (
+                        f"{what} kept failing after {attempt} tries: {exc}"
+                        if transient
+                        else f"the API server refused the planned manifests (fix the chart or "
+                        f"values and deploy again): {exc}"
+                    )
+                    await self._finish(record, DeployPhase.FAILED, reason)
                 return
 
     def _forget(self, release: str) -> None:
