@@ -36,7 +36,13 @@ def sign_up(http: httpx.Client) -> dict[str, str]:
     """A new user's bearer header, through the gateway."""
     email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
     password = "a long and unguessable passphrase"
-    response = http.post("/api/auth/register", json={"email": email, "password": password})
+    # A test before this one may have restarted NATS: wait (bounded) until auth is ready again.
+    deadline = time.monotonic() + 60
+    while True:
+        response = http.post("/api/auth/register", json={"email": email, "password": password})
+        if response.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert response.status_code == 201, response.text
     response = http.post(
         "/api/auth/token",

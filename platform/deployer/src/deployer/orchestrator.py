@@ -621,10 +621,10 @@ class Orchestrator:
             report = self._unchecked(service, rules.mode, "drift detection is off for this service")
         elif self._cluster is None:
             report = self._unchecked(service, rules.mode, "the deployer has no Kubernetes API")
-        elif lock.locked() or self._lanes.running(service) is not None:
+        elif self._lanes.running(service) is not None:
             report = self._unchecked(service, rules.mode, "a deployment is running")
         else:
-            async with lock:
+            async with lock:  # waits for a drift check already under way
                 report = await self._drift_of(service, rules.mode)
         previous = self._drift.get(service)
         if report.error is None or previous is None:
