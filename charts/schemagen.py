@@ -191,6 +191,12 @@ def common_properties() -> Schema:
                 "otelExporterEndpoint": string(
                     r"^$|^(https?|grpc)://\S+$", "OTEL_EXPORTER_OTLP_ENDPOINT; empty: no export."
                 ),
+                "rollOnChange": {
+                    "type": "boolean",
+                    "description": "true: the pods carry the checksum/config annotation, so a "
+                    "changed ConfigMap rolls them; false: running pods keep the old values until "
+                    "they restart (the deployer's plan warns).",
+                },
                 "extra": {
                     "type": "object",
                     "description": "More non-secret environment variables (NAME: value).",
@@ -198,7 +204,7 @@ def common_properties() -> Schema:
                     "additionalProperties": {"type": ["string", "number", "boolean"]},
                 },
             },
-            required=["environment", "logLevel", "otelExporterEndpoint", "extra"],
+            required=["environment", "logLevel", "otelExporterEndpoint", "rollOnChange", "extra"],
         ),
         "nats": obj(
             {
@@ -238,7 +244,9 @@ def common_properties() -> Schema:
         ),
         "lifecycle": obj(
             {
-                "preStopSleepSeconds": integer(1, description="preStop sleep before SIGTERM."),
+                "preStopSleepSeconds": integer(
+                    1, description="preStop: seconds of draining (kit.prestop) before SIGTERM."
+                ),
                 "shutdownTimeoutSeconds": integer(
                     1, description="SERVICE_SHUTDOWN_TIMEOUT_SECONDS."
                 ),

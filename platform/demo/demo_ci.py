@@ -23,7 +23,7 @@ from demo_common import (
 
 from pipelines_cli.buildah import Progress
 from pipelines_cli.imagebuild import ensure_image
-from pipelines_cli.incluster import push_variant
+from pipelines_cli.incluster import EXITS_AT_START, push_variant
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Flotilla Demo",
@@ -32,7 +32,7 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_EMAIL": "demo@flotilla.invalid",
 }
 # What the broken build runs instead of the service: it exits at start, never Ready.
-BROKEN_COMMAND = ("python", "-c", "raise SystemExit('broken build: exits at start')")
+BROKEN_COMMAND = EXITS_AT_START
 
 
 class CI:

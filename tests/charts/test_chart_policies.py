@@ -125,7 +125,10 @@ def test_graceful_shutdown(matrix: Matrix, chart: str, scenario: str) -> None:
     rendered = matrix[chart, scenario]
     shutdown = int(rendered.config_data["SERVICE_SHUTDOWN_TIMEOUT_SECONDS"])
     for pod_spec, container in pods_and_containers(rendered):
-        pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+        # The hook tells the process to drain, then waits (kit.prestop SECONDS).
+        command = container["lifecycle"]["preStop"]["exec"]["command"]
+        assert command[:3] == ["python", "-m", "kit.prestop"], command
+        pre_stop = int(command[3])
         assert pre_stop >= 1
         assert pod_spec["terminationGracePeriodSeconds"] >= pre_stop + shutdown
 

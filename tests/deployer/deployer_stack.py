@@ -40,6 +40,18 @@ def image(service: str, tag: str) -> str:
     return f"{REPOSITORY.format(service=service)}:{tag}"
 
 
+def kwok_values(service: str) -> dict[str, Any]:
+    """Small and quick on kwok: one replica, ready half a second after it starts; PostgreSQL by
+    reference (the charts refuse SQLite on an emptyDir; kwok starts no pod)."""
+    service_values: dict[str, Any] = {
+        "replicaCount": 1,
+        "podAnnotations": {"flotilla.dev/ready-after": "500ms"},
+    }
+    if service in ("auth", "order", "payment"):
+        service_values["database"] = {"existingSecret": f"{service}-database"}
+    return service_values
+
+
 class DeployerStack:
     """NATS + the deployer process for one namespace of the session's cluster."""
 
@@ -53,6 +65,7 @@ class DeployerStack:
         policy: dict[str, Any] | None = None,
         tokens: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None,
+        values: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.repo = repo
         self.extra_env = env or {}
@@ -78,14 +91,7 @@ class DeployerStack:
         values_dir = directory / "values"
         values_dir.mkdir()
         for service in SERVICES:
-            # Small and quick: one replica, ready half a second after it starts; PostgreSQL by
-            # reference (the charts refuse SQLite on an emptyDir; kwok starts no pod).
-            service_values: dict[str, Any] = {
-                "replicaCount": 1,
-                "podAnnotations": {"flotilla.dev/ready-after": "500ms"},
-            }
-            if service in ("auth", "order", "payment"):
-                service_values["database"] = {"existingSecret": f"{service}-database"}
+            service_values = (values or {}).get(service) or kwok_values(service)
             (values_dir / f"{service}.yaml").write_text(json.dumps(service_values))
         self.directory = directory
         self.values_dir = values_dir

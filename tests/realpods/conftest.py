@@ -5,19 +5,36 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.deployer.deployer_stack import DeployerStack
+from tests.e2e.clustersupport import REPO_ROOT
 from tests.realpods.realcluster import (
     REAL_CLUSTER_ENV,
+    SERVICES,
     Platform,
     RealCluster,
     install_platform,
+    real_pod_values,
     reap_stale_runs,
     session_run_dir,
 )
+
+# What the rollout suites' deployments may set besides the image.
+REAL_PODS_POLICY = {
+    "default": {
+        "allow": {
+            "resources": {},
+            "config": {},
+            "service": {},
+            "podAnnotations": {},
+            "replicaCount": {"min": 1, "max": 4},
+        }
+    }
+}
 
 
 def _log(line: str) -> None:
@@ -52,6 +69,25 @@ def real_cluster() -> Iterator[RealCluster]:
 def platform(real_cluster: RealCluster, tmp_path_factory: pytest.TempPathFactory) -> Platform:
     """The platform on the real cluster: images, NATS, PostgreSQL and the four services."""
     return install_platform(real_cluster, tmp_path_factory.mktemp("helm-home"), _log)
+
+
+@pytest.fixture(scope="package")
+async def deployer(
+    platform: Platform, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[DeployerStack]:
+    """The deployer (a local process with its own NATS) driving the releases of ``platform``."""
+    stack = DeployerStack(
+        REPO_ROOT,
+        tmp_path_factory.mktemp("deployer"),
+        platform.cluster.kubeconfig,
+        platform.namespace,
+        policy=REAL_PODS_POLICY,
+        env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "120"},
+        values={service: real_pod_values(service) for service in SERVICES},
+    )
+    await stack.start()
+    yield stack
+    await stack.stop()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -26,6 +26,7 @@ from pipelines_cli.incluster import (
     Cluster,
     install_dependencies,
     install_release,
+    local_values,
 )
 from tests.e2e.clustersupport import CLUSTER_DIR, REPO_ROOT, Kubectl, built_tool
 
@@ -33,6 +34,17 @@ REAL_CLUSTER_ENV = "FLOTILLA_REAL_CLUSTER"
 # In the order the platform starts them: the gateway needs auth's JWKS.
 SERVICES = ("auth", "order", "payment", "gateway")
 NODE_NAME = "flotilla-node"
+# A rollout whose new pods make no progress for this long fails (helm stops waiting at once and
+# rolls back), instead of at helm's timeout: a broken build is caught in seconds.
+PROGRESS_DEADLINE_SECONDS = 20
+
+
+def real_pod_values(service: str) -> dict[str, Any]:
+    """The values the real-pods suites release ``service`` with: values-local.yaml (the gateway
+    on a NodePort) and a short progress deadline."""
+    values = local_values(REPO_ROOT, service, node_port=service == "gateway")
+    values["progressDeadlineSeconds"] = PROGRESS_DEADLINE_SECONDS
+    return values
 
 
 def _cluster_sh(*args: str, timeout: float) -> str:

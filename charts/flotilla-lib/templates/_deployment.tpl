@@ -60,7 +60,9 @@ spec:
       labels:
         {{- include "flotilla-lib.podLabels" . | nindent 8 }}
       annotations:
+        {{- if $v.config.rollOnChange }}
         checksum/config: {{ include "flotilla-lib.configChecksum" . }}
+        {{- end }}
         {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
@@ -105,9 +107,11 @@ spec:
           readinessProbe:
             {{- include "flotilla-lib.probe" (dict "path" "/readyz" "probe" $v.probes.readiness) | nindent 12 }}
           lifecycle:
+            # Tells the process to drain (Connection: close, /readyz 503), then waits while the
+            # endpoints drop the pod; SIGTERM follows (see kit.draining).
             preStop:
-              sleep:
-                seconds: {{ $v.lifecycle.preStopSleepSeconds }}
+              exec:
+                command: ["python", "-m", "kit.prestop", "{{ $v.lifecycle.preStopSleepSeconds }}"]
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:

@@ -189,12 +189,38 @@ def _buildah(*args: str) -> str:
     return result.stdout.strip()
 
 
-def push_variant(image: str, variant: str, registry: str, command: Sequence[str]) -> str:
+# Builds that are really broken, for rollback drills: the service's image with another command.
+EXITS_AT_START = ("python", "-c", "raise SystemExit('broken build: exits at start')")
+# Alive (/healthz 200) but never ready (/readyz and everything else 503), on the service's port.
+NEVER_READY = (
+    "python",
+    "-c",
+    """import http.server, os
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        alive = self.path == "/healthz"
+        self.send_response(200 if alive else 503)
+        self.end_headers()
+        self.wfile.write(b"alive" if alive else b"broken build: never ready")
+    def log_message(self, *args):
+        pass
+port = int(os.environ.get("SERVICE_PORT", "8000"))
+http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+""",
+)
+
+
+def push_variant(
+    image: str, variant: str, registry: str, command: Sequence[str] | None = None
+) -> str:
     """Push ``variant``: the local image ``image`` with another command (e.g. a build whose
-    process exits at start, for rollback drills); returns the digest the registry stored."""
+    process exits at start, for rollback drills), or with the same one (a new image of the
+    same code: a label names the variant); returns the digest the registry stored."""
     container = _buildah("from", "--pull=never", image)
     try:
-        _buildah("config", "--cmd", json.dumps(list(command)), container)
+        if command is not None:
+            _buildah("config", "--cmd", json.dumps(list(command)), container)
+        _buildah("config", "--label", f"dev.flotilla.variant={variant}", container)
         _buildah("commit", "--quiet", container, variant)
     finally:
         _buildah("rm", container)

@@ -128,3 +128,41 @@ async def test_readyz_follows_the_nats_connection(
 
     fresh_nats_server.start()
     service.wait_until("/readyz", 200, timeout=15)
+
+
+def test_the_drain_signal_closes_connections_after_each_response_and_fails_readiness(
+    nats_server: NatsServer, sample_factory: SampleFactory
+) -> None:
+    import http.client
+
+    from kit.prestop import DRAIN_SIGNAL
+
+    service = sample_factory.start(nats_server.url)
+    host, port = service.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.request("GET", "/healthz")
+    first = connection.getresponse()
+    first.read()
+    assert first.getheader("connection") != "close"  # kept alive before the drain
+    service.signal(DRAIN_SIGNAL)  # what the preStop hook (python -m kit.prestop) sends
+    deadline = time.monotonic() + 5
+    while service.http_status("/readyz") != 503:
+        assert time.monotonic() < deadline, "readyz did not turn 503 while draining"
+        time.sleep(0.05)
+    connection.request("GET", "/healthz")  # on the same kept-alive connection
+    second = connection.getresponse()
+    assert second.status == 200
+    second.read()
+    assert second.getheader("connection") == "close"
+    connection.close()
+    # Still serving while it drains; SIGTERM then ends it as before.
+    assert service.http_status("/healthz") == 200
+    service.signal(signal.SIGTERM)
+    assert service.wait() in (0, -signal.SIGTERM)
+    assert "shutdown complete" in service.logs()
+
+
+def test_prestop_refuses_a_bad_number_of_seconds() -> None:
+    from kit.prestop import main
+
+    assert main(["soon"]) == 2

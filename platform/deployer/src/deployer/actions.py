@@ -6,14 +6,16 @@ deployer resume cleanly: it looks at Helm's truth and picks the next step, whate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from deployer.contract import DeployPhase
+from deployer.contract import DeployPhase, PodProblem
 from deployer.helm import HelmRetryableError
 from deployer.images import ImageRef, ImageRejectedError, parse_image
 from deployer.kubeobjects import KubeApiError
 from deployer.plan import Plan
+from deployer.podproblems import describe
 from deployer.records import DeploymentRecord
 
 MAX_ATTEMPTS = 5
@@ -146,6 +148,13 @@ class Outcome:
     reason: str | None = None
     revision: int | None = None
     helm_stderr: str | None = None
+    pod_problems: tuple[PodProblem, ...] = ()
+
+
+def with_pod_problems(outcome: Outcome, problems: Sequence[PodProblem]) -> Outcome:
+    """A failed outcome whose reason also says what the new pods did (OOMKilled, ...)."""
+    reason = f"{outcome.reason}; the new pods: {describe(problems)}"
+    return replace(outcome, reason=reason, pod_problems=tuple(problems))
 
 
 def failure_outcome(

@@ -111,8 +111,32 @@ class ArtifactPublished(BaseModel):
         return values
 
 
+class PodProblem(BaseModel):
+    """Why one container of a new pod is not ready: OOMKilled, CrashLoopBackOff, ErrImagePull,
+    NotReady (its readiness probe fails), ..."""
+
+    pod: str
+    container: str
+    reason: str
+    exit_code: int | None = None
+    restarts: int = 0
+    message: str | None = None
+
+    def summary(self) -> str:
+        """E.g. ``pod order-7f9c-x2k container order: OOMKilled (exit 137), restarted 2 times``."""
+        text = f"pod {self.pod} container {self.container}: {self.reason}"
+        if self.exit_code is not None:
+            text += f" (exit {self.exit_code})"
+        if self.restarts:
+            text += f", restarted {self.restarts} time{'s' if self.restarts > 1 else ''}"
+        if self.message and self.reason != "OOMKilled":
+            text += f": {self.message}"
+        return text
+
+
 class RolloutProgress(BaseModel):
-    """Replica counts of the service's Deployment during a rollout."""
+    """Replica counts of the service's Deployment during a rollout, and what keeps the new pods
+    from becoming ready."""
 
     desired: int
     updated: int
@@ -120,6 +144,9 @@ class RolloutProgress(BaseModel):
     available: int
     replica_sets: dict[str, int] = Field(
         default_factory=dict, description="ReplicaSet name -> ready replicas"
+    )
+    problems: list[PodProblem] = Field(
+        default_factory=list, description="Containers of the new pods that are not ready, and why"
     )
 
 
@@ -138,6 +165,7 @@ class DeployEventData(BaseModel):
     progress: RolloutProgress | None = None
     superseded_by: str | None = None
     helm_stderr: str | None = None
+    pod_problems: list[PodProblem] | None = None
     approvals_needed: list[str] | None = None
     approved_by: str | None = None
 

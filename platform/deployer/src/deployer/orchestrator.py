@@ -24,6 +24,7 @@ from deployer.actions import (
     description_for,
     failure_outcome,
     retry_or_final,
+    with_pod_problems,
 )
 from deployer.acts.recover import recover
 from deployer.acts.rollback import rollback
@@ -35,6 +36,7 @@ from deployer.contract import (
     ArtifactPublished,
     DeployEventData,
     DeployPhase,
+    PodProblem,
     RolloutProgress,
     deploy_event_type,
     deploy_subject,
@@ -105,6 +107,8 @@ class Orchestrator:
         self._lanes = Lanes(self._execute, self._supersede, settings.max_concurrent)
         self._received: dict[str, float] = {}
         self._helm_started: dict[str, datetime] = {}
+        # What kept the new pods of a running rollout from being ready, as last seen.
+        self._pod_problems: dict[str, list[PodProblem]] = {}
         # Per release: what this deployer applied last, and the manifest it rendered for it.
         self._applied: dict[str, Observation] = {}
         self._manifests: dict[str, str] = {}
@@ -470,6 +474,9 @@ class Orchestrator:
         finally:
             await self._stop(watcher)
             DEPLOY_DURATION.labels(record.service).observe(time.monotonic() - began)
+            problems = self._pod_problems.pop(record.id, [])
+        if outcome.phase is not DeployPhase.SUCCEEDED and problems:
+            outcome = with_pod_problems(outcome, problems)
         if outcome.phase is DeployPhase.SUCCEEDED:
             assert record.request is not None
             self._applied[record.service] = Observation(
@@ -492,6 +499,7 @@ class Orchestrator:
             update={
                 "helm_stderr": outcome.helm_stderr or record.helm_stderr,
                 "revision": outcome.revision or record.revision,
+                "pod_problems": list(outcome.pod_problems) or record.pod_problems,
             }
         )
         await self._finish(ended, outcome.phase, outcome.reason)
@@ -532,6 +540,8 @@ class Orchestrator:
             return None
 
         async def report(progress: RolloutProgress) -> None:
+            if progress.problems:  # kept: helm's rollback deletes the pods that had them
+                self._pod_problems[record.id] = progress.problems
             await self._publish(record, DeployPhase.PROGRESSING, progress=progress)
 
         return asyncio.create_task(self._cluster.watch(record.service, report))
@@ -715,6 +725,7 @@ class Orchestrator:
             progress=progress,
             superseded_by=superseded_by,
             helm_stderr=record.helm_stderr if phase in _STDERR_PHASES else None,
+            pod_problems=record.pod_problems or None if phase in _STDERR_PHASES else None,
             approvals_needed=record.approvals_needed or None,
             approved_by=record.approved_by,
         )

@@ -12,13 +12,15 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 
-from deployer.contract import RolloutProgress
+from deployer.contract import PodProblem, RolloutProgress
 from deployer.kubeobjects import KubeObjects
+from deployer.podproblems import pod_problems
 
 log = logging.getLogger(__name__)
 
 OnProgress = Callable[[RolloutProgress], Awaitable[None]]
 INSTANCE_LABEL = "app.kubernetes.io/instance"
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 
 
 class Cluster:
@@ -27,6 +29,7 @@ class Cluster:
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         self._api = api
         self._apps = client.AppsV1Api(api)
+        self._core = client.CoreV1Api(api)
         self.namespace = namespace
         self.objects = KubeObjects(api, namespace)
 
@@ -59,18 +62,41 @@ class Cluster:
         replica_sets = await self._apps.list_namespaced_replica_set(
             self.namespace, label_selector=selector
         )
+        mine = [rs for rs in replica_sets.items if _owned_by(rs, deployment.metadata.uid)]
         owned = {
             rs.metadata.name: rs.status.ready_replicas or 0
-            for rs in replica_sets.items
-            if _owned_by(rs, deployment.metadata.uid) and (rs.spec.replicas or rs.status.replicas)
+            for rs in mine
+            if rs.spec.replicas or rs.status.replicas
         }
+        newest = max(mine, key=_revision, default=None)
+        problems = await self.new_pod_problems(selector, newest) if newest is not None else []
         return RolloutProgress(
             desired=deployment.spec.replicas or 0,
             updated=status.updated_replicas or 0,
             ready=status.ready_replicas or 0,
             available=status.available_replicas or 0,
             replica_sets=owned,
+            problems=problems,
         )
+
+    async def new_pod_problems(self, selector: str, replica_set: Any) -> list[PodProblem]:
+        """What keeps the pods of ``replica_set`` (the rollout's new one) from being ready."""
+        listed = await self._core.list_namespaced_pod(self.namespace, label_selector=selector)
+        pods = [
+            self._api.sanitize_for_serialization(pod)
+            for pod in listed.items
+            if _owned_by(pod, replica_set.metadata.uid)
+        ]
+        problems = pod_problems(pods)
+        if any(problem.reason == "NotReady" for problem in problems):
+            events = await self._core.list_namespaced_event(
+                self.namespace, field_selector="involvedObject.kind=Pod,reason=Unhealthy"
+            )
+            names = {pod["metadata"]["name"] for pod in pods}
+            found = [self._api.sanitize_for_serialization(event) for event in events.items]
+            mine = [event for event in found if event["involvedObject"]["name"] in names]
+            problems = pod_problems(pods, mine)
+        return problems
 
     async def watch(self, release: str, on_progress: OnProgress, every: float = 0.5) -> None:
         """Report each change of the release's progress until cancelled."""
@@ -88,5 +114,13 @@ class Cluster:
             await asyncio.sleep(every)
 
 
-def _owned_by(replica_set: Any, uid: str) -> bool:
-    return any(ref.uid == uid for ref in replica_set.metadata.owner_references or [])
+def _owned_by(owned: Any, uid: str) -> bool:
+    return any(ref.uid == uid for ref in owned.metadata.owner_references or [])
+
+
+def _revision(replica_set: Any) -> int:
+    annotations = replica_set.metadata.annotations or {}
+    try:
+        return int(annotations.get(REVISION_ANNOTATION, 0))
+    except ValueError:
+        return 0

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from deployer.contract import ArtifactPublished, DeployPhase
+from deployer.contract import ArtifactPublished, DeployPhase, PodProblem
 
 
 class Origin(StrEnum):
@@ -40,6 +40,9 @@ class DeploymentRecord(BaseModel):
     plan: dict[str, Any] | None = None
     plan_summary: str | None = None
     helm_stderr: str | None = None
+    pod_problems: list[PodProblem] = Field(
+        default_factory=list, description="Why the new pods of a failed rollout were not ready"
+    )
     approvals_needed: list[str] = Field(
         default_factory=list, description="What the policy wants a person to approve"
     )

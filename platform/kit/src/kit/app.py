@@ -16,6 +16,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database
+from kit.draining import CloseConnectionsWhenDraining, Drain
 from kit.events.bus import EventBus
 from kit.events.consumer import Consumer, Subscription
 from kit.events.idempotency import kit_metadata
@@ -106,6 +107,7 @@ class Runtime:
             self.outbox = Outbox(self.db, self.bus)
         self.consumers = [Consumer(self.bus, s, spec.name, self) for s in spec.subscriptions]
         self._stop = asyncio.Event()
+        self.drain = Drain()
         self._starter: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -124,13 +126,15 @@ class Runtime:
         return self.outbox
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        """The checks behind /readyz: NATS connected, database reachable."""
+        """The checks behind /readyz: not draining, NATS connected, database reachable."""
 
         async def nats_connected() -> None:
             if not self.bus.is_connected:
                 raise ConnectionError("not connected to NATS")
 
-        checks: dict[str, ReadinessCheck] = {"nats": nats_connected} if self.spec.uses_nats else {}
+        checks: dict[str, ReadinessCheck] = {"draining": self.drain.check}
+        if self.spec.uses_nats:
+            checks["nats"] = nats_connected
         if self.db is not None:
             checks["database"] = self.db.ping
         return {**checks, **self.spec.readiness}
@@ -218,12 +222,24 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        runtime.drain.listen()
         # Everything loaded so far lives as long as the process: keep the garbage collector's
         # full collections from walking it again and again (they showed as latency spikes).
         gc.collect()
         gc.freeze()
-        log.info("service started", extra={"port": settings.service.port})
+        # The non-secret settings the process runs with: what `kubectl logs` shows of a pod's
+        # configuration (a changed ConfigMap reaches a pod only when it restarts).
+        service = settings.service
+        log.info(
+            "service started",
+            extra={
+                "port": service.port,
+                "environment": service.environment.value,
+                "log_level": service.log_level,
+            },
+        )
         yield
+        runtime.drain.stop_listening()
         await runtime.shutdown()
 
     app = FastAPI(
@@ -247,6 +263,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
     app.add_middleware(RequestObservabilityMiddleware)
+    app.add_middleware(CloseConnectionsWhenDraining, drain=runtime.drain)
     return app
 
 
