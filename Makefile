@@ -16,8 +16,9 @@ export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 BENCH_ARGS ?=
+LOAD_ARGS ?=
 
-.PHONY: help setup deps helm postgres tools charts-vendor test lint fmt run env bench clean clean-cache
+.PHONY: help setup deps helm postgres tools charts-vendor test lint fmt run env bench load clean clean-cache
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -70,6 +71,9 @@ env: ## Shell exports for the project's tools: eval "$$(make -s env)"
 
 bench: setup ## Benchmarks (not part of make test): writes docs/benchmarks.md
 	@$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+load: setup ## Steady traffic through the gateway (default make run's :8000), every outcome counted
+	@$(BIN)/python -m loadgen $(LOAD_ARGS)
 
 charts-vendor: ## Re-vendor the library chart into every application chart (after editing it)
 	@charts/vendor-lib.sh
