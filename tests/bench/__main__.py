@@ -13,6 +13,7 @@ from kit.testing.postgres import PostgresServer
 from tests.bench.deployer_bench import run_deployer_bench
 from tests.bench.gateway_bench import Throughput, run_gateway_bench
 from tests.bench.report import write_section
+from tests.bench.rollout_bench import run_rollout_bench
 from tests.bench.saga_bench import RateResult, run_at_rate
 from tests.bench.stats import ms, percentile
 from tests.integration.saga_stack import SagaStack
@@ -139,6 +140,50 @@ for them (they were 50 ms and 10% while helm started before the plan).
     )
 
 
+async def bench_rollout(runs: int) -> None:
+    """Requests failed and p99 during rollouts of order on real pods, against steady state;
+    CI's event -> every new pod ready, against helm run directly."""
+    figures = await run_rollout_bench(runs)
+    steady = figures.steady
+    assert steady is not None
+    failed = sum(w.failed for w in figures.rollouts)
+    sent = sum(w.count for w in figures.rollouts)
+    worst = max((w.p99_ms or 0.0) for w in figures.rollouts)
+    ratio = worst / (steady.p99_ms or 1.0)
+    deployer = sorted(figures.through_deployer)[len(figures.through_deployer) // 2]
+    helm = sorted(figures.direct_helm)[len(figures.direct_helm) // 2]
+    rows = "\n".join(
+        f"| rollout {i + 1} | {w.count} | {w.failed} | {w.p50_ms or 0:.0f} ms | "
+        f"{w.p99_ms or 0:.0f} ms | {d:.1f} s | {h:.1f} s |"
+        for i, (w, d, h) in enumerate(
+            zip(figures.rollouts, figures.through_deployer, figures.direct_helm, strict=True)
+        )
+    )
+    write_section(
+        "rollout",
+        f"""## Rollouts of real pods under traffic
+
+The whole platform as real pods on the local cluster's real node (two replicas per service,
+PostgreSQL and NATS in the cluster); 50 requests/s through the gateway's NodePort (GET and POST
+/api/orders, platform/loadgen, open loop). order rolls to a new image {runs} times through the
+deployer (CI's event over NATS) and, alternately, as the same `helm upgrade --install --wait` run
+directly. A rollout's window runs from the event to the old pods gone (their drain included).
+"all new pods ready": the Deployment reports every replica updated, ready and available.
+
+| | requests | failed | p50 | p99 | event -> new pods ready (deployer) | helm directly |
+| --- | --- | --- | --- | --- | --- | --- |
+| steady state ({steady.count} requests) | {steady.count} | {steady.failed} | \
+{steady.p50_ms or 0:.0f} ms | {steady.p99_ms or 0:.0f} ms | | |
+{rows}
+
+- Requests failed during the rollouts: **{failed} of {sent}** (target 0).
+- p99 during the worst rollout / steady state: **{ratio:.2f}x** (target <= 2x).
+- CI's event -> all new pods ready through the deployer / helm directly (medians):
+  {deployer:.1f} s / {helm:.1f} s = **{deployer / helm:.2f}x**.
+""",
+    )
+
+
 def _throughput_row(name: str, t: Throughput) -> str:
     return f"| {name} | {t.per_second:.0f} | {ms(t.p50)} | {ms(t.p99)} | {t.errors} |"
 
@@ -171,17 +216,22 @@ Gateway / direct: **{ratio:.2f}x** (target >= 0.5x: {verdict}).
 def main() -> int:
     """Run the selected benchmarks."""
     parser = argparse.ArgumentParser(prog="make bench")
-    parser.add_argument("--only", choices=["gateway", "saga", "deployer"], action="append")
+    parser.add_argument(
+        "--only", choices=["gateway", "saga", "deployer", "rollout"], action="append"
+    )
+    parser.add_argument("--rollouts", type=int, default=3)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    selected = set(args.only or ["gateway", "saga", "deployer"])
+    selected = set(args.only or ["gateway", "saga", "deployer", "rollout"])
     if "gateway" in selected:
         asyncio.run(bench_gateway(args.seconds))
     if "saga" in selected:
         asyncio.run(bench_saga(args.seconds))
     if "deployer" in selected:
         asyncio.run(bench_deployer(args.samples))
+    if "rollout" in selected:
+        asyncio.run(bench_rollout(args.rollouts))
     print("wrote docs/benchmarks.md", file=sys.stderr)
     return 0
 

@@ -1,0 +1,147 @@
+"""Rollouts of real pods under traffic: failed requests and p99 during a rollout of order against
+steady state, and the time from CI's event to every new pod ready against the same helm upgrade
+run directly. One cluster with the machine's real node, the whole platform on it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadgen.report import WindowStats
+from pipelines_cli.incluster import release_arguments
+from tests.deployer.deployer_stack import DeployerStack
+from tests.realpods.conftest import REAL_PODS_POLICY
+from tests.realpods.realcluster import (
+    SERVICES,
+    Platform,
+    RealCluster,
+    install_platform,
+    real_pod_values,
+    reap_stale_runs,
+    session_run_dir,
+)
+from tests.realpods.rollouts import artifact, new_image, settled, traffic
+
+STEADY_SECONDS = 15.0
+
+
+@dataclass
+class RolloutFigures:
+    """What one bench run measured (latencies in ms, times in s)."""
+
+    steady: WindowStats | None = None
+    rollouts: list[WindowStats] = field(default_factory=list)
+    through_deployer: list[float] = field(default_factory=list)
+    direct_helm: list[float] = field(default_factory=list)
+
+
+def new_pods_ready(platform: Platform, service: str, since: float, timeout: float = 180) -> float:
+    """Seconds from ``since`` (monotonic) until the Deployment has rolled: every replica
+    updated, ready and available, as the controller reports it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = platform.kubectl.json("get", "deployment", service, "-n", platform.namespace)
+        status, wanted = found.get("status", {}), found["spec"]["replicas"]
+        if (
+            status.get("observedGeneration", 0) >= found["metadata"]["generation"]
+            and status.get("updatedReplicas") == wanted
+            and status.get("readyReplicas") == wanted
+            and status.get("availableReplicas") == wanted
+            and status.get("replicas") == wanted
+        ):
+            return time.monotonic() - since
+        time.sleep(0.1)
+    raise AssertionError(f"{service} did not finish rolling within {timeout:g} s")
+
+
+def direct_helm(platform: Platform, service: str, image: str) -> float:
+    """``helm upgrade --install --wait`` of ``image`` run directly: seconds to all new pods."""
+    values = real_pod_values(service)
+    repository, _, tag = image.rpartition(":")
+    values["image"] = {"repository": repository, "tag": tag}
+    cluster = platform.cluster
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file:
+        json.dump(values, file)
+        file.flush()
+        started = time.monotonic()
+        cluster.helm_run(
+            "upgrade", "--install", service, str(Path("charts") / service),
+            "--namespace", platform.namespace,
+            *release_arguments(Path.cwd(), service, image), "--values", file.name,
+            "--wait", "--timeout", "180s", "--server-side=true", "--force-conflicts",
+        )  # fmt: skip
+        return new_pods_ready(platform, service, started)
+
+
+async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> RolloutFigures:
+    figures = RolloutFigures()
+    for service in SERVICES:
+        await asyncio.to_thread(settled, platform, service)
+    with traffic(platform) as load:
+        await asyncio.sleep(STEADY_SECONDS)
+    figures.steady = load.report.overall()
+    print(f"steady: {figures.steady}", flush=True)
+    for run in range(runs):
+        image = await asyncio.to_thread(new_image, platform, "order")
+        with traffic(platform) as load:
+            await asyncio.sleep(2)
+            start = load.mark(f"rollout {run}")
+            began = time.monotonic()
+            deployment = await stack.publish("order", data=artifact("order", image))
+            took = await asyncio.to_thread(new_pods_ready, platform, "order", began)
+            outcome = await stack.outcome(deployment, timeout=180)
+            assert outcome.phase.value == "succeeded", outcome
+            await asyncio.to_thread(settled, platform, "order")
+            end = load.elapsed()
+        figures.through_deployer.append(took)
+        figures.rollouts.append(load.report.window(start, end))
+        print(f"rollout {run}: {took:.1f} s, {figures.rollouts[-1]}", flush=True)
+        image = await asyncio.to_thread(new_image, platform, "order")
+        figures.direct_helm.append(await asyncio.to_thread(direct_helm, platform, "order", image))
+        await asyncio.to_thread(settled, platform, "order")
+        print(f"direct helm {run}: {figures.direct_helm[-1]:.1f} s", flush=True)
+    return figures
+
+
+async def run_rollout_bench(runs: int) -> RolloutFigures:
+    """Start a cluster with the real node, install the platform and the deployer, measure, and
+    remove everything again."""
+    real = await asyncio.to_thread(_cluster_up)
+    try:
+        with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as directory:
+            work = Path(directory)
+            platform = await asyncio.to_thread(
+                install_platform, real, work / "helm", lambda line: print(line, flush=True)
+            )
+            (work / "deployer").mkdir()
+            stack = DeployerStack(
+                Path.cwd(), work / "deployer", real.kubeconfig, platform.namespace,
+                policy=REAL_PODS_POLICY,
+                env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "180"},
+                values={service: real_pod_values(service) for service in SERVICES},
+            )  # fmt: skip
+            await stack.start()
+            try:
+                return await _measure(platform, stack, runs)
+            finally:
+                await stack.stop()
+    finally:
+        await asyncio.to_thread(_cluster_down, real)
+
+
+def _cluster_up() -> RealCluster:
+    cache = Path(os.environ.get("FLOTILLA_CACHE", "~/.cache/flotilla")).expanduser()
+    reap_stale_runs(cache / "realpods-tests")
+    run_dir, name = session_run_dir(cache)
+    return RealCluster.up(run_dir, name)
+
+
+def _cluster_down(real: RealCluster) -> None:
+    real.down()
+    subprocess.run(["rm", "-rf", str(real.run_dir)], check=False)
