@@ -59,20 +59,14 @@ class Namespaces:
 # In the demo's own cluster: the dependencies where values-local.yaml expects them. On a cluster
 # someone else uses (--cluster-run-dir): NATS and PostgreSQL of its own, so its services never
 # share a stream, a consumer or a database with theirs.
-# A broken build is caught this fast: the Deployment reports no progress, and helm stops waiting.
-PROGRESS_DEADLINE_SECONDS = 20
-# What CI's events may set besides the image: the OOM chapter lowers a memory limit.
-DEMO_POLICY: dict[str, Any] = {"default": {"allow": {"resources": {}}}}
 OWN_CLUSTER = Namespaces(NAMESPACE, "nats", "postgres")
 SHARED_CLUSTER = Namespaces(NAMESPACE, f"{NAMESPACE}-nats", f"{NAMESPACE}-postgres")
 
 
 def service_values(chart: str, namespaces: Namespaces) -> dict[str, Any]:
     """``charts/<chart>/values-local.yaml`` (production settings, every secret by reference);
-    the gateway's Service a NodePort; NATS and PostgreSQL in ``namespaces``; a rollout that
-    makes no progress for PROGRESS_DEADLINE_SECONDS fails (helm stops waiting and rolls back)."""
+    the gateway's Service a NodePort; NATS and PostgreSQL in ``namespaces``."""
     values = local_values(REPO, chart, node_port=chart == "gateway")
-    values["progressDeadlineSeconds"] = PROGRESS_DEADLINE_SECONDS
     if namespaces.default_dependencies:
         return values
 
@@ -311,7 +305,6 @@ class Platform:
             "DEPLOYER_VALUES_DIR": str(values),
             "DEPLOYER_HELM_TIMEOUT_SECONDS": f"{self.helm_timeout:g}",
             "DEPLOYER_API_TOKEN": self.api_token,
-            "DEPLOYER_POLICY": json.dumps(DEMO_POLICY),
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),
             "HELM_DATA_HOME": str(helm_home / "data"),
