@@ -47,9 +47,7 @@ def test_a_container_exiting_at_start_says_error_and_its_message() -> None:
         "ready": False,
         "restartCount": 1,
         "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-        "lastState": {
-            "terminated": {"reason": "Error", "exitCode": 1, "message": "broken build"}
-        },
+        "lastState": {"terminated": {"reason": "Error", "exitCode": 1, "message": "broken build"}},
     }
     (problem,) = pod_problems([pod("order-x", crashed)])
     assert (problem.reason, problem.exit_code, problem.message) == ("Error", 1, "broken build")
