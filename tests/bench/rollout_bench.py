@@ -16,7 +16,6 @@ from pathlib import Path
 from loadgen.report import WindowStats
 from pipelines_cli.incluster import release_arguments
 from tests.deployer.deployer_stack import DeployerStack
-from tests.realpods.conftest import REAL_PODS_POLICY
 from tests.realpods.realcluster import (
     SERVICES,
     Platform,
@@ -26,7 +25,13 @@ from tests.realpods.realcluster import (
     reap_stale_runs,
     session_run_dir,
 )
-from tests.realpods.rollouts import artifact, new_image, settled, traffic
+from tests.realpods.rollouts import (
+    artifact,
+    new_image,
+    real_pods_deployer,
+    settled,
+    traffic,
+)
 
 STEADY_SECONDS = 15.0
 
@@ -120,12 +125,7 @@ async def run_rollout_bench(runs: int) -> RolloutFigures:
                 install_platform, real, work / "helm", lambda line: print(line, flush=True)
             )
             (work / "deployer").mkdir()
-            stack = DeployerStack(
-                Path.cwd(), work / "deployer", real.kubeconfig, platform.namespace,
-                policy=REAL_PODS_POLICY,
-                env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "180"},
-                values={service: real_pod_values(service) for service in SERVICES},
-            )  # fmt: skip
+            stack = real_pods_deployer(platform, work / "deployer")
             await stack.start()
             try:
                 return await _measure(platform, stack, runs)

@@ -12,31 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.deployer.deployer_stack import DeployerStack
-from tests.e2e.clustersupport import REPO_ROOT
 from tests.realpods.realcluster import (
     REAL_CLUSTER_ENV,
     SERVICES,
     Platform,
     RealCluster,
     install_platform,
-    real_pod_values,
     reap_stale_runs,
     session_run_dir,
 )
-from tests.realpods.rollouts import settled
-
-# What the rollout suites' deployments may set besides the image.
-REAL_PODS_POLICY = {
-    "default": {
-        "allow": {
-            "resources": {},
-            "config": {},
-            "service": {},
-            "podAnnotations": {},
-            "replicaCount": {"min": 1, "max": 4},
-        }
-    }
-}
+from tests.realpods.rollouts import real_pods_deployer, settled
 
 
 def _log(line: str) -> None:
@@ -78,15 +63,7 @@ async def deployer(
     platform: Platform, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[DeployerStack]:
     """The deployer (a local process with its own NATS) driving the releases of ``platform``."""
-    stack = DeployerStack(
-        REPO_ROOT,
-        tmp_path_factory.mktemp("deployer"),
-        platform.cluster.kubeconfig,
-        platform.namespace,
-        policy=REAL_PODS_POLICY,
-        env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "120"},
-        values={service: real_pod_values(service) for service in SERVICES},
-    )
+    stack = real_pods_deployer(platform, tmp_path_factory.mktemp("deployer"))
     await stack.start()
     # A freshly installed platform still drains the pods its install replaced: the rollout
     # suites measure from a settled one.

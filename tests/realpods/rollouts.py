@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from deployer.contract import DeployEventData
@@ -19,10 +20,43 @@ from loadgen.plan import LoadPlan
 from loadgen.report import LoadReport
 from pipelines_cli.incluster import push_variant
 from tests.deployer.deployer_stack import DeployerStack
-from tests.realpods.realcluster import Platform, pod_ready, wait_until
+from tests.e2e.clustersupport import REPO_ROOT
+from tests.realpods.realcluster import (
+    SERVICES,
+    Platform,
+    pod_ready,
+    real_pod_values,
+    wait_until,
+)
 
 # The acceptance rate of the zero-downtime claim: requests/s through the gateway.
 RATE = 50.0
+# What the rollout suites' deployments may set besides the image.
+REAL_PODS_POLICY: dict[str, Any] = {
+    "default": {
+        "allow": {
+            "resources": {},
+            "config": {},
+            "service": {},
+            "podAnnotations": {},
+            "replicaCount": {"min": 1, "max": 4},
+        }
+    }
+}
+
+
+def real_pods_deployer(platform: Platform, directory: Path) -> DeployerStack:
+    """The deployer (a local process with its own NATS in ``directory``) for the releases of
+    ``platform``, with the real-pod values and the rollout suites' policy; not started."""
+    return DeployerStack(
+        REPO_ROOT,
+        directory,
+        platform.cluster.kubeconfig,
+        platform.namespace,
+        policy=REAL_PODS_POLICY,
+        env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "180"},
+        values={service: real_pod_values(service) for service in SERVICES},
+    )
 
 
 def new_image(platform: Platform, service: str, command: Sequence[str] | None = None) -> str:
