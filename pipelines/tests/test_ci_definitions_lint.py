@@ -274,19 +274,59 @@ def test_skaffold_has_one_module_per_deployable_wired_to_its_artifact(repo_root:
             "image.tag": f"{{{{.IMAGE_TAG_{key}}}}}",
             "image.digest": f"{{{{.IMAGE_DIGEST_{key}}}}}",
         }
-        assert [p["name"] for p in config["profiles"]] == ["kind", "ci"]
+        assert [p["name"] for p in config["profiles"]] == ["kind", "ci", "buildah"]
+        check_buildah_profile(repo_root, config, deployable.name)
+
+
+def check_buildah_profile(repo_root: Path, config: dict[str, Any], name: str) -> None:
+    """The buildah profile: active unless the context is kind-* or FLOTILLA_BUILDER=docker, it
+    swaps the docker artifact for the project's custom builder (no Docker engine) and pushes;
+    its dependencies cover everything the Dockerfile COPYs (what skaffold dev watches)."""
+    [profile] = [p for p in config["profiles"] if p["name"] == "buildah"]
+    assert profile["activation"] == [{"env": "FLOTILLA_BUILDER=!docker", "kubeContext": "!kind-.*"}]
+    assert profile["build"]["local"]["push"] is True
+    remove, add = profile["patches"]
+    assert remove == {"op": "remove", "path": "/build/artifacts/0/docker"}
+    assert (add["op"], add["path"]) == ("add", "/build/artifacts/0/custom")
+    custom = add["value"]
+    assert custom["buildCommand"] == f".venv/bin/python -m pipelines_cli.skaffoldbuild {name}"
+    paths = custom["dependencies"]["paths"]
+    dockerfile = discover(repo_root)[name].dockerfile
+    sources = copy_sources((repo_root / dockerfile).read_text())
+    assert sources is not None
+    for source in [*sources, dockerfile]:
+        assert any(source == p or source.startswith(f"{p}/") for p in paths), (
+            f"skaffold.yaml, module {name}: the buildah profile's dependencies miss {source}"
+        )
+        assert (repo_root / source).exists()
 
 
 DIGEST = "sha256:" + "ab" * 32
 DEV_TAG = re.compile(r"^0\.0\.0-dev\.\d{14}-[0-9a-f]{7,40}$")
 
 
-def skaffold(repo_root: Path, *args: str) -> str:
+def skaffold(repo_root: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run the pinned skaffold (with the pinned helm first on PATH) in the repository."""
     binary = tool(repo_root, "skaffold")
     path = f"{helm_dir(repo_root)}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {"PATH": path, "SKAFFOLD_UPDATE_CHECK": "false", "SKAFFOLD_INTERACTIVE": "false"}
-    return run([binary, *args], repo_root, env)
+    settings = {"PATH": path, "SKAFFOLD_UPDATE_CHECK": "false", "SKAFFOLD_INTERACTIVE": "false"}
+    return run([binary, *args], repo_root, {**settings, **(env or {})})
+
+
+def kube_context(tmp_path: Path, context: str) -> dict[str, str]:
+    """The environment of a kubeconfig whose current context is ``context`` (the profiles'
+    activation reads it; nothing connects), and no FLOTILLA_BUILDER of the caller's."""
+    path = tmp_path / f"kubeconfig-{context}"
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": context, "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": context, "user": {}}],
+        "contexts": [{"name": context, "context": {"cluster": context, "user": context}}],
+        "current-context": context,
+    }
+    path.write_text(yaml.safe_dump(config))
+    return {"KUBECONFIG": str(path), "FLOTILLA_BUILDER": ""}
 
 
 def deployments(rendered: str) -> dict[str, dict[str, Any]]:
@@ -304,12 +344,29 @@ def image_of(deployment: dict[str, Any]) -> str:
     return image
 
 
-@pytest.mark.parametrize("profile", [None, "kind", "ci"])
-def test_skaffold_diagnose_reads_every_module(repo_root: Path, profile: str | None) -> None:
+@pytest.mark.parametrize(
+    ("profile", "context", "builder", "artifact"),
+    [
+        # No Docker engine by default: the buildah profile's custom builder, pushed.
+        (None, "kwok-dev", "", "custom"),
+        ("ci", "kwok-dev", "", "custom"),
+        # A kind cluster loads images into its nodes with Docker: the docker artifact.
+        ("kind", "kind-dev", "", "docker"),
+        # A machine with a Docker engine says so.
+        (None, "kwok-dev", "docker", "docker"),
+        ("-buildah", "kwok-dev", "", "docker"),
+    ],
+    ids=["default", "ci", "kind", "docker-engine", "without-buildah"],
+)
+def test_skaffold_diagnose_reads_every_module(
+    repo_root: Path, tmp_path: Path, profile: str | None, context: str, builder: str,
+    artifact: str,
+) -> None:  # fmt: skip
     # --yaml-only: the full diagnose also fetches the base image's config from the registry
     # (ONBUILD triggers), which needs network access this check must not depend on.
     args = ["diagnose", "--yaml-only", *(["-p", profile] if profile else [])]
-    configs = list(yaml.safe_load_all(skaffold(repo_root, *args)))
+    env = {**kube_context(tmp_path, context), "FLOTILLA_BUILDER": builder}
+    configs = list(yaml.safe_load_all(skaffold(repo_root, *args, env=env)))
     assert sorted(c["metadata"]["name"] for c in configs) == sorted(discover(repo_root))
     for config in configs:
         build = config["build"]
@@ -318,9 +375,17 @@ def test_skaffold_diagnose_reads_every_module(repo_root: Path, profile: str | No
             assert build["local"]["push"] is True
         else:
             assert "customTemplate" in build["tagPolicy"]
+        [built] = build["artifacts"]
+        assert artifact in built
+        assert ({"docker", "custom"} - {artifact}).isdisjoint(built)
+        if artifact == "custom":
+            assert build["local"]["push"] is True, "the buildah builder needs a registry"
+            assert "skaffoldbuild" in built["custom"]["buildCommand"]
+        kind = context.startswith("kind-")
+        assert (build["local"].get("push") is False) == kind
         [release] = config["manifests"]["helm"]["releases"]
         digest = release["setValueTemplates"]["image.digest"]
-        assert (digest == "") if profile == "kind" else digest.startswith("{{.IMAGE_DIGEST_")
+        assert (digest == "") if kind else digest.startswith("{{.IMAGE_DIGEST_")
 
 
 def test_skaffold_renders_every_module_together_with_immutable_dev_tags(repo_root: Path) -> None:
