@@ -109,6 +109,7 @@ class Stack:
         ).start()
         broken_port = self.broken_listener.getsockname()[1]
         self.auth_port = free_port()
+        self.down_order_port = free_port()
         self.auth_env = {
             "SERVICE_ENVIRONMENT": "test",
             "IDENTITY_SHARED_SECRET": IDENTITY_SECRET,
@@ -152,7 +153,7 @@ class Stack:
             directory,
             env={
                 **common,
-                "GATEWAY_ORDER_URL": f"http://127.0.0.1:{free_port()}",
+                "GATEWAY_ORDER_URL": f"http://127.0.0.1:{self.down_order_port}",
                 "GATEWAY_PAYMENT_URL": f"http://127.0.0.1:{broken_port}",
                 "GATEWAY_RATE_LIMIT_PER_SECOND": str(EDGE_RATE_PER_SECOND),
                 "GATEWAY_RATE_LIMIT_BURST": str(EDGE_BURST),
@@ -236,6 +237,12 @@ def gateway(stack: Stack) -> ServiceProcess:
 def edge_gateway(stack: Stack) -> ServiceProcess:
     """The gateway whose order upstream is down and payment upstream is broken."""
     return stack.edge_gateway
+
+
+@pytest.fixture(scope="session")
+def down_order_port(stack: Stack) -> int:
+    """The port the edge gateway sends orders to, where nothing listens."""
+    return stack.down_order_port
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 import json
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -191,10 +193,50 @@ async def test_slow_upstream_is_504_and_a_down_one_503(
             assert (await r.json())["detail"] == (
                 "the order service did not answer within 1.5 s; retry later"
             )
+        began = time.monotonic()
         async with http.get(edge_gateway.base_url + "/api/orders/o-1") as r:
             assert r.status == 503
             assert r.content_type == "application/problem+json"
             assert (await r.json())["detail"] == "the order service is unavailable; retry later"
+        # Three retries, 0.25 + 0.5 + 1 s apart, before the gateway gives up.
+        assert time.monotonic() - began >= 1.75
+
+
+def answer_once_after(port: int, delay: float, requests: list[bytes]) -> threading.Thread:
+    """After ``delay`` s, listen on ``port``, answer one request 201 and stop listening."""
+
+    def serve() -> None:
+        time.sleep(delay)
+        with socket.create_server(("127.0.0.1", port)) as listener:
+            connection, _ = listener.accept()
+            with connection:
+                requests.append(connection.recv(65536))
+                body = b'{"id":"o-late"}'
+                connection.sendall(
+                    b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\n"
+                    b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+                )
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
+
+
+async def test_a_refused_connection_is_retried_even_for_a_post(
+    edge_gateway: ServiceProcess, down_order_port: int, mint: Mint
+) -> None:
+    # As when a Service's first pods became ready a moment before kube-proxy routed to them.
+    requests: list[bytes] = []
+    server = answer_once_after(down_order_port, 0.4, requests)
+    async with (
+        aiohttp.ClientSession(headers=bearer(mint())) as http,
+        http.post(edge_gateway.base_url + "/api/orders", json={"item": "x"}) as r,
+    ):
+        assert r.status == 201
+        assert await r.json() == {"id": "o-late"}
+    server.join(timeout=5)
+    assert len(requests) == 1, "the POST reached the upstream exactly once"
+    assert requests[0].startswith(b"POST /")
 
 
 async def test_malformed_or_dropped_answers_are_502(

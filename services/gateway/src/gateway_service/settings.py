@@ -27,6 +27,10 @@ class GatewaySettings(BaseSettings):
     upstream_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     upstream_read_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
     upstream_pool_size: int = Field(default=100, ge=1, le=10000)
+    # A refused connection means the request was never sent, so any method may try again: a
+    # Service whose first pods just became ready has no endpoints until kube-proxy syncs (≤1 s).
+    upstream_connect_retries: int = Field(default=3, ge=0, le=10)
+    upstream_connect_retry_delay_seconds: float = Field(default=0.25, ge=0, le=10)
     # Below uvicorn's 5 s keep-alive, so the gateway drops an idle connection before its peer.
     upstream_keepalive_seconds: float = Field(default=4.0, gt=0, le=300)
     rate_limit_per_second: float = Field(default=50.0, gt=0)

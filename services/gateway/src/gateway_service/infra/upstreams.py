@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,8 @@ class Upstream:
         self._settings = settings
         self._connect_timeout = settings.upstream_connect_timeout_seconds
         self._read_timeout = settings.upstream_read_timeout_seconds
+        self._connect_retries = settings.upstream_connect_retries
+        self._retry_delay = settings.upstream_connect_retry_delay_seconds
         self._session: aiohttp.ClientSession | None = None
 
     def open(self) -> None:
@@ -72,7 +75,23 @@ class Upstream:
     async def send(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
     ) -> UpstreamResponse:
-        """Send a request for ``target`` (path and query, already percent-encoded)."""
+        """Send a request for ``target`` (path and query, already percent-encoded).
+
+        A connection the upstream refused is tried again, ``upstream_connect_retries`` times with
+        a delay that doubles from ``upstream_connect_retry_delay_seconds``; nothing else is.
+        """
+        delay = self._retry_delay
+        for _ in range(self._connect_retries):
+            try:
+                return await self._send_once(method, target, headers, body)
+            except UpstreamUnavailableError:
+                await asyncio.sleep(delay)
+                delay *= 2
+        return await self._send_once(method, target, headers, body)
+
+    async def _send_once(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
+    ) -> UpstreamResponse:
         url = URL(self.base_url + target, encoded=True)
         # aiohttp itself retries an idempotent request once when a pooled connection turns out
         # to be closed (RFC 9112 9.3.1); anything else that fails is reported, not retried.
