@@ -275,8 +275,18 @@ EOF
 
 setup_network() {
   local d="$1"
+  # The bridge's MAC address is pinned. Unpinned, a bridge takes the lowest MAC of its ports, so
+  # it changes as pods come and go; pods keep the old one cached for their gateway (every Service
+  # and DNS packet goes through it) and lose packets until that ARP entry expires: seconds of
+  # timeouts in the middle of a rollout. (The CNI bridge plugin pins it only when it assigns the
+  # bridge's address itself, and here this script does.)
+  local mac
+  # shellcheck disable=SC2086 # the address's four octets, split on purpose
+  mac=$(printf '02:00:%02x:%02x:%02x:%02x' ${NODE_IP//./ })
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link add "$BRIDGE" type bridge
+    ip link add "$BRIDGE" address "$mac" type bridge
+  else
+    ip link set "$BRIDGE" address "$mac"
   fi
   ip addr replace "$NODE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up

@@ -58,6 +58,7 @@ from demo_render import (
 )
 from demo_replicasets import ReplicaSet, rolled_services, serving
 from demo_supervisor import Supervisor
+from demo_traffic import RATE, Traffic
 from rich import box
 from rich.console import Console
 from rich.live import Live
@@ -72,6 +73,8 @@ from deployer.plan import Plan
 # Pipeline run ids of the simulated CI (each demo has a fresh NATS, so they never collide).
 RUN_ID_PREFIX = "demo"
 BROKEN_COMMAND_JSON = json.dumps(list(BROKEN_COMMAND))
+# Below the ~70 MiB a service process uses: the kubelet OOM-kills it at start.
+OOM_LIMIT = "48Mi"
 
 __all__ = ["Demo", "Supervisor", "main"]
 
@@ -97,6 +100,7 @@ class Demo(Narrator):
         self.began = time.monotonic()
         self.checkout = run_dir / "checkout"
         self.good_order_image = ""
+        self.traffic: Traffic | None = None
         self._platform: Platform | None = None
         self._ci: CI | None = None
 
@@ -374,6 +378,13 @@ class Demo(Narrator):
         tag = (await self.ci.tags(["order"]))["order"]
         self.shell("pipelines tag order", tag)
         self.good_order_image = (await self.build({"order": tag}))["order"]
+        self.traffic = Traffic(await self.platform.gateway_url())
+        await asyncio.to_thread(self.traffic.start)
+        self.say(
+            f"[dim]steady traffic from now on: {RATE:g} requests/s through the gateway (GET and "
+            "POST /api/orders, platform/loadgen), every outcome counted[/]"
+        )
+        self.traffic.mark("order 1.1.0")
         run_id = f"{RUN_ID_PREFIX}-order-1.1.0"
         deployment_id = await self.ci.publish("order", run_id, self.good_order_image)
         self.shell(
@@ -457,10 +468,12 @@ class Demo(Narrator):
 
             async def tick() -> None:
                 while True:
+                    counter = f" · {self.traffic.line()}" if self.traffic else ""
                     status.update(
                         f"[dim]rolling out {service}: {escape(latest)} "
                         f"({time.monotonic() - began:.0f} s; helm gives up after "
-                        f"{self.helm_timeout:g} s)[/]"
+                        f"{self.helm_timeout:g} s, the deployer as soon as new containers "
+                        f"keep crashing)[/]{counter}"
                     )
                     await asyncio.sleep(0.5)
 
@@ -489,6 +502,8 @@ class Demo(Narrator):
         )
         self.say(f"IMAGE={escape(image)}")
         run_id = f"{RUN_ID_PREFIX}-order-1.2.0"
+        if self.traffic:
+            self.traffic.mark("broken image")
         deployment_id = await self.ci.publish("order", run_id, image)
         self.shell(
             f"pipelines publish order --image $IMAGE --run-id {run_id}",
@@ -529,9 +544,88 @@ class Demo(Narrator):
 
     # -- chapter 6
 
+    async def memory_limit_lowered(self, good: Mapping[str, Sequence[ReplicaSet]]) -> None:
+        """order's memory limit lowered below its working set: the plan warns, the kubelet
+        OOM-kills the new pods, the deployer says so and helm's rollback restores the limit."""
+        self.chapter(6, "A memory limit lowered below the working set")
+        lowered = {"requests": {"memory": OOM_LIMIT}, "limits": {"memory": OOM_LIMIT}}
+        run_id = f"{RUN_ID_PREFIX}-order-1.1.0-memory"
+        if self.traffic:
+            self.traffic.mark("memory limit")
+        deployment_id = await self.ci.publish(
+            "order", run_id, self.good_order_image, {"resources": lowered}
+        )
+        self.shell(
+            f"pipelines publish order --image $IMAGE --run-id {run_id} "
+            f"--value 'resources={json.dumps(lowered)}'",
+            f"deployment {short(deployment_id)}",
+        )
+        began = time.monotonic()
+        events, _ = await self.follow("order", deployment_id, good)
+        took = time.monotonic() - began
+        outcome = events[-1]
+        killed = [p for p in outcome.pod_problems or [] if p.reason == "OOMKilled"]
+        if outcome.phase is not DeployPhase.ROLLED_BACK or not killed:
+            raise DemoError(
+                f"the lowered memory limit should end rolled back with OOMKilled pods, but it "
+                f"ended {outcome.phase.value}: {outcome.reason}"
+            )
+        result = await self.platform.kubectl(
+            "get", "deployment", "order", "-n", self.namespace, "-o",
+            "jsonpath={.spec.template.spec.containers[0].resources.limits.memory}",
+        )  # fmt: skip
+        limit = result.stdout.strip()
+        if limit == OOM_LIMIT:
+            raise DemoError(f"after the rollback order still has the {OOM_LIMIT} limit")
+        self.console.print()
+        self.say(
+            f"[bold magenta]Caught:[/] the plan warned first; the kubelet OOM-killed container "
+            f"{killed[0].container} of {len(killed)} new pod(s); the rollback restored the "
+            f"{limit} limit  [dim]({took:.1f} s)[/]"
+        )
+        self.steps["memory"] = took
+
+    # -- chapter 7
+
+    async def traffic_verdict(self) -> None:
+        """The requests sent through the gateway during chapters 4 to 6: none may have failed."""
+        assert self.traffic is not None
+        self.chapter(7, f"Traffic during the rollouts ({RATE:g} requests/s through the gateway)")
+        report = await asyncio.to_thread(self.traffic.stop)
+        self.traffic = None
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1), header_style="bold")
+        for column in ("during", "requests", "failed", "p50", "p99"):
+            table.add_column(column, justify="left" if column == "during" else "right")
+        labels = [label for label, _ in report.marks]
+        ends = [*labels[1:], None]
+        for label, end in zip(labels, ends, strict=True):
+            window = (
+                report.between(label, end)
+                if end
+                else report.window(report.mark(label), report.elapsed)
+            )
+            table.add_row(
+                label, str(window.count), str(window.failed),
+                f"{window.p50_ms or 0:.0f} ms", f"{window.p99_ms or 0:.0f} ms",
+            )  # fmt: skip
+        self.console.print(Padding(table, (0, 0, 0, 1)))
+        if report.failed:
+            raise DemoError(
+                f"{len(report.failed)} of {len(report.results)} requests failed during the "
+                "rollouts:\n" + "\n".join(r.line() for r in report.failed[:10])
+            )
+        self.console.print()
+        self.say(
+            f"[bold green]Zero downtime:[/] {len(report.results)} requests, none failed, while "
+            "order rolled, a broken image and an OOM-killed limit were rolled back."
+        )
+        self.steps["requests"] = len(report.results)
+
+    # -- chapter 8
+
     async def summary(self) -> None:
         """The deployer's view of every release, and the timings."""
-        self.chapter(6, "Summary")
+        self.chapter(8, "Summary")
         assert self.platform.deployer is not None
         async with httpx.AsyncClient(timeout=30) as http:
             response = await http.get(
@@ -574,6 +668,11 @@ class Demo(Narrator):
             f"[green]✓[/] a broken order image failed and was rolled back in "
             f"{steps['broken']:.1f} s; 1.1.0 kept serving"
         )
+        self.say(
+            f"[green]✓[/] a memory limit below the working set was OOM-killed and rolled back in "
+            f"{steps['memory']:.1f} s"
+        )
+        self.say(f"[green]✓[/] {steps['requests']:.0f} requests during the rollouts, none failed")
 
     async def play(self) -> None:
         """The whole story."""
@@ -586,8 +685,12 @@ class Demo(Narrator):
             await self.place_order()
             sha, after = await self.roll_order(base)
             await self.broken_image(sha, after)
+            await self.memory_limit_lowered(after)
+            await self.traffic_verdict()
             await self.summary()
         finally:
+            if self.traffic is not None:
+                await asyncio.to_thread(self.traffic.stop)
             await self.events.close()
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -124,9 +125,15 @@ class CI:
             push_variant, good_image, image, self.registry, BROKEN_COMMAND
         )
 
-    async def publish(self, service: str, run_id: str, image: str) -> str:
-        """`pipelines publish --image <the image pushed>`; returns the deployment id."""
-        result = await self.pipelines("publish", service, "--run-id", run_id, "--image", image)
+    async def publish(
+        self, service: str, run_id: str, image: str, values: Mapping[str, object] | None = None
+    ) -> str:
+        """`pipelines publish --image <the image pushed>` (and `--value KEY=<JSON>` per value);
+        returns the deployment id."""
+        extra = [f"--value={key}={json.dumps(value)}" for key, value in (values or {}).items()]
+        result = await self.pipelines(
+            "publish", service, "--run-id", run_id, "--image", image, *extra
+        )
         match = re.search(r"^deployment_id=(\S+)$", result.stdout, re.MULTILINE)
         if match is None:
             raise DemoError(f"pipelines publish printed no deployment_id: {result.explain()}")

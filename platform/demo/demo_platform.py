@@ -56,6 +56,8 @@ class Namespaces:
         return (self.nats, self.postgres) == ("nats", "postgres")
 
 
+# What CI's events may set besides the image: the OOM chapter lowers a memory limit.
+DEMO_POLICY: dict[str, Any] = {"default": {"allow": {"resources": {}}}}
 # In the demo's own cluster: the dependencies where values-local.yaml expects them. On a cluster
 # someone else uses (--cluster-run-dir): NATS and PostgreSQL of its own, so its services never
 # share a stream, a consumer or a database with theirs.
@@ -305,6 +307,7 @@ class Platform:
             "DEPLOYER_VALUES_DIR": str(values),
             "DEPLOYER_HELM_TIMEOUT_SECONDS": f"{self.helm_timeout:g}",
             "DEPLOYER_API_TOKEN": self.api_token,
+            "DEPLOYER_POLICY": json.dumps(DEMO_POLICY),
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),
             "HELM_DATA_HOME": str(helm_home / "data"),

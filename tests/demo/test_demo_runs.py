@@ -88,6 +88,12 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     assert not re.search(r"^\s+\+[\d.]+s failed\s", output, re.M), output
     assert "pipelines wait exited 3" in output
     assert re.search(r"Rolled back: order-\S+ \(1\.1\.0-[0-9a-f]{7}\) kept serving", output)
+    # The lowered memory limit: warned in the plan, OOM-killed, rolled back, limit restored.
+    assert "memory limit lowered" in flat
+    assert re.search(r"pod order-\S+ container order: OOMKilled", flat), output
+    assert re.search(r"Caught: .* OOM-killed container order .* restored the 256Mi limit", flat)
+    # Steady traffic through the gateway during chapters 4 to 6: none of it failed.
+    assert re.search(r"Zero downtime: \d+ requests, none failed", flat), output
     assert "demo finished in" in output
     assert "Traceback" not in output
     assert not leftovers(run_dir)

@@ -40,6 +40,7 @@ REAL_PODS_POLICY: dict[str, Any] = {
             "service": {},
             "podAnnotations": {},
             "replicaCount": {"min": 1, "max": 4},
+            "progressDeadlineSeconds": {"min": 10, "max": 600},
         }
     }
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -121,6 +122,31 @@ def test_kubectl_logs_show_the_json_logs_and_exec_reaches_the_process(
         "exec", "-n", platform.namespace, pod, "--", "python", "-c", probe
     ).stdout
     assert out.startswith("200 python -m order_service.main"), out
+
+
+def test_the_pods_gateway_keeps_one_mac_address_as_pods_come_and_go(platform: Platform) -> None:
+    # Unpinned, the bridge would take the lowest MAC of its ports and change with every pod
+    # added or removed, and pods that cached the old one would lose packets for seconds.
+    bridge = Path("/sys/class/net/flotilla0")
+    assert (bridge / "addr_assign_type").read_text().strip() == "3", "set, not inherited"
+    mac = (bridge / "address").read_text().strip()
+    deleted, staying = (p["metadata"]["name"] for p in platform.service_pods("order"))
+    platform.kubectl.run("delete", "pod", "-n", platform.namespace, deleted, "--wait=true")
+
+    def two_ready() -> bool:
+        pods = platform.service_pods("order")
+        return len(pods) == 2 and all(pod_ready(p) for p in pods)
+
+    wait_until(two_ready, timeout=120, what="order back at 2 ready pods")
+    assert (bridge / "address").read_text().strip() == mac
+    # The pod that stayed still reaches its gateway at the address it had cached.
+    arp = platform.kubectl.run(
+        "exec", "-n", platform.namespace, staying, "--",
+        "python", "-c", "print(open('/proc/net/arp').read())",
+    ).stdout  # fmt: skip
+    entries = [line.split() for line in arp.splitlines() if line.startswith("198.19.128.1 ")]
+    assert entries, arp
+    assert all(entry[3] == mac for entry in entries), (mac, arp)
 
 
 def test_readiness_is_the_services_own_readyz(platform: Platform) -> None:

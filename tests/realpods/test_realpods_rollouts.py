@@ -7,6 +7,7 @@ nothing. Every deployment goes through the deployer (CI's event over NATS)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.realpods.rollouts import (
     active,
     container,
     deploy,
+    deployment,
     in_thread,
     new_image,
     no_failures,
@@ -136,6 +138,29 @@ async def test_a_really_broken_build_is_rolled_back_while_traffic_flows(
         assert "503" in (outcome.reason or ""), outcome.reason
     assert container(platform, "order")["image"] == serving
     assert active(replica_sets(platform, "order")) == before
+
+
+async def test_crashing_new_pods_end_the_wait_long_before_any_deadline(
+    platform: Platform, deployer: DeployerStack
+) -> None:
+    # No progress deadline to speak of and helm waiting 180 s: the deployer itself sees the new
+    # containers crash, restart and crash again, and stops helm, which rolls back.
+    serving = container(platform, "order")["image"]
+    image = await in_thread(new_image, platform, "order", EXITS_AT_START)
+    with traffic(platform) as load:
+        await asyncio.sleep(2)
+        began = time.monotonic()
+        outcome = await deploy(deployer, "order", image, {"progressDeadlineSeconds": 600})
+        took = time.monotonic() - began
+        await in_thread(settled, platform, "order")
+    assert outcome.phase is DeployPhase.ROLLED_BACK, outcome
+    assert (outcome.reason or "").startswith("stopped waiting: the new pods cannot run"), outcome
+    assert "context canceled" in (outcome.reason or ""), outcome.reason
+    assert any(p.restarts >= 2 and p.exit_code == 1 for p in outcome.pod_problems or []), outcome
+    assert took < 120, f"{took:.0f} s: the deployer waited for helm's 180 s timeout"
+    no_failures(load.report, "the crashing build's rollout and rollback")
+    assert container(platform, "order")["image"] == serving
+    assert deployment(platform, "order")["spec"]["progressDeadlineSeconds"] != 600
 
 
 async def test_a_memory_limit_below_the_working_set_is_oomkilled_and_rolled_back(

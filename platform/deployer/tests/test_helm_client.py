@@ -155,6 +155,34 @@ async def test_never_ready_upgrade_fails_and_is_rolled_back(helm: Helm, chart: P
     assert history[-1].rollback_revision == 1
 
 
+async def test_stop_ends_the_wait_at_once_and_helm_rolls_back(helm: Helm, chart: Path) -> None:
+    await install(helm, chart)
+    stop = asyncio.Event()
+    upgrade = asyncio.create_task(
+        helm.upgrade_install(
+            "order", chart, values(BROKEN_TAG), timeout_seconds=TIMEOUT, description="stopped",
+            stop=stop,
+        )
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while (status := await helm.status("order")) is None or status.status != "pending-upgrade":
+        assert time.monotonic() < deadline, f"the upgrade never started: {status}"
+        await asyncio.sleep(0.1)
+    stopped = time.monotonic()
+    stop.set()
+    with pytest.raises(HelmFinalError) as error:
+        await upgrade
+    # Far sooner than the 60 s helm would have waited: it rolled back right away.
+    assert time.monotonic() - stopped < TIMEOUT / 2
+    assert error.value.reason == "rolled-back", error.value
+    assert "context canceled" in str(error.value)
+    status = await helm.status("order")
+    assert status is not None
+    assert (status.status, status.image_tag) == ("deployed", TAG)
+    history = await helm.history("order")
+    assert [r.status for r in history] == ["superseded", "failed", "deployed"]
+
+
 async def test_never_ready_first_install_is_uninstalled(helm: Helm, chart: Path) -> None:
     with pytest.raises(HelmFinalError) as error:
         await helm.upgrade_install(

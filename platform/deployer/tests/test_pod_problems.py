@@ -5,7 +5,7 @@ from typing import Any
 
 from deployer.actions import Outcome, with_pod_problems
 from deployer.contract import DeployPhase
-from deployer.podproblems import describe, pod_problems
+from deployer.podproblems import cannot_run, describe, pod_problems
 
 
 def pod(name: str, *statuses: dict[str, Any], deleting: bool = False) -> dict[str, Any]:
@@ -88,3 +88,33 @@ def test_a_failed_outcome_gains_the_problems_in_its_reason() -> None:
         "restarted 2 times"
     )
     assert outcome.pod_problems == tuple(problems)
+
+
+def test_only_crashes_repeated_enough_or_unpullable_images_mean_the_build_cannot_run() -> None:
+    pull = {
+        "name": "order",
+        "ready": False,
+        "restartCount": 0,
+        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "not found"}},
+    }
+    not_ready = {
+        "name": "order",
+        "ready": False,
+        "started": True,
+        "restartCount": 0,
+        "state": {"running": {}},
+    }
+    problems = pod_problems(
+        [
+            pod("order-once", oom_killed(1)),
+            pod("order-twice", oom_killed(2)),
+            pod("order-pull", pull),
+            pod("order-slow", not_ready),
+        ]
+    )
+    assert [p.pod for p in cannot_run(problems, restarts=2)] == ["order-twice", "order-pull"]
+    assert [p.pod for p in cannot_run(problems, restarts=1)] == [
+        "order-once",
+        "order-twice",
+        "order-pull",
+    ]

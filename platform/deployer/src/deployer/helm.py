@@ -348,13 +348,15 @@ class Helm:
         wait: bool = True,
         rollback_on_failure: bool = True,
         on_start: Callable[[float], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> HelmResult:
         """``helm upgrade --install`` with exactly ``values`` (on the chart's defaults).
 
         With ``rollback_on_failure`` (which makes helm wait even without ``wait``) a rollout
         that is not ready within ``timeout_seconds`` is rolled back, or a first install
         uninstalled. ``on_start`` gets the monotonic time the helm process started at.
-        ``description`` is cut to helm's 256 characters.
+        ``description`` is cut to helm's 256 characters. Setting ``stop`` sends helm SIGTERM:
+        it gives up waiting at once and fails the upgrade (so rolls back) as on its timeout.
         """
         _check_chart(chart_dir)
         args = [
@@ -372,6 +374,7 @@ class Helm:
             values=values,
             deadline=2 * timeout_seconds + DEADLINE_MARGIN_SECONDS,
             on_start=on_start,
+            stop=stop,
         )
         match = _REVISION_LINE.search(result.stdout)
         revision = int(match.group(1)) if match else None
@@ -458,6 +461,7 @@ class Helm:
         values: Mapping[str, Any] | None = None,
         deadline: float = READ_DEADLINE_SECONDS,
         on_start: Callable[[float], None] | None = None,
+        stop: asyncio.Event | None = None,
     ) -> HelmResult:
         """Run helm; raise the classified error when it fails."""
         argv = [str(self.binary), *args, *self._scope]
@@ -485,7 +489,7 @@ class Helm:
             on_start(started_at)
         try:
             async with asyncio.timeout(deadline):
-                out, err = await process.communicate(stdin)
+                out, err = await _communicate(process, stdin, stop)
         except TimeoutError:
             await _stop(process)
             raise HelmRetryableError(
@@ -517,6 +521,26 @@ class Helm:
         if result.returncode != 0:
             raise _error(command, result.stderr, what)
         return result
+
+
+async def _communicate(
+    process: asyncio.subprocess.Process, stdin: bytes | None, stop: asyncio.Event | None
+) -> tuple[bytes, bytes]:
+    """``process.communicate``; when ``stop`` is set first, SIGTERM, and then still wait for
+    helm to finish what it does on SIGTERM (fail the release, roll it back)."""
+    talking = asyncio.ensure_future(process.communicate(stdin))
+    if stop is None:
+        return await talking
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({talking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set() and not talking.done():
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        return await talking
+    finally:
+        stopping.cancel()
+        talking.cancel()
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -61,6 +62,7 @@ from deployer.metrics import (
 )
 from deployer.observe import observe
 from deployer.plan import Plan, plan_release
+from deployer.podproblems import cannot_run, describe
 from deployer.policy import DeployPolicy, approvals_needed
 from deployer.progress import Cluster
 from deployer.records import DeploymentRecord, Origin, ServiceState
@@ -460,7 +462,8 @@ class Orchestrator:
         )
         await self._report(started)
         began = time.monotonic()
-        watcher = self._watch_progress(started)
+        give_up = asyncio.Event()
+        watcher = self._watch_progress(started, give_up)
         try:
             outcome = await upgrade(
                 self._helm,
@@ -470,11 +473,16 @@ class Orchestrator:
                 values,
                 observed,
                 on_start=lambda at: self._started_helm(record.id, at),
+                stop=give_up,
             )
         finally:
             await self._stop(watcher)
             DEPLOY_DURATION.labels(record.service).observe(time.monotonic() - began)
             problems = self._pod_problems.pop(record.id, [])
+        if outcome.phase is not DeployPhase.SUCCEEDED and give_up.is_set():
+            outcome = replace(
+                outcome, reason=f"stopped waiting: the new pods cannot run; {outcome.reason}"
+            )
         if outcome.phase is not DeployPhase.SUCCEEDED and problems:
             outcome = with_pod_problems(outcome, problems)
         if outcome.phase is DeployPhase.SUCCEEDED:
@@ -535,13 +543,24 @@ class Orchestrator:
         wall = time.time() - (time.monotonic() - at)
         self._helm_started[deployment_id] = datetime.fromtimestamp(wall, UTC)
 
-    def _watch_progress(self, record: DeploymentRecord) -> asyncio.Task[None] | None:
+    def _watch_progress(
+        self, record: DeploymentRecord, give_up: asyncio.Event
+    ) -> asyncio.Task[None] | None:
+        """Publish the rollout's progress; set ``give_up`` once the new pods cannot run."""
         if self._cluster is None:
             return None
+        restarts = self._settings.fail_fast_restarts
 
         async def report(progress: RolloutProgress) -> None:
             if progress.problems:  # kept: helm's rollback deletes the pods that had them
                 self._pod_problems[record.id] = progress.problems
+                fatal = cannot_run(progress.problems, restarts) if restarts else []
+                if fatal and not give_up.is_set():
+                    log.warning(
+                        "the new pods cannot run; stopping helm, which rolls back",
+                        extra={"deployment_id": record.id, "problems": describe(fatal)},
+                    )
+                    give_up.set()
             await self._publish(record, DeployPhase.PROGRESSING, progress=progress)
 
         return asyncio.create_task(self._cluster.watch(record.service, report))

@@ -25,6 +25,8 @@ STUCK_WAITING = frozenset(
         "RunContainerError",
     }
 )
+# Waiting reasons that prove the pod cannot run this image at all (the kubelet already retried).
+CANNOT_PULL = frozenset({"ImagePullBackOff", "InvalidImageName"})
 # Event reasons that explain a running container that is not ready.
 PROBE_EVENT_REASONS = frozenset({"Unhealthy"})
 MESSAGE_LIMIT = 300
@@ -49,6 +51,19 @@ def pod_problems(
             if problem is not None:
                 found.append(problem)
     return found
+
+
+def cannot_run(problems: Iterable[PodProblem], restarts: int) -> list[PodProblem]:
+    """The problems that prove the new build cannot run, so waiting longer only delays the
+    rollback: a container that crashed or was OOM-killed and restarted ``restarts`` times or
+    more, or an image the kubelet cannot pull. A container that runs but is not ready is left
+    to the progress deadline (it may still become ready)."""
+    return [
+        problem
+        for problem in problems
+        if problem.reason in CANNOT_PULL
+        or (problem.exit_code is not None and problem.restarts >= restarts)
+    ]
 
 
 def _container_problem(

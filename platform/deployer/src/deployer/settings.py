@@ -27,6 +27,9 @@ class DeployerSettings(BaseSettings):
     helm_binary: Path | None = None
     kubeconfig: Path | None = None
     helm_timeout_seconds: float = Field(default=120.0, gt=0)
+    # Stop waiting for a rollout (helm then rolls back) once a new pod's container crashed or was
+    # OOM-killed and restarted this many times, or its image cannot be pulled; 0: wait for helm.
+    fail_fast_restarts: int = Field(default=2, ge=0)
     history_max: int = Field(default=10, ge=1)
     max_concurrent: int = Field(default=4, ge=1)
     retry_seconds: float = Field(default=2.0, gt=0)

@@ -3,6 +3,7 @@ helm (``--rollback-on-failure``) and ends ``rolled_back`` or ``failed``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ async def upgrade(
     values: dict[str, Any],
     observed: Observation,
     on_start: Callable[[float], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> Outcome:
     """Upgrade the release; ``observed`` is the release before (to tell a rollback happened).
     Raises HelmRetryableError for transient failures (the caller retries)."""
@@ -35,6 +37,7 @@ async def upgrade(
             description=description_for(record),
             history_max=settings.history_max,
             on_start=on_start,
+            stop=stop,
         )
     except HelmFinalError as exc:
         after = await observe(helm, record.service)
