@@ -643,11 +643,12 @@ class Demo(Narrator):
             show_edge=False,
             padding=(0, 1),
         )
-        for column in ("service", "release", "helm revision", "image tag", "last deployment"):
+        for column in ("service", "release", "helm revision", "image tag", "deployed by"):
             table.add_column(column)
         # The deployer can release the dependencies' charts too; the story is the services.
         for view in (v for v in response.json() if v["service"] in SERVICES):
-            last = (view.get("last") or {}).get("phase") or "-"
+            # The deployment that made the serving revision (the rolled-back ones did not).
+            last = ((view.get("last") or {}).get("deployment_id") or "-")[:8]
             table.add_row(
                 view["service"],
                 view.get("release_status") or "-",
