@@ -46,15 +46,19 @@ class RolloutFigures:
     direct_helm: list[float] = field(default_factory=list)
 
 
-def new_pods_ready(platform: Platform, service: str, since: float, timeout: float = 180) -> float:
-    """Seconds from ``since`` (monotonic) until the Deployment has rolled: every replica
-    updated, ready and available, as the controller reports it."""
+def new_pods_ready(
+    platform: Platform, service: str, image: str, since: float, timeout: float = 180
+) -> float:
+    """Seconds from ``since`` (monotonic) until the Deployment runs ``image`` and has rolled:
+    every replica updated, ready and available, as the controller reports it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = platform.kubectl.json("get", "deployment", service, "-n", platform.namespace)
         status, wanted = found.get("status", {}), found["spec"]["replicas"]
+        containers = found["spec"]["template"]["spec"]["containers"]
         if (
-            status.get("observedGeneration", 0) >= found["metadata"]["generation"]
+            any(c["name"] == service and c["image"] == image for c in containers)
+            and status.get("observedGeneration", 0) >= found["metadata"]["generation"]
             and status.get("updatedReplicas") == wanted
             and status.get("readyReplicas") == wanted
             and status.get("availableReplicas") == wanted
@@ -81,7 +85,7 @@ def direct_helm(platform: Platform, service: str, image: str) -> float:
             *release_arguments(Path.cwd(), service, image), "--values", file.name,
             "--wait", "--timeout", "180s", "--server-side=true", "--force-conflicts",
         )  # fmt: skip
-        return new_pods_ready(platform, service, started)
+        return new_pods_ready(platform, service, image, started)
 
 
 async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> RolloutFigures:
@@ -99,7 +103,7 @@ async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> Rollo
             start = load.mark(f"rollout {run}")
             began = time.monotonic()
             deployment = await stack.publish("order", data=artifact("order", image))
-            took = await asyncio.to_thread(new_pods_ready, platform, "order", began)
+            took = await asyncio.to_thread(new_pods_ready, platform, "order", image, began)
             outcome = await stack.outcome(deployment, timeout=180)
             assert outcome.phase.value == "succeeded", outcome
             await asyncio.to_thread(settled, platform, "order")

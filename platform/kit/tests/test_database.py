@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select
+from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select, text
 
 from kit.db import Database
 from kit.testing.postgres import PostgresServer
@@ -76,3 +76,27 @@ async def test_a_postgresql_restart_does_not_fail_the_next_transaction() -> None
         await db.close()
     finally:
         await asyncio.to_thread(server.stop)
+
+
+async def test_warm_up_opens_the_whole_pool_before_the_first_request() -> None:
+    server = PostgresServer()
+    await asyncio.to_thread(server.start)
+    try:
+        url = server.create_database()
+        db = Database(url, pool_size=3)
+        await db.warm_up()
+        # Three server sessions of this database, each idle in the pool, before any request.
+        assert db.engine.pool.checkedin() == 3  # type: ignore[attr-defined]
+        async with db.engine.connect() as conn:
+            sessions = await conn.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            )
+        assert sessions == 3
+        await db.close()
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+async def test_warm_up_of_sqlite_opens_its_one_connection(sqlite_db: Database) -> None:
+    await sqlite_db.warm_up()
+    assert sqlite_db.engine.pool.checkedin() == 1  # type: ignore[attr-defined]

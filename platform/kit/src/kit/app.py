@@ -147,6 +147,7 @@ class Runtime:
                 from kit.migrations import upgrade_to_head  # Alembic is slow to import
 
                 await upgrade_to_head(self.db, self.spec.migrations)
+            await self.db.warm_up()
         if self.spec.uses_nats:
             self._starter = asyncio.create_task(self._connect_and_consume(), name="nats-start")
         else:

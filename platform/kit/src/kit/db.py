@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -127,6 +127,15 @@ class Database:
         """Run a trivial query; raises when the database is unreachable."""
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
+
+    async def warm_up(self) -> None:
+        """Open the whole pool now, so a pod's first requests do not pay for new connections
+        (PostgreSQL's SCRAM handshake, asyncpg's type introspection) while it takes traffic."""
+        size = self.engine.pool.size() if hasattr(self.engine.pool, "size") else 1
+        async with AsyncExitStack() as stack:
+            for _ in range(size):
+                conn = await stack.enter_async_context(self.engine.connect())
+                await conn.execute(text("SELECT 1"))
 
     async def close(self) -> None:
         """Close every pooled connection."""
