@@ -643,12 +643,11 @@ class Demo(Narrator):
             show_edge=False,
             padding=(0, 1),
         )
-        for column in ("service", "release", "helm revision", "image tag", "deployed by"):
+        for column in ("service", "release", "helm revision", "image tag", "last deployment"):
             table.add_column(column)
         # The deployer can release the dependencies' charts too; the story is the services.
         for view in (v for v in response.json() if v["service"] in SERVICES):
-            # The deployment that made the serving revision (the rolled-back ones did not).
-            last = ((view.get("last") or {}).get("deployment_id") or "-")[:8]
+            last = (view.get("last") or {}).get("phase") or "-"
             table.add_row(
                 view["service"],
                 view.get("release_status") or "-",

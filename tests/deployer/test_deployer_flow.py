@@ -118,6 +118,11 @@ async def test_a_never_ready_image_fails_and_rolls_back(
     views = {v["service"]: v for v in await api_get(stack, "/api/services")}
     assert views["gateway"]["release_status"] == "deployed"
     assert views["gateway"]["image"].endswith(V1)
+    # The last outcome is the rollback; what serves, and what newer images compare with, is V1.
+    last = views["gateway"]["last"]
+    assert (last["phase"], last["deployment_id"]) == ("rolled_back", deployment_id)
+    assert last["image"].endswith(V1)
+    assert last["revision"] == views["gateway"]["revision"]
     (old_name,) = serving
     assert replica_sets(kubectl, stack.namespace, "gateway")[old_name]["replicas"] == 1
 

@@ -605,6 +605,23 @@ class Orchestrator:
             final = final.model_copy(update={"helm_started_at": helm_started})
         DEPLOYMENTS.labels(record.service, phase.value).inc()
         await self._report(final)
+        if phase in (DeployPhase.FAILED, DeployPhase.ROLLED_BACK):
+            await self._failed_last(final)
+
+    async def _failed_last(self, record: DeploymentRecord) -> None:
+        """The service's last outcome is this failure; what serves is still the image before
+        (the older-image rule keeps comparing with it), at the revision helm restored."""
+        before = self._services.get(record.service) or await self._store.service(record.service)
+        rolled_back = record.phase is DeployPhase.ROLLED_BACK
+        self._services[record.service] = state = ServiceState(
+            service=record.service,
+            image=before.image if before else None,
+            revision=record.revision if rolled_back else (before.revision if before else None),
+            phase=record.phase,
+            deployment_id=record.id,
+            updated_at=datetime.now(UTC),
+        )
+        await self._store.put_service(state)
 
     async def _supersede(self, old: DeploymentRecord, new: DeploymentRecord) -> None:
         superseded = old.moved_to(DeployPhase.SUPERSEDED, f"superseded by {new.id}")
