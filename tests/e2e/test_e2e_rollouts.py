@@ -1,6 +1,6 @@
 """What rolls pods and what does not: plain helm installs and upgrades the real charts, and the
-real Deployment controller answers with ReplicaSets (DESIGN.md, "Charts" and "Local control
-plane"). kwok plays the pods, so a readiness delay or a never-ready image is only a marker."""
+real Deployment controller answers with ReplicaSets (docs/architecture.md, "Charts and the
+cluster"). kwok plays the pods, so a readiness delay or a never-ready image is only a marker."""
 
 from __future__ import annotations
 
