@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from deployer.contract import DeployPhase, PodProblem
-from deployer.helm import HelmRetryableError
+from deployer.helm import PENDING_STATUSES, HelmRetryableError
 from deployer.images import ImageRef, ImageRejectedError, parse_image
 from deployer.kubeobjects import KubeApiError
 from deployer.plan import Plan
@@ -72,7 +72,7 @@ Action = RecoverPending | AlreadyApplied | RejectOlder | Apply
 
 def choose_action(record: DeploymentRecord, observed: Observation) -> Action:
     """The next step for ``record`` given the release as observed."""
-    if observed.status is not None and observed.status.startswith("pending"):
+    if observed.status in PENDING_STATUSES:
         return RecoverPending()
     marked = f"{DESCRIPTION_MARK}{record.id}" in observed.description.split()
     if marked and observed.status == "deployed" and observed.revision is not None:
@@ -83,11 +83,8 @@ def choose_action(record: DeploymentRecord, observed: Observation) -> Action:
             wanted = parse_image(request.image)
         except ImageRejectedError as exc:  # validated at intake; kept for resumed records
             return RejectOlder(str(exc))
-        if wanted.is_older_than(observed.image):
-            return RejectOlder(
-                f"image {wanted.tag} is older than the deployed {observed.image.tag}; "
-                "send rollback=true to deploy an older version on purpose"
-            )
+        if (refusal := wanted.refused_over(observed.image)) is not None:
+            return RejectOlder(refusal)
     return Apply()
 
 

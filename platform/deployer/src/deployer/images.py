@@ -60,6 +60,15 @@ class ImageRef:
         """True when this image's version sorts before ``other``'s."""
         return self.version.key() < other.version.key()
 
+    def refused_over(self, deployed: ImageRef) -> str | None:
+        """Why this image may not replace ``deployed`` without ``rollback=true``, or None."""
+        if not self.is_older_than(deployed):
+            return None
+        return (
+            f"image {self.tag} is older than the deployed {deployed.tag}; "
+            "send rollback=true to deploy an older version on purpose"
+        )
+
 
 def parse_image(reference: str) -> ImageRef:
     """Parse ``repo:<semver>-<sha>`` (optionally ``@sha256:...``); refuse anything mutable."""

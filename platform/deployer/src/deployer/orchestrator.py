@@ -202,13 +202,13 @@ class Orchestrator:
         except ImageRejectedError as exc:
             raise RejectedError(str(exc)) from None
         state = self._services.get(request.service) or await self._store.service(request.service)
-        if state is not None and state.image and not request.rollback:
-            deployed = parse_image(state.image)
-            if image.is_older_than(deployed):
-                raise RejectedError(
-                    f"image {image.tag} is older than the deployed {deployed.tag}; "
-                    "send rollback=true to deploy an older version on purpose"
-                )
+        refusal = (
+            image.refused_over(parse_image(state.image))
+            if state is not None and state.image and not request.rollback
+            else None
+        )
+        if refusal is not None:
+            raise RejectedError(refusal)
         self._intake.check_values(request)
         return request
 
