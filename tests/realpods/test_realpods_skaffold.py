@@ -102,6 +102,18 @@ def _skaffold_run(platform: Platform, skaffold: Skaffold, what: str) -> tuple[st
     return tag, output
 
 
+def _dev_deployed(platform: Platform, dev: SkaffoldDev, deploys: int, what: str) -> str:
+    """Wait until ``skaffold dev`` has deployed ``deploys`` times; order's new dev tag."""
+    took = dev.wait_for(
+        lambda out: out.count(WATCHING) >= deploys, timeout=BUILD_AND_ROLL,
+        what=f"{what} of skaffold dev -m order",
+    )  # fmt: skip
+    _log(f"skaffold dev -m order, {what}: {took:.0f} s")
+    _, tag = deployment_image(platform, "order")
+    assert DEV_TAG.match(tag), tag
+    return tag
+
+
 def test_skaffold_run_builds_order_with_buildah_and_rolls_only_order(
     platform: Platform, skaffold: Skaffold
 ) -> None:
@@ -130,13 +142,7 @@ def test_skaffold_dev_rebuilds_order_on_an_edit_and_rolls_only_order(
          "--trigger=polling", "--watch-poll-interval=500"),
     )  # fmt: skip
     with dev:
-        took = dev.wait_for(
-            lambda out: out.count(WATCHING) >= 1, timeout=BUILD_AND_ROLL,
-            what="the first build and deploy of skaffold dev",
-        )  # fmt: skip
-        _log(f"skaffold dev -m order, first deploy: {took:.0f} s")
-        _, first = deployment_image(platform, "order")
-        assert DEV_TAG.match(first), first
+        first = _dev_deployed(platform, dev, 1, "the first build and deploy")
         assert first != old_version
         first_sets = _rolled_once(platform, before, "skaffold dev's first deploy")
         first_digest = _check_image(platform, skaffold, first)
@@ -145,13 +151,7 @@ def test_skaffold_dev_rebuilds_order_on_an_edit_and_rolls_only_order(
         # it in skaffold's cache; either way it is another image under a new tag.
         main = tree / "services/order/src/order_service/main.py"
         main.write_text(main.read_text() + "\n# edited during skaffold dev (realpods test)\n")
-        took = dev.wait_for(
-            lambda out: out.count(WATCHING) >= 2, timeout=BUILD_AND_ROLL,
-            what="the rebuild and redeploy after an edit of services/order",
-        )  # fmt: skip
-        _log(f"skaffold dev -m order, edit -> redeployed: {took:.0f} s")
-        _, second = deployment_image(platform, "order")
-        assert DEV_TAG.match(second), second
+        second = _dev_deployed(platform, dev, 2, "the rebuild and redeploy after an edit")
         assert second != first, "the edit did not produce a new tag"
         _rolled_once(platform, first_sets, "skaffold dev's redeploy")
         assert _check_image(platform, skaffold, second) != first_digest, "the same image"
