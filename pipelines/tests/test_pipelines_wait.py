@@ -25,8 +25,8 @@ from deployer.contract import (
 from deployer.drift import DriftedField, DriftMode, DriftReport, report_json
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
+from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
-from kit.testing.nats_server import NatsServer
 from pipelines_cli.exitcodes import ExitCode
 from pipelines_cli.publish import deployment_id
 from pipelines_cli.testing import CliRun

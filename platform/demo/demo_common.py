@@ -31,11 +31,6 @@ class DemoError(Exception):
     """A step failed; the message says what, and where to look."""
 
 
-def local_password(user: str) -> str:
-    """The public development password of a platform/nats/local.conf user."""
-    return f"{user}-local-only"
-
-
 def shown(path: Path) -> str:
     """``path`` relative to the repository when it is inside it."""
     try:
@@ -111,16 +106,3 @@ async def _reap(process: asyncio.subprocess.Process) -> None:
         except asyncio.CancelledError:
             continue
         return
-
-
-def built_tool(binary: str) -> Path:
-    """A binary built by platform/cluster/build-tools.sh (never one from PATH)."""
-    result = subprocess.run(
-        [str(BUILD_TOOLS), "--path", binary], capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise DemoError(
-            f"{binary} is not built: run `make cluster-tools` (platform/cluster/build-tools.sh; "
-            f"about 10 minutes the first time, cached afterwards). {result.stderr.strip()}"
-        )
-    return Path(result.stdout.strip())

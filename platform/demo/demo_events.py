@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Any
 
 import nats
-from demo_common import DEPLOY_TIMEOUT, DemoError, local_password
+from demo_common import DEPLOY_TIMEOUT, DemoError
 
 from deployer.contract import DeployEventData
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
+from kit.localstack.environment import local_password
 
 
 class DeployEvents:

@@ -27,16 +27,15 @@ from demo_common import (
     SERVICES,
     DemoError,
     Result,
-    built_tool,
-    local_password,
     run,
     tail,
 )
 from demo_replicasets import ReplicaSet, parse_replica_sets
 from demo_supervisor import Managed, Supervisor
 
-from kit.testing.nats_server import nats_server_binary
-from kit.testing.ports import free_port
+from kit.localstack.environment import deployer_environment, nats_command
+from kit.localstack.ports import free_port
+from kit.localstack.tools import built_tool, nats_server_binary
 from pipelines_cli.buildah import BUILD_LOG_ENV, Progress
 from pipelines_cli.imagebuild import ensure_image
 from pipelines_cli.incluster import Cluster, install_dependencies, install_release, local_values
@@ -147,11 +146,7 @@ class Platform:
         """nats-server with JetStream on 127.0.0.1: pipeline and deploy events only."""
         port = free_port()
         self.nats_url = f"nats://127.0.0.1:{port}"
-        argv = [
-            nats_server_binary(), "--config", str(NATS_CONFIG),
-            "--addr", "127.0.0.1", "--port", str(port), "--jetstream",
-            "--store_dir", str(self.run_dir / "nats"),
-        ]  # fmt: skip
+        argv = nats_command(nats_server_binary(), port, self.run_dir / "nats", NATS_CONFIG)
         managed = self.supervisor.start("nats", argv, os.environ, self.nats_url)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -294,19 +289,17 @@ class Platform:
         helm_home = self.run_dir / "helm"
         env = {
             **os.environ,
-            "SERVICE_ENVIRONMENT": "development",
-            "SERVICE_HOST": "127.0.0.1",
+            **deployer_environment(
+                nats_url=self.nats_url,
+                charts_dir=REPO / "charts",
+                namespaces=self.namespaces.services,
+                helm=self.helm,
+                kubeconfig=self.kubeconfig,
+                values_dir=values,
+                helm_timeout_seconds=self.helm_timeout,
+                api_token=self.api_token,
+            ),
             "SERVICE_PORT": str(port),
-            "NATS_URL": self.nats_url,
-            "NATS_USER": "deployer",
-            "NATS_PASSWORD": local_password("deployer"),
-            "DEPLOYER_CHARTS_DIR": str(REPO / "charts"),
-            "DEPLOYER_NAMESPACES": self.namespaces.services,
-            "DEPLOYER_HELM_BINARY": str(self.helm),
-            "DEPLOYER_KUBECONFIG": str(self.kubeconfig),
-            "DEPLOYER_VALUES_DIR": str(values),
-            "DEPLOYER_HELM_TIMEOUT_SECONDS": f"{self.helm_timeout:g}",
-            "DEPLOYER_API_TOKEN": self.api_token,
             "DEPLOYER_POLICY": json.dumps(DEMO_POLICY),
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),

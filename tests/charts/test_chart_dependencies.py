@@ -16,7 +16,7 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
-from kit.testing.ports import free_port
+from kit.localstack.ports import free_port
 from tests.charts.chartsupport import Helm, Manifest, Rendered, containers, merge, walk_strings
 from tests.charts.test_chart_policies import RESTRICTED_VOLUME_TYPES, effective
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.testing.ports import free_port
+from kit.localstack.ports import free_port
 from kit.testing.postgres import postgres_bin_dir
 
 ENTRYPOINT = Path(__file__).parents[2] / "platform" / "images" / "postgres" / "entrypoint.sh"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shlex
-import subprocess
 import sys
 import time
 import uuid
@@ -22,9 +21,11 @@ from deployer.contract import (
 from deployer.drift import DriftReport
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
+from kit.localstack.environment import deployer_environment
+from kit.localstack.nats import NatsServer
+from kit.localstack.process import ServiceProcess
+from kit.localstack.tools import built_tool
 from kit.settings import NatsSettings
-from kit.testing.nats_server import NatsServer
-from kit.testing.process import ServiceProcess
 
 SERVICES = ("auth", "order", "payment", "gateway")
 API_TOKEN = "e2e-deployer-token"
@@ -74,12 +75,7 @@ class DeployerStack:
         self.policy = TEST_POLICY if policy is None else policy
         self.tokens = tokens
         self.nats = NatsServer(directory / "nats", config_file=repo / "platform/nats/local.conf")
-        real_helm = Path(
-            subprocess.run(
-                [str(repo / "platform/cluster/build-tools.sh"), "--path", "helm"],
-                capture_output=True, text=True, check=True,
-            ).stdout.strip()
-        )  # fmt: skip
+        real_helm = built_tool("helm", repo)
         # The real helm, behind a script that notes each run's arguments (helm_calls()).
         self.helm_log = directory / "helm-calls.log"
         self.helm_binary = directory / "helm"
@@ -127,16 +123,16 @@ class DeployerStack:
             [sys.executable, "-m", "deployer.main"],
             self.directory,
             env={
-                "NATS_URL": self.nats.url,
-                "NATS_USER": "deployer",
-                "NATS_PASSWORD": "deployer-local-only",
-                "DEPLOYER_CHARTS_DIR": str(self.repo / "charts"),
-                "DEPLOYER_NAMESPACES": self.namespace,
-                "DEPLOYER_HELM_BINARY": str(self.helm_binary),
-                "DEPLOYER_KUBECONFIG": str(self.kubeconfig),
-                "DEPLOYER_VALUES_DIR": str(self.values_dir),
-                "DEPLOYER_HELM_TIMEOUT_SECONDS": "20",
-                "DEPLOYER_API_TOKEN": API_TOKEN,
+                **deployer_environment(
+                    nats_url=self.nats.url,
+                    charts_dir=self.repo / "charts",
+                    namespaces=self.namespace,
+                    helm=self.helm_binary,
+                    kubeconfig=self.kubeconfig,
+                    values_dir=self.values_dir,
+                    helm_timeout_seconds=20,
+                    api_token=API_TOKEN,
+                ),
                 **extra,
             },
         )

@@ -12,8 +12,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kit.testing.nats_server import NatsServer
-from kit.testing.process import ServiceProcess
+from kit.localstack.environment import service_environment
+from kit.localstack.nats import NatsServer
+from kit.localstack.process import ServiceProcess
 
 KID = "e2e-key"
 
@@ -40,19 +41,15 @@ class Platform:
         urls = {name: process.base_url for name, process in self.services.items()}
         for name, process in self.services.items():
             process.env.update(
-                {
-                    "NATS_URL": self.nats.url,
-                    "NATS_USER": name,
-                    "NATS_PASSWORD": f"{name}-local-only",
-                    "DATABASE_URL": f"sqlite+aiosqlite:///{directory / name}.db",
-                    "AUTH_SIGNING_KEY_FILE": str(key_file),
-                    "AUTH_SIGNING_KEY_ID": KID,
-                    "GATEWAY_AUTH_URL": urls["auth"],
-                    "GATEWAY_ORDER_URL": urls["order"],
-                    "GATEWAY_PAYMENT_URL": urls["payment"],
-                    "GATEWAY_JWKS_URL": f"{urls['auth']}/auth/jwks.json",
-                    **env,
-                }
+                service_environment(
+                    name,
+                    nats_url=self.nats.url,
+                    urls=urls,
+                    database_url=f"sqlite+aiosqlite:///{directory / name}.db",
+                )
+            )
+            process.env.update(
+                {"AUTH_SIGNING_KEY_FILE": str(key_file), "AUTH_SIGNING_KEY_ID": KID, **env}
             )
 
     @property

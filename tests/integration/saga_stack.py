@@ -14,9 +14,9 @@ import aiohttp
 from sqlalchemy import text
 
 from kit.db import Database
+from kit.localstack.nats import NatsServer
+from kit.localstack.process import ServiceProcess
 from kit.testing.http import as_user
-from kit.testing.nats_server import NatsServer
-from kit.testing.process import ServiceProcess
 
 FINAL = {"paid", "payment_failed"}
 

@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 
 from kit.devrun import SERVICES
-from kit.testing.ports import free_port, free_ports
+from kit.localstack.ports import free_port, free_ports
 
 
 def status(url: str) -> int | None:

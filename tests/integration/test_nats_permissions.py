@@ -7,8 +7,8 @@ import pytest
 
 from kit.events import CloudEvent, EventBus, PublishDeniedError
 from kit.events.streams import AUTH, DEAD_LETTER, DEPLOY, ORDERS, PAYMENTS, PIPELINE
+from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
-from kit.testing.nats_server import NatsServer
 
 PASSWORDS = {name: f"{name}-local-only" for name in ("order", "payment", "ci", "deployer")}
 

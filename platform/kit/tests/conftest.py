@@ -5,8 +5,8 @@ import pytest
 
 from kit.events import EventBus, StreamSpec
 from kit.events.streams import DEAD_LETTER
+from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
-from kit.testing.nats_server import NatsServer
 
 
 @pytest.fixture

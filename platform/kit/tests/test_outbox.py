@@ -11,8 +11,8 @@ from kit.db import Database
 from kit.events import CloudEvent, EventBus, StreamSpec
 from kit.events.idempotency import kit_metadata
 from kit.events.outbox import Outbox
+from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
-from kit.testing.nats_server import NatsServer
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from kit.events import CloudEvent, EventBus
+from kit.localstack.nats import NatsServer
+from kit.localstack.process import ServiceProcess
 from kit.settings import NatsSettings
-from kit.testing.nats_server import NatsServer
-from kit.testing.process import ServiceProcess
 
 SAMPLE = Path(__file__).with_name("sample_service.py")
 

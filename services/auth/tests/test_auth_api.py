@@ -17,9 +17,9 @@ from nats.js.errors import NotFoundError
 from auth_service.domain.keys import thumbprint
 from kit.events import CloudEvent, EventBus
 from kit.identity import sign_identity
+from kit.localstack.nats import NatsServer
+from kit.localstack.process import ServiceProcess
 from kit.settings import NatsSettings
-from kit.testing.nats_server import NatsServer
-from kit.testing.process import ServiceProcess
 
 PASSWORD = "correct horse battery staple"
 FORM = {"grant_type": "password"}

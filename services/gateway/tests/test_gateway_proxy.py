@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yarl import URL
 
 from kit.identity import verify_identity
-from kit.testing.process import ServiceProcess
+from kit.localstack.process import ServiceProcess
 
 PASSWORD = "correct horse battery staple"
 Mint = Callable[..., str]

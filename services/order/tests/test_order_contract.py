@@ -2,9 +2,9 @@
 
 import uuid
 
+from kit.localstack.process import ServiceProcess
 from kit.testing.contract import openapi_failures
 from kit.testing.http import as_user
-from kit.testing.process import ServiceProcess
 
 
 def test_every_operation_matches_the_openapi_document(order_service: ServiceProcess) -> None:

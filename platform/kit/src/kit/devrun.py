@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from kit.testing.nats_server import nats_server_binary
+from kit.localstack.environment import nats_command, service_environment
+from kit.localstack.tools import nats_server_binary
 
 COLOURS = ("36", "35", "33", "32", "34", "31")
 LEVEL_COLOURS = {"WARNING": "33", "ERROR": "31", "CRITICAL": "31"}
@@ -106,29 +107,19 @@ def main(argv: list[str] | None = None) -> int:
     processes: list[tuple[str, subprocess.Popen[bytes]]] = []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    nats_command = [
-        nats_server_binary(),
-        "--config", str(args.nats_config),
-        "--addr", "127.0.0.1",
-        "--port", str(args.nats_port),
-        "--jetstream",
-        "--store_dir", str(args.run_dir / "nats"),
-    ]  # fmt: skip
-    processes.append(("nats", _start("nats", nats_command, dict(os.environ), "37", width)))
+    nats_argv = nats_command(
+        nats_server_binary(), args.nats_port, args.run_dir / "nats", args.nats_config
+    )
+    processes.append(("nats", _start("nats", nats_argv, dict(os.environ), "37", width)))
     urls = {s.name: f"http://127.0.0.1:{args.base_port + s.port_offset}" for s in SERVICES}
     for index, service in enumerate(SERVICES):
+        database = f"sqlite+aiosqlite:///{args.run_dir / 'data' / service.name}.db"
         env = {
             **os.environ,
-            "SERVICE_ENVIRONMENT": "development",
+            **service_environment(
+                service.name, nats_url=nats_url, urls=urls, database_url=database
+            ),
             "SERVICE_PORT": str(args.base_port + service.port_offset),
-            "NATS_URL": nats_url,
-            "NATS_USER": service.name,
-            "NATS_PASSWORD": f"{service.name}-local-only",
-            "DATABASE_URL": f"sqlite+aiosqlite:///{args.run_dir / 'data' / service.name}.db",
-            "GATEWAY_AUTH_URL": urls["auth"],
-            "GATEWAY_ORDER_URL": urls["order"],
-            "GATEWAY_PAYMENT_URL": urls["payment"],
-            "GATEWAY_JWKS_URL": f"{urls['auth']}/auth/jwks.json",
         }
         command = [sys.executable, "-m", f"{service.name}_service.main"]
         colour = COLOURS[index % len(COLOURS)]

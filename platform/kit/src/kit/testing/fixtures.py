@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kit.testing.nats_server import NatsServer
+from kit.localstack.nats import NatsServer
+from kit.localstack.process import ServiceProcess
 from kit.testing.postgres import PostgresServer
-from kit.testing.process import ServiceProcess
 
 
 @pytest.fixture(scope="session")

