@@ -61,7 +61,7 @@ fmt: setup ## Format and auto-fix
 test: lint ## Lint, type-check, then every test suite
 	@echo "==> pytest"; $(BIN)/pytest $(PYTEST_ARGS)
 
-run: setup ## NATS and every service as local processes (Ctrl-C stops them)
+run: deps ## NATS and every service as local processes (Ctrl-C stops them); installs only uv and the venv
 	@$(BIN)/python -m kit.devrun $(RUN_ARGS)
 
 env: ## Shell exports for the project's tools: eval "$$(make -s env)"
@@ -72,7 +72,7 @@ env: ## Shell exports for the project's tools: eval "$$(make -s env)"
 bench: setup ## Benchmarks (not part of make test): writes docs/benchmarks.md
 	@$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
-load: setup ## Steady traffic through the gateway (default make run's :8000), every outcome counted
+load: deps ## Steady traffic through the gateway (default make run's :8000), every outcome counted
 	@$(BIN)/python -m loadgen $(LOAD_ARGS)
 
 charts-vendor: ## Re-vendor the library chart into every application chart (after editing it)

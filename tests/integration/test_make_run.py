@@ -48,3 +48,17 @@ def test_make_run_starts_every_service_ready(repo_root: Path, tmp_path: Path) ->
         runner.send_signal(signal.SIGTERM)
         assert runner.wait(timeout=60) == 0
         log.close()
+
+
+def test_make_run_installs_only_uv_and_the_venv(repo_root: Path) -> None:
+    planned = subprocess.run(
+        ["make", "--dry-run", "--always-make", "run"],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "kit.devrun" in planned
+    assert "uv sync" in planned
+    for heavy in ("build-tools.sh", "node-deps.sh", "install-tools.sh", "pipelines/tools.sh"):
+        assert heavy not in planned, f"`make run` would run {heavy}:\n{planned}"
