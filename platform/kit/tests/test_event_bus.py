@@ -11,7 +11,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
-from kit.app import Runtime, ServiceSpec, Settings
 from kit.db import Database
 from kit.events import CloudEvent, Delivery, EventBus, StreamSpec, Subscription
 from kit.events.consumer import Consumer
@@ -45,8 +44,7 @@ async def run_consumer(
             handler=handler,
             **options,  # type: ignore[arg-type]
         )
-        runtime = Runtime(ServiceSpec(name="kit-tests"), Settings.load("kit-tests"))
-        consumer = Consumer(bus, subscription, "kit-tests", runtime)
+        consumer = Consumer(bus, subscription, "kit-tests")
         await consumer.start()
         consumers.append(consumer)
         return subscription

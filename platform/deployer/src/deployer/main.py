@@ -22,7 +22,7 @@ from deployer.settings import DeployerSettings
 from deployer.store import Store
 from deployer.tokens import TokenBook, TokenError
 from kit.app import Runtime, ServiceSpec
-from kit.events import CloudEvent, Delivery, Subscription
+from kit.events import CloudEvent, Delivery, EventBus, Subscription
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.serve import serve
 from kit.settings import (
@@ -38,7 +38,7 @@ CONSUMER = "deployer-pipeline"
 
 
 class Deployer:
-    """Builds the orchestrator once NATS is up; routes and handlers wait for it."""
+    """Builds the orchestrator in the start-up hook, before the pipeline consumer starts."""
 
     def __init__(
         self,
@@ -54,8 +54,8 @@ class Deployer:
         self._policy = policy
         self._environment = environment
         self._orchestrator: Orchestrator | None = None
-        self._ready: asyncio.Event | None = None
-        self._runtime: Runtime | None = None
+        self._cluster: Cluster | None = None
+        self._bus: EventBus | None = None
 
     def orchestrator(self) -> Orchestrator:
         """The running orchestrator (routes get a 503 problem until it exists)."""
@@ -67,19 +67,18 @@ class Deployer:
         """The API tokens."""
         return self._tokens
 
-    def _ready_event(self) -> asyncio.Event:
-        if self._ready is None:
-            self._ready = asyncio.Event()
-        return self._ready
+    async def start(self, runtime: Runtime) -> None:
+        """Start-up hook: open the state and resume unfinished deployments, retrying until done.
 
-    async def run(self, runtime: Runtime) -> None:
-        """Worker: open the state, resume unfinished deployments, serve until shutdown."""
-        self._runtime = runtime
+        The chassis runs it once NATS is up and before the pipeline consumer starts, so every
+        pipeline event finds the orchestrator.
+        """
+        self._bus = runtime.bus
         while True:
             try:
                 store = await Store.open(runtime.bus.js)
                 helm = Helm(self.settings.helm(), self.settings.kubeconfig, self.settings.namespace)
-                cluster = await self._cluster()
+                cluster = await self._connect_cluster()
                 orchestrator = Orchestrator(
                     self.settings,
                     runtime.bus,
@@ -95,10 +94,13 @@ class Deployer:
             except Exception as exc:
                 log.error("cannot start the orchestrator; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(self.settings.retry_seconds)
-        self._orchestrator = orchestrator
+        self._orchestrator, self._cluster = orchestrator, cluster
         if resumed:
             log.info("resumed unfinished deployments", extra={"count": resumed})
-        self._ready_event().set()
+
+    async def run(self, runtime: Runtime) -> None:
+        """Worker: check for drift until shutdown, then stop the orchestrator."""
+        orchestrator = self.orchestrator()
         interval = self.settings.drift_interval_seconds
         drift = asyncio.create_task(orchestrator.drift_loop(interval)) if interval > 0 else None
         await runtime.stopping.wait()
@@ -107,10 +109,10 @@ class Deployer:
             await asyncio.gather(drift, return_exceptions=True)
         # Half the shutdown budget: the rest drains NATS (the outcome events) after it.
         await orchestrator.stop(runtime.settings.service.shutdown_timeout_seconds / 2)
-        if cluster is not None:
-            await cluster.close()
+        if self._cluster is not None:
+            await self._cluster.close()
 
-    async def _cluster(self) -> Cluster | None:
+    async def _connect_cluster(self) -> Cluster | None:
         in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
         if self.settings.kubeconfig is None and not in_cluster:
             log.warning("no kubeconfig and not in a cluster: rollouts report no progress")
@@ -123,19 +125,18 @@ class Deployer:
             raise RuntimeError("the orchestrator is starting")
 
     async def on_event(self, event: CloudEvent, delivery: Delivery) -> None:
-        """Pipeline event handler: waits for the orchestrator, then accepts or rejects."""
-        await self._ready_event().wait()
+        """Pipeline event handler: the orchestrator accepts or rejects it."""
         await self.orchestrator().on_pipeline_event(event, delivery)
 
     async def on_invalid(self, raw: bytes, error: str, delivery: Delivery) -> None:
         """A pipeline message that is not a CloudEvent: rejected with the parse error."""
-        await self._ready_event().wait()
         await self.orchestrator().on_invalid_event(raw, error, delivery)
 
     async def subscribe_deploy_events(self, callback: Any) -> Any:
         """A core NATS subscription to every deploy event (for the SSE stream)."""
-        assert self._runtime is not None
-        return await self._runtime.bus.nc.subscribe("deploy.>", cb=callback)
+        if self._bus is None:
+            raise RuntimeError("the deployer is starting (waiting for NATS)")
+        return await self._bus.nc.subscribe("deploy.>", cb=callback)
 
 
 def build_spec() -> ServiceSpec:
@@ -174,6 +175,7 @@ def build_spec() -> ServiceSpec:
                 max_deliver=10,
             )
         ],
+        on_start=deployer.start,
         workers=[deployer.run],
         readiness={"orchestrator": deployer.ready},
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kit.db import Database
 from kit.draining import CloseConnectionsWhenDraining, Drain
 from kit.events.bus import EventBus
-from kit.events.consumer import Consumer, Subscription
+from kit.events.consumer import Consumer, HandlerDependencies, Subscription
 from kit.events.idempotency import kit_metadata
 from kit.events.outbox import Outbox
 from kit.events.streams import DEAD_LETTER, StreamSpec
@@ -41,6 +41,7 @@ from kit.tracing import configure_tracing
 log = logging.getLogger(__name__)
 
 Worker = Callable[["Runtime"], Coroutine[Any, Any, None]]
+StartHook = Callable[["Runtime"], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ class ServiceSpec:
     uses_nats: bool = True
     outbox: bool = False
     workers: Sequence[Worker] = ()
+    # Run once the database is migrated and NATS connected (its streams provisioned), before
+    # any consumer or worker starts: what the handlers need that the chassis does not build.
+    # A hook that raises is retried, like the stream set-up, until it succeeds or shutdown.
+    on_start: StartHook | None = None
     app_hooks: Sequence[Callable[[FastAPI], None]] = ()
     readiness: Mapping[str, ReadinessCheck] = field(default_factory=dict)
 
@@ -105,7 +110,10 @@ class Runtime:
             if self.db is None:
                 raise ValueError(f"{spec.name}: the outbox needs a database (set migrations)")
             self.outbox = Outbox(self.db, self.bus)
-        self.consumers = [Consumer(self.bus, s, spec.name, self) for s in spec.subscriptions]
+        dependencies = HandlerDependencies(database=self.db, outbox=self.outbox)
+        self.consumers = [
+            Consumer(self.bus, s, spec.name, dependencies) for s in spec.subscriptions
+        ]
         self._stop = asyncio.Event()
         self.drain = Drain()
         self._starter: asyncio.Task[None] | None = None
@@ -140,7 +148,7 @@ class Runtime:
         return {**checks, **self.spec.readiness}
 
     async def start(self) -> None:
-        """Prepare the database now; connect to NATS and start consuming in the background."""
+        """Prepare the database now; connect, run on_start, consume and work in the background."""
         if self.db is not None:
             await self.db.create_tables(kit_metadata)
             if self.spec.migrations is not None:
@@ -148,29 +156,47 @@ class Runtime:
 
                 await upgrade_to_head(self.db, self.spec.migrations)
             await self.db.warm_up()
-        if self.spec.uses_nats:
-            self._starter = asyncio.create_task(self._connect_and_consume(), name="nats-start")
-        else:
-            self._start_workers()
+        self._starter = asyncio.create_task(self._bring_up(), name="start")
 
-    async def _connect_and_consume(self) -> None:
-        if not await self.bus.connect_with_retry(self._stop):
+    async def _bring_up(self) -> None:
+        if self.spec.uses_nats and not await self.bus.connect_with_retry(self._stop):
             return
+        if self.spec.on_start is not None:
+            # The hook may publish or open key-value buckets: the streams exist before it runs.
+            if self.spec.uses_nats and not await self._until_done(
+                "stream set-up", self._ensure_streams
+            ):
+                return
+            if not await self._until_done("start-up hook", self.spec.on_start, self):
+                return
+        if not await self._until_done("stream or consumer set-up", self._start_consumers):
+            return
+        self._start_workers()
+
+    async def _ensure_streams(self) -> None:
         streams = {s.name: s for s in (*self.spec.streams, DEAD_LETTER)}
         for sub in self.spec.subscriptions:
             streams.setdefault(sub.stream.name, sub.stream)
+        await self.bus.ensure_streams(streams.values())
+
+    async def _start_consumers(self) -> None:
+        if self.spec.uses_nats:
+            await self._ensure_streams()  # (again) on each attempt: NATS may have restarted
+        for consumer in self.consumers:
+            await consumer.start()  # a no-op for one started by an earlier attempt
+
+    async def _until_done(
+        self, step: str, action: Callable[..., Awaitable[None]], *args: Any
+    ) -> bool:
+        """Retry ``action`` every second until it succeeds (True) or shutdown begins (False)."""
         while not self._stop.is_set():
             try:
-                await self.bus.ensure_streams(streams.values())
-                for consumer in self.consumers:
-                    await consumer.start()
-                break
+                await action(*args)
+                return True
             except Exception as exc:
-                log.warning(
-                    "stream or consumer set-up failed; retrying", extra={"error": repr(exc)}
-                )
+                log.warning(f"{step} failed; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(1.0)
-        self._start_workers()
+        return False
 
     def _start_workers(self) -> None:
         if self.outbox is not None:
@@ -189,7 +215,7 @@ class Runtime:
         """Stop fetching, let in-flight handlers finish, stop workers, drain NATS, close the DB."""
         self._stop.set()
         if self._starter is not None and not self._starter.done():
-            self._starter.cancel()  # still connecting or provisioning: nothing in flight yet
+            self._starter.cancel()  # connecting, provisioning or in on_start: nothing in flight
             await asyncio.gather(self._starter, return_exceptions=True)
         timeout = self.settings.service.shutdown_timeout_seconds
         await asyncio.gather(*(c.stop(timeout) for c in self.consumers))

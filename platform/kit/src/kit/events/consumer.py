@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
@@ -15,9 +15,12 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind
 
+from kit.db import Database
+from kit.events.bus import EventBus
 from kit.events.deadletter import DeadLetterReason, dead_letter
 from kit.events.envelope import CloudEvent, InvalidEventError
 from kit.events.errors import PermanentEventError
+from kit.events.outbox import Outbox
 from kit.events.streams import StreamSpec
 from kit.metrics import (
     EVENT_HANDLER_LATENCY,
@@ -26,23 +29,44 @@ from kit.metrics import (
 )
 from kit.tracing import extract_trace_context, tracer
 
-if TYPE_CHECKING:
-    from kit.app import Runtime
-    from kit.events.bus import EventBus
-
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class HandlerDependencies:
+    """What the chassis hands a service's event handlers: its database and its outbox.
+
+    Either is ``None`` when the service declared none (``ServiceSpec.migrations``/``outbox``).
+    """
+
+    database: Database | None = None
+    outbox: Outbox | None = None
+
+
+@dataclass(frozen=True)
 class Delivery:
-    """What a handler knows about the delivery it is processing."""
+    """What a handler knows about the delivery it is processing, and what it may use."""
 
     consumer: str
     subject: str
     attempt: int
     stream_sequence: int
-    runtime: Runtime = field(repr=False)
     _msg: Msg = field(repr=False)
+    _dependencies: HandlerDependencies = field(default_factory=HandlerDependencies, repr=False)
+
+    @property
+    def database(self) -> Database:
+        """The service's database; a clear error when the service declared none."""
+        if self._dependencies.database is None:
+            raise RuntimeError(f"{self.consumer}: the service declared no database")
+        return self._dependencies.database
+
+    @property
+    def outbox(self) -> Outbox:
+        """The service's outbox, to publish in the handler's transaction; an error without one."""
+        if self._dependencies.outbox is None:
+            raise RuntimeError(f"{self.consumer}: the service declared no outbox")
+        return self._dependencies.outbox
 
     async def in_progress(self) -> None:
         """Tell JetStream the handler is still working, resetting the ack timer."""
@@ -102,12 +126,16 @@ class Consumer:
     """Runs one Subscription: fetches, dispatches to the handler, acks, retries, dead-letters."""
 
     def __init__(
-        self, bus: EventBus, subscription: Subscription, service: str, runtime: Runtime
+        self,
+        bus: EventBus,
+        subscription: Subscription,
+        service: str,
+        dependencies: HandlerDependencies | None = None,
     ) -> None:
         self._bus = bus
         self._sub = subscription
         self._service = service
-        self._runtime = runtime
+        self._dependencies = dependencies or HandlerDependencies()
         self._stopping = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
@@ -238,8 +266,8 @@ class Consumer:
             subject=msg.subject,
             attempt=attempt,
             stream_sequence=msg.metadata.sequence.stream,
-            runtime=self._runtime,
             _msg=msg,
+            _dependencies=self._dependencies,
         )
 
     async def _run_handler(self, msg: Msg, event: CloudEvent, delivery: Delivery) -> None:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from nats.aio.msg import Msg
 from pydantic import BaseModel
 
+from kit.events.bus import EventBus
 from kit.events.envelope import CloudEvent
 from kit.metrics import EVENTS_DEAD_LETTERED
-
-if TYPE_CHECKING:
-    from kit.events.bus import EventBus
 
 DEAD_LETTER_TYPE = "dev.flotilla.deadletter.v1"
 DeadLetterReason = Literal[

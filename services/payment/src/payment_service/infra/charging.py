@@ -34,7 +34,7 @@ def charging_subscription(processor: FakeCardProcessor) -> Subscription:
     """The durable consumer of ``orders.created`` that charges with ``processor``."""
 
     async def on_order_created(event: CloudEvent, delivery: Delivery) -> None:
-        db = delivery.runtime.database
+        db = delivery.database
         order = event.data_as(OrderToCharge)
         # The processor is idempotent by order id: a redelivery (after a crash, or of an order
         # settled already) gets the first outcome back, never a second charge.
@@ -73,7 +73,7 @@ def charging_subscription(processor: FakeCardProcessor) -> Subscription:
                     return
                 # The unique order_id refuses a second payment here.
                 await session.execute(_INSERT_PAYMENT, payment)
-                await delivery.runtime.events_outbox.enqueue(session, subject, result)
+                await delivery.outbox.enqueue(session, subject, result)
         except IntegrityError:
             return  # a concurrent delivery of the same order recorded it first
 
