@@ -13,13 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kit.layout import service_names
+
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "platform" / "cluster" / "cluster.sh"
 BUILD_TOOLS = REPO / "platform" / "cluster" / "build-tools.sh"
 NATS_CONFIG = REPO / "platform" / "nats" / "local.conf"
 SECRETS_SCRIPT = REPO / "platform" / "secrets" / "cluster_secrets.py"
 PIPELINES_SRC = REPO / "pipelines" / "src"
-SERVICES = ("gateway", "auth", "order", "payment")
+SERVICES = service_names()
 # The namespace of the service releases (in either mode: never the platform's own, flotilla).
 NAMESPACE = "flotilla-demo"
 # The images' names; the real node resolves every registry to the cluster's own.

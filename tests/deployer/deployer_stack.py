@@ -21,13 +21,15 @@ from deployer.contract import (
 from deployer.drift import DriftReport
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
+from kit.layout import service_names, services_with_database
 from kit.localstack.environment import deployer_environment
 from kit.localstack.nats import NatsServer
 from kit.localstack.process import ServiceProcess
 from kit.localstack.tools import built_tool
 from kit.settings import NatsSettings
 
-SERVICES = ("auth", "order", "payment", "gateway")
+SERVICES = service_names()
+WITH_DATABASE = services_with_database()
 API_TOKEN = "e2e-deployer-token"
 REPOSITORY = "registry.local/{service}-service"
 # What the suites' events may set besides the image (the default policy allows the image alone).
@@ -48,7 +50,7 @@ def kwok_values(service: str) -> dict[str, Any]:
         "replicaCount": 1,
         "podAnnotations": {"flotilla.dev/ready-after": "500ms"},
     }
-    if service in ("auth", "order", "payment"):
+    if service in WITH_DATABASE:
         service_values["database"] = {"existingSecret": f"{service}-database"}
     return service_values
 

@@ -12,6 +12,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kit.layout import service_names
 from kit.localstack.environment import service_environment
 from kit.localstack.nats import NatsServer
 from kit.localstack.process import ServiceProcess
@@ -33,7 +34,7 @@ class Platform:
             )
         )
         self.nats = NatsServer(directory / "nats", config_file=repo / "platform/nats/local.conf")
-        names = ("auth", "order", "payment", "gateway")
+        names = service_names(repo)
         self.services = {
             name: ServiceProcess(name, [sys.executable, "-m", f"{name}_service.main"], directory)
             for name in names

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from kit.layout import service_names
 from kit.localstack.environment import nats_command, service_environment
 from kit.localstack.tools import nats_server_binary
 
@@ -32,12 +33,13 @@ class LocalService:
     port_offset: int
 
 
-SERVICES = (
-    LocalService("gateway", 0),
-    LocalService("auth", 1),
-    LocalService("order", 2),
-    LocalService("payment", 3),
-)
+def local_services() -> tuple[LocalService, ...]:
+    """Every service folder, the gateway on the base port and the others after it by name."""
+    names = sorted(service_names(), key=lambda name: (name != "gateway", name))
+    return tuple(LocalService(name, offset) for offset, name in enumerate(names))
+
+
+SERVICES = local_services()
 
 
 def _readable(line: str) -> str:
