@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from enum import StrEnum
 from typing import Annotated, Any
 
 import httpx
 import typer
 
+from deployer.cliformat import render_history, render_plan, render_status
+
 app = typer.Typer(help="Talk to the Flotilla deployer (DEPLOYER_URL, DEPLOYER_API_TOKEN).")
+
+
+class Output(StrEnum):
+    """How plan, status and history print: readable tables, or the API's JSON body as is."""
+
+    TABLE = "table"
+    JSON = "json"
+
+
+OutputOption = Annotated[
+    Output,
+    typer.Option(
+        "--output",
+        "-o",
+        case_sensitive=False,
+        help="table: readable columns; json: the API's response body, unchanged (for scripts)",
+    ),
+]
 
 UrlOption = Annotated[str, typer.Option(envvar="DEPLOYER_URL", help="The deployer's base URL")]
 TokenOption = Annotated[
@@ -21,7 +43,7 @@ TokenOption = Annotated[
 ]
 
 
-def _call(method: str, url: str, token: str | None = None, body: Any = None) -> Any:
+def _send(method: str, url: str, token: str | None = None, body: Any = None) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=120)
@@ -35,7 +57,16 @@ def _call(method: str, url: str, token: str | None = None, body: Any = None) -> 
             detail = response.text
         typer.secho(f"{response.status_code}: {detail}", fg="red", err=True)
         raise typer.Exit(1)
-    return response.json()
+    return response
+
+
+def _call(method: str, url: str, token: str | None = None, body: Any = None) -> Any:
+    return _send(method, url, token, body).json()
+
+
+def _show(response: httpx.Response, output: Output, render: Callable[[Any], str]) -> None:
+    """Print ``response``'s body as is (json) or as ``render`` makes it readable (table)."""
+    typer.echo(response.text if output is Output.JSON else render(response.json()))
 
 
 def _request(
@@ -70,16 +101,11 @@ def plan(
     url: UrlOption = "http://127.0.0.1:8090",
     token: TokenOption = "",
     values: ValuesOption = None,
+    output: OutputOption = Output.TABLE,
 ) -> None:
     """Show what deploying IMAGE as SERVICE would change; changes nothing."""
-    result = _call(
-        "POST", f"{url}/api/plan", token, _request(service, image, commit, values, False)
-    )
-    typer.echo(result["summary"])
-    for workload in result["plan"].get("workloads", []):
-        typer.echo(f"  {json.dumps(workload)}")
-    for warning in result["plan"].get("warnings", []):
-        typer.secho(f"  warning: {warning}", fg="yellow")
+    body = _request(service, image, commit, values, False)
+    _show(_send("POST", f"{url}/api/plan", token, body), output, render_plan)
 
 
 @app.command()
@@ -140,14 +166,13 @@ _decision("deny", "Deny DEPLOYMENT_ID (waiting in pending_approval): it ends rej
 
 
 @app.command()
-def status(url: UrlOption = "http://127.0.0.1:8090", token: TokenOption = "") -> None:
+def status(
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+    output: OutputOption = Output.TABLE,
+) -> None:
     """Each service's release, revision, image and last outcome."""
-    for view in _call("GET", f"{url}/api/services", token):
-        last = (view.get("last") or {}).get("phase") or "-"
-        typer.echo(
-            f"{view['service']:<10} {view['release_status'] or 'not installed':<15} "
-            f"rev {view['revision'] or '-':<4} {view['image'] or '-':<55} last: {last}"
-        )
+    _show(_send("GET", f"{url}/api/services", token), output, render_status)
 
 
 @app.command()
@@ -156,15 +181,11 @@ def history(
     limit: int = 20,
     url: UrlOption = "http://127.0.0.1:8090",
     token: TokenOption = "",
+    output: OutputOption = Output.TABLE,
 ) -> None:
     """Recent deployments, newest first."""
     query = f"?limit={limit}" + (f"&service={service}" if service else "")
-    for record in _call("GET", f"{url}/api/deployments{query}", token):
-        image = (record.get("request") or {}).get("image", "")
-        typer.echo(
-            f"{record['received_at'][:19]} {record['service']:<10} {record['phase']:<12} "
-            f"{image:<55} {record.get('plan_summary') or record.get('reason') or ''}"
-        )
+    _show(_send("GET", f"{url}/api/deployments{query}", token), output, render_history)
 
 
 @app.command()
