@@ -17,25 +17,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from kit import layout, naming
+
 Schema = dict[str, Any]
 
 CHARTS_DIR = Path(__file__).resolve().parent
-SERVICE_CHARTS = ("auth", "order", "payment", "gateway")
-CHARTS_WITH_DATABASE = ("auth", "order", "payment")
+# Discovered, never listed: every services/<name>/ has the chart charts/<name>/, and a chart has a
+# database when its values.yaml has a top-level `database` block (what flotilla-lib checks).
+SERVICE_CHARTS = layout.service_names(CHARTS_DIR.parent)
+CHARTS_WITH_DATABASE = layout.services_with_database(CHARTS_DIR.parent)
 ALL_CHARTS = (*SERVICE_CHARTS, "deployer")
 # The platform's own dependencies: StatefulSets with a schema of their own (see dependency_schema).
 DEPENDENCY_CHARTS = ("nats", "postgres")
 
-# <semver>-<git sha>, e.g. 1.4.2-a8f3d21 or 2.0.0-rc.1-a8f3d21. It cannot match "latest";
-# the explicit `not` below only makes that refusal read clearly.
-IMMUTABLE_TAG = (
-    r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-    r"(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?-[0-9a-f]{7,40}$"
-)
-IMAGE_REPOSITORY = (
-    r"^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"(:[0-9]+)?/)?[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
-)
+# The image rules are kit.naming's, shared with CI and the deployer. The tag pattern cannot match
+# "latest"; the explicit `not` below only makes that refusal read clearly.
+IMMUTABLE_TAG = naming.IMAGE_TAG
+IMAGE_REPOSITORY = naming.IMAGE_REPOSITORY
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DATA_KEY = r"^[-._a-zA-Z0-9]+$"
@@ -156,7 +154,7 @@ def common_properties() -> Schema:
                     "pattern": IMMUTABLE_TAG,
                 },
                 "digest": string(
-                    r"^$|^sha256:[0-9a-f]{64}$",
+                    empty_or(naming.IMAGE_DIGEST),
                     "Optional sha256:<hex>; when set the image is pulled as repository@digest.",
                 ),
                 "pullPolicy": {"enum": ["IfNotPresent", "Always", "Never"]},
@@ -663,6 +661,13 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for chart in (*ALL_CHARTS, *DEPENDENCY_CHARTS):
         path = CHARTS_DIR / chart / "values.schema.json"
+        if not (CHARTS_DIR / chart / "Chart.yaml").is_file():
+            print(
+                f"charts/{chart}/Chart.yaml not found: every service (services/{chart}/) needs "
+                f"its chart charts/{chart}/ (make new-service creates both)",
+                file=sys.stderr,
+            )
+            return 1
         text = render(chart)
         if path.exists() and path.read_text() == text:
             continue

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from kit import naming
 from pipelines_cli import gitrepo
 from pipelines_cli.deployables import Deployable
 from pipelines_cli.errors import PipelineError
-
-_REGISTRY = re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)*$")
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
@@ -34,13 +31,12 @@ class BuildSpec:
 
 def image_reference(registry: str, deployable: Deployable, tag: str) -> str:
     """``<registry>/<image name>:<tag>``, e.g. ``ghcr.io/acme/order-service:1.4.2-a8f3d21``."""
-    registry = registry.rstrip("/")
-    if not _REGISTRY.match(registry):
-        raise PipelineError(
-            f"registry {registry!r} is not a registry host with an optional lowercase path "
-            "(e.g. ghcr.io/acme or localhost:5000): fix --registry / PIPELINE_REGISTRY"
-        )
-    return f"{registry}/{deployable.image_name}:{tag}"
+    try:
+        prefix = naming.check_registry(registry)
+        repository = naming.check_image_repository(f"{prefix}/{deployable.image_name}")
+    except naming.NamingError as exc:
+        raise PipelineError(f"{exc}: fix --registry / PIPELINE_REGISTRY") from None
+    return f"{repository}:{tag}"
 
 
 def source_url(repo: Path, environ: Mapping[str, str]) -> str:
@@ -114,7 +110,7 @@ def digest_from_metadata(path: Path) -> str:
             "`pipelines build --run --metadata-file`"
         ) from None
     digest = data.get("containerimage.digest") if isinstance(data, dict) else None
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
+    if not isinstance(digest, str) or not naming.is_image_digest(digest):
         raise PipelineError(
             f"{path} has no containerimage.digest of the form sha256:<64 hex>: was the image "
             "pushed (build --push)?"

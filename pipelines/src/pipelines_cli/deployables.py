@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from kit import layout, naming
 from pipelines_cli import gitrepo
 from pipelines_cli.errors import PipelineError, UnknownServiceError
 
@@ -14,7 +14,6 @@ SERVICES_DIR = "services"
 CHARTS_DIR = "charts"
 DEPLOYER = "deployer"
 DEPLOYER_FOLDER = "platform/deployer"
-_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
 
 @dataclass(frozen=True)
@@ -57,9 +56,7 @@ def discover(repo: Path, rev: str | None = None) -> dict[str, Deployable]:
     ``platform/deployer/``.
     """
     if rev is None:
-        names = sorted(
-            p.parent.name for p in (repo / SERVICES_DIR).glob("*/pyproject.toml") if p.is_file()
-        )
+        names = list(layout.service_names(repo))
         has_deployer = (repo / DEPLOYER_FOLDER / "pyproject.toml").is_file()
     else:
         names = [
@@ -68,9 +65,8 @@ def discover(repo: Path, rev: str | None = None) -> dict[str, Deployable]:
             if gitrepo.file_at(repo, rev, f"{SERVICES_DIR}/{name}/pyproject.toml") is not None
         ]
         has_deployer = gitrepo.file_at(repo, rev, f"{DEPLOYER_FOLDER}/pyproject.toml") is not None
-    found = {
-        name: Deployable(name, f"{SERVICES_DIR}/{name}") for name in names if _NAME.match(name)
-    }
+    valid = [name for name in names if naming.is_service_name(name)]
+    found = {name: Deployable(name, f"{SERVICES_DIR}/{name}") for name in valid}
     if has_deployer:
         found[DEPLOYER] = Deployable(DEPLOYER, DEPLOYER_FOLDER)
     return dict(sorted(found.items()))

@@ -5,36 +5,28 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from kit import naming
 from pipelines_cli import gitrepo
 from pipelines_cli.deployables import Deployable, project_version
 from pipelines_cli.errors import DirtyTreeError, TagError
 
-# The charts' values.schema.json image.tag pattern (charts/schemagen.py), and the deployer's rule.
-TAG_PATTERN = re.compile(
-    r"^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?"
-    r"-[0-9a-f]{7,40}$"
-)
-VERSION_PATTERN = re.compile(
-    r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z]+(\.[0-9A-Za-z]+)*)?$"
-)
+# The rule is kit.naming's, shared with the deployer and the charts' values.schema.json.
+TAG_PATTERN = re.compile(naming.IMAGE_TAG)
+VERSION_PATTERN = re.compile(naming.VERSION)
 SHORT_SHA_LENGTH = 7
-_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _MAX_LISTED = 10
 
 
 def make_tag(version: str, sha: str) -> str:
     """``<version>-<first 7 hex digits of sha>``; refuses anything the charts would refuse."""
-    if not VERSION_PATTERN.match(version):
-        raise TagError(
-            f"version {version!r} is not MAJOR.MINOR.PATCH[-PRERELEASE] (e.g. 1.4.2, 1.5.0-rc.1): "
-            "set [project].version in the service's pyproject.toml to a semantic version"
-        )
-    if not _SHA.match(sha):
-        raise TagError(f"{sha!r} is not a git commit sha (7 to 40 lowercase hex digits)")
-    tag = f"{version}-{sha[:SHORT_SHA_LENGTH]}"
-    # Both hold by construction; checked so no code path can ever hand out a mutable tag.
-    if tag == "latest" or not TAG_PATTERN.match(tag):
-        raise TagError(f"refusing tag {tag!r}: it does not match {TAG_PATTERN.pattern}")
+    try:
+        naming.check_version(version)
+        naming.check_commit_sha(sha)
+        tag = f"{version}-{sha[:SHORT_SHA_LENGTH]}"
+        # Holds by construction; checked so no code path can ever hand out a mutable tag.
+        naming.check_image_tag(tag)
+    except naming.NamingError as exc:
+        raise TagError(str(exc)) from None
     return tag
 
 

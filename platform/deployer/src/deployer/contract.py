@@ -10,17 +10,18 @@ Outbound, the deployer publishes ``deploy.<service>.<phase>`` events of type
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from kit import naming
+
 ARTIFACT_PUBLISHED = "dev.cdevents.artifact.published.0.2.0"
 PIPELINE_SUBJECT_PREFIX = "pipeline.artifact."
 DEPLOY_SUBJECT_PREFIX = "deploy."
-SERVICE_NAME = r"^[a-z][a-z0-9-]{0,39}$"
-_SERVICE = re.compile(SERVICE_NAME)
+# The service-name rule is kit.naming's (pipelines discovers services with it too).
+SERVICE_NAME = naming.SERVICE_NAME
 
 
 class DeployPhase(StrEnum):
@@ -183,4 +184,4 @@ def service_from_subject(subject: str) -> str | None:
     if not subject.startswith(PIPELINE_SUBJECT_PREFIX):
         return None
     service = subject[len(PIPELINE_SUBJECT_PREFIX) :]
-    return service if _SERVICE.match(service) else None
+    return service if naming.is_service_name(service) else None

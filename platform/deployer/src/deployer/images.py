@@ -1,19 +1,13 @@
-"""Image references and the immutable-tag rule: ``repo:<semver>-<git sha>[@sha256:<digest>]``."""
+"""Image references and the immutable-tag rule: ``repo:<semver>-<git sha>[@sha256:<digest>]``.
+
+The tag, repository and digest rules are kit.naming's, shared with CI and the charts' schemas.
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_TAG = re.compile(
-    r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-    r"(?:-(?P<pre>[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*))?-(?P<sha>[0-9a-f]{7,40})$"
-)
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_REPOSITORY = re.compile(
-    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"(?::[0-9]+)?/)?[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"
-)
+from kit import naming
 
 
 class ImageRejectedError(ValueError):
@@ -73,35 +67,25 @@ class ImageRef:
 def parse_image(reference: str) -> ImageRef:
     """Parse ``repo:<semver>-<sha>`` (optionally ``@sha256:...``); refuse anything mutable."""
     rest, _, digest = reference.partition("@")
-    if digest and not _DIGEST.match(digest):
-        raise ImageRejectedError(f"digest {digest!r} is not sha256:<64 hex digits>")
-    slash = rest.rfind("/")
-    colon = rest.rfind(":")
-    if colon <= slash:
+    try:
         if digest:
+            naming.check_image_digest(digest)
+        slash = rest.rfind("/")
+        colon = rest.rfind(":")
+        if colon <= slash:
+            if digest:
+                raise ImageRejectedError(
+                    f"image {reference!r} has a digest but no tag: the charts need a "
+                    "<version>-<git sha> tag too, e.g. repo:1.4.2-a8f3d21@sha256:..."
+                )
             raise ImageRejectedError(
-                f"image {reference!r} has a digest but no tag: the charts need a "
-                "<version>-<git sha> tag too, e.g. repo:1.4.2-a8f3d21@sha256:..."
+                f"image {reference!r} has no tag: use an immutable <version>-<git sha> tag, "
+                "e.g. registry.example/order-service:1.4.2-a8f3d21"
             )
-        raise ImageRejectedError(
-            f"image {reference!r} has no tag: use an immutable <version>-<git sha> tag, "
-            "e.g. registry.example/order-service:1.4.2-a8f3d21"
-        )
-    repository, tag = rest[:colon], rest[colon + 1 :]
-    if not _REPOSITORY.match(repository):
-        raise ImageRejectedError(f"image repository {repository!r} is not a valid OCI name")
-    if tag == "latest":
-        raise ImageRejectedError(
-            "the tag 'latest' is mutable: deploy an immutable <version>-<git sha> tag "
-            "(e.g. 1.4.2-a8f3d21), so that what runs is what was tested"
-        )
-    match = _TAG.match(tag)
-    if match is None:
-        raise ImageRejectedError(
-            f"tag {tag!r} is not <semver>-<git sha> (e.g. 1.4.2-a8f3d21): tags must be immutable "
-            "and name the commit they were built from"
-        )
-    version = Version(
-        int(match["major"]), int(match["minor"]), int(match["patch"]), match["pre"] or None
-    )
-    return ImageRef(repository, tag, digest or None, version, match["sha"])
+        repository, tag = rest[:colon], rest[colon + 1 :]
+        naming.check_image_repository(repository)
+        parts = naming.check_image_tag(tag)
+    except naming.NamingError as exc:
+        raise ImageRejectedError(str(exc)) from None
+    version = Version(parts.major, parts.minor, parts.patch, parts.pre)
+    return ImageRef(repository, tag, digest or None, version, parts.sha)
