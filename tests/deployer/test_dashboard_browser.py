@@ -234,7 +234,7 @@ def row(deployment_id: str, table: str) -> str:
 
 
 async def test_the_dashboard_shows_a_rollout_live_and_links_its_plan(
-    viewer_stack: DeployerStack, chromium: Chromium, repo_root: Path, tmp_path: Path
+    chromium: Chromium, viewer_stack: DeployerStack, repo_root: Path, tmp_path: Path
 ) -> None:
     stack = viewer_stack
     challenged = await chromium.answer_basic_auth("someone", VIEWER)
