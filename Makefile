@@ -44,11 +44,12 @@ postgres: ## PostgreSQL server binaries for the tests (Debian's postgresql packa
 setup: deps tools postgres ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
-tools: ## Build helm, the local cluster (control plane, real node) and the CI linters; Debian packages for images and the node
+tools: ## Build helm, the local cluster (control plane, real node) and the CI linters; Debian packages for images, the node and the browser test
 	@platform/cluster/build-tools.sh
 	@platform/cluster/node-deps.sh
 	@platform/images/install-tools.sh
 	@pipelines/tools.sh
+	@platform/deployer/browser-deps.sh
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
 	@echo "==> ruff check"; $(BIN)/ruff check .
