@@ -5,7 +5,11 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 helm="$("$here/../platform/cluster/build-tools.sh" --path helm)"
-for chart in auth order payment gateway deployer nats postgres; do
+# Every chart that depends on the library (its Chart.yaml names it under dependencies), found
+# from the folders: a chart added by make new-service is vendored without editing this script.
+for chart_yaml in "$here"/*/Chart.yaml; do
+  grep -qE '^\s*repository:\s*"?file://\.\./flotilla-lib"?\s*$' "$chart_yaml" || continue
+  chart="$(basename "$(dirname "$chart_yaml")")"
   # "build" follows Chart.lock; "update" rewrites it (needed after a dependency version change).
   "$helm" dependency build --skip-refresh "$here/$chart" >/dev/null 2>&1 \
     || "$helm" dependency update --skip-refresh "$here/$chart" >/dev/null

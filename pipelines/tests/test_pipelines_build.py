@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kit import layout
 from pipelines_cli.build import (
     BuildSpec,
     buildx_command,
@@ -15,7 +16,7 @@ from pipelines_cli.build import (
     image_reference,
     source_url,
 )
-from pipelines_cli.deployables import Deployable, find
+from pipelines_cli.deployables import Deployable, discover
 from pipelines_cli.errors import PipelineError
 from pipelines_cli.testing import CliRun, GitRepo
 
@@ -122,5 +123,7 @@ def test_cli_build_refuses_a_dirty_tree_unless_given_a_tag(
 
 
 def test_every_deployable_of_the_repository_has_its_dockerfile(repo_root: Path) -> None:
-    for name in ("auth", "order", "payment", "gateway", "deployer"):
-        assert (repo_root / find(repo_root, name).dockerfile).is_file(), name
+    deployables = discover(repo_root)
+    assert {*layout.service_names(repo_root), "deployer"} == set(deployables)
+    for name, deployable in deployables.items():
+        assert (repo_root / deployable.dockerfile).is_file(), name

@@ -6,13 +6,18 @@ Dockerfile, chart and skaffold module it copies, renamed):
 - services/<name>/: pyproject.toml, Dockerfile, README.md, src/<name>_service/ with an example
   resource (items in its database, an Alembic migration, an event through the outbox) and tests;
 - charts/<name>/: the chart on flotilla-lib, its vendored library and generated values schema;
-- its registrations: the root pyproject.toml (workspace, ruff, mypy) and uv.lock, skaffold.yaml,
-  its NATS user in platform/nats/local.conf and charts/nats/files/users.conf, its database in
-  charts/postgres/values-local.yaml (platform/secrets/cluster_secrets.py reads both lists),
-  `make run` (kit.devrun), charts/schemagen.py, charts/vendor-lib.sh,
-  tests/charts/chartsupport.py and .gitlab-ci.yml.
+- its registrations in the files that cannot discover it from its folder: the root
+  pyproject.toml (workspace dependency and uv source, ruff first-party, mypy path) and uv.lock;
+  skaffold.yaml (one module per service); its NATS user in platform/nats/local.conf and
+  charts/nats/files/users.conf (each user's permissions are the security policy, written per
+  service); its database in charts/postgres/values-local.yaml (helm values;
+  platform/secrets/cluster_secrets.py reads both lists); the static job matrix of .gitlab-ci.yml.
 
-Removal undoes exactly that. Usage (make passes --uv):
+Everything else finds the service from its folder (kit.layout): the chart schemas
+(charts/schemagen.py), the vendored library (charts/vendor-lib.sh), CI's deployables, `make run`
+(kit.devrun) and the tests. Its pyproject.toml carries ``[tool.flotilla] scaffold =
+"new-service"``, which is what lets `make remove-service` remove it; removal undoes exactly what
+creation did and refuses the platform's own services. Usage (make passes --uv):
 
     .venv/bin/python platform/scaffold/new_service.py new inventory --uv ~/.cache/.../uv
     .venv/bin/python platform/scaffold/new_service.py remove inventory --uv ~/.cache/.../uv
@@ -21,22 +26,25 @@ Removal undoes exactly that. Usage (make passes --uv):
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from kit import layout
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "templates" / "service"
 # A new service copies this service's Dockerfile, chart and skaffold module, renamed.
 REFERENCE = "payment"
-# The services the platform is built around (the gateway routes to them): never removed here.
-CORE_SERVICES = ("auth", "order", "payment", "gateway")
+# A scaffolded service's pyproject.toml says so ([tool.flotilla] scaffold = "new-service"):
+# remove-service removes no other service (the platform's own ones, or one written by hand).
+SCAFFOLD_MARKER = "new-service"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 MAX_LENGTH = 30
 RESERVED = {
@@ -55,8 +63,6 @@ RESERVED = {
     "services": "a top-level folder",
     "tests": "a top-level folder",
 }
-DEVRUN = "platform/kit/src/kit/devrun.py"
-DEVRUN_BASE_PORT = 8000
 STREAMS = "platform/kit/src/kit/events/streams.py"
 NATS_CONF = "platform/nats/local.conf"
 # The cluster's NATS users (the nats chart) and databases (the postgres release's roles).
@@ -157,6 +163,25 @@ def traces(root: Path, service: Service) -> list[str]:
     return found
 
 
+def made_by_scaffold(root: Path, service: Service) -> bool:
+    """True unless ``service`` has a pyproject.toml without the new-service marker (a leftover of
+    a failed scaffold, without its folder, counts as made by it)."""
+    pyproject = root / service.folder / "pyproject.toml"
+    if not pyproject.is_file():
+        return True
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ScaffoldError(f"{pyproject} is not valid TOML ({exc}): fix it first") from None
+    return bool(data.get("tool", {}).get("flotilla", {}).get("scaffold") == SCAFFOLD_MARKER)
+
+
+def platform_services(root: Path) -> list[str]:
+    """The services the scaffold did not make (kit.layout's discovery, without the marked)."""
+    names = layout.service_names(root)
+    return [name for name in names if not made_by_scaffold(root, Service(name))]
+
+
 def check_new(root: Path, name: str) -> Service:
     """The service to create, or ScaffoldError when the name is invalid, reserved or taken."""
     service = check_name_format(name, "new-service")
@@ -176,7 +201,7 @@ def check_new(root: Path, name: str) -> Service:
     if found:
         leftover = (
             ""
-            if name in CORE_SERVICES
+            if not made_by_scaffold(root, service)
             else f", or run `make remove-service name={name}` first if it is a scaffold to redo"
         )
         raise ScaffoldError(
@@ -188,10 +213,12 @@ def check_new(root: Path, name: str) -> Service:
 def check_remove(root: Path, name: str) -> Service:
     """The service to remove, or ScaffoldError when it is not one the scaffold could have made."""
     service = check_name_format(name, "remove-service")
-    if name in CORE_SERVICES:
+    if not made_by_scaffold(root, service):
         raise ScaffoldError(
-            f"{name!r} is one of the platform's own services ({', '.join(CORE_SERVICES)}); "
-            "remove-service only removes services made by make new-service"
+            f"{name!r} is one of the platform's own services "
+            f"({', '.join(platform_services(root))}): remove-service only removes services made "
+            "by make new-service (their pyproject.toml has [tool.flotilla] "
+            f'scaffold = "{SCAFFOLD_MARKER}")'
         )
     if not traces(root, service):
         raise ScaffoldError(f"there is no service {name!r} (no {service.folder}): nothing to do")
@@ -235,26 +262,6 @@ def anchor_missing(path: str, what: str) -> ScaffoldError:
         "service. Restore that part of the file (see git log), or register it by hand as "
         "platform/scaffold/README.md describes"
     )
-
-
-def edit_string_tuple(text: str, variable: str, name: str, add: bool) -> str | None:
-    """Add ``name`` to (or remove it from) ``VARIABLE = ("a", "b")``; None when there is none.
-
-    The tuple is written on one line; ruff format wraps it when it grows too long.
-    """
-    match = re.search(rf"(?m)^{variable} = \((?P<body>[^()]*)\)", text)
-    if match is None:
-        return None
-    try:
-        value = ast.literal_eval(f"({match['body']})")
-    except (ValueError, SyntaxError):
-        return None  # not a literal: the list is computed
-    items = [value] if isinstance(value, str) else list(value)
-    if not all(isinstance(item, str) for item in items):
-        return None
-    items = [item for item in items if item != name] + ([name] if add else [])
-    body = ", ".join(f'"{item}"' for item in items) + ("," if len(items) == 1 else "")
-    return f"{text[: match.start()]}{variable} = ({body}){text[match.end() :]}"
 
 
 def edit_word_list(text: str, pattern: str, name: str, add: bool, before: str = "") -> str | None:
@@ -391,45 +398,6 @@ def edit_postgres_databases(text: str, service: Service, add: bool) -> str:
     return text[: block.start("items")] + body + text[block.end("items") :]
 
 
-def devrun_port(text: str) -> int | None:
-    """The port `make run` gives the next service, or None when devrun lists no services."""
-    offsets = [int(n) for n in re.findall(r'(?m)^    LocalService\("[^"]+", (\d+)\),$', text)]
-    return DEVRUN_BASE_PORT + max(offsets) + 1 if offsets else None
-
-
-def edit_devrun(text: str, service: Service, add: bool) -> str | None:
-    """kit.devrun (make run): a LocalService with the next free port offset."""
-    text = re.sub(rf'(?m)^    LocalService\("{re.escape(service.name)}", \d+\),\n', "", text)
-    if not add:
-        return text
-    block = re.search(r"(?ms)^SERVICES = \(\n(?P<body>.*?)^\)", text)
-    port = devrun_port(text)
-    if block is None or port is None:
-        return None
-    line = f'    LocalService("{service.name}", {port - DEVRUN_BASE_PORT}),\n'
-    return text[: block.end("body")] + line + text[block.end("body") :]
-
-
-def edit_tuples(*variables: str) -> Edit:
-    """An edit of the string tuples ``variables`` of a Python file (the chart lists)."""
-
-    def edit(text: str, service: Service, add: bool) -> str | None:
-        for variable in variables:
-            edited = edit_string_tuple(text, variable, service.name, add)
-            if edited is None:
-                return None
-            text = edited
-        return text
-
-    return edit
-
-
-def edit_vendor_script(text: str, service: Service, add: bool) -> str | None:
-    """charts/vendor-lib.sh: the chart in its list, before the deployer."""
-    pattern = r"^(for chart in )([a-z0-9 -]+)(; do)$"
-    return edit_word_list(text, pattern, service.name, add, before="deployer")
-
-
 def edit_gitlab(text: str, service: Service, add: bool) -> str | None:
     """.gitlab-ci.yml: the service in the per-service job matrix."""
     return edit_word_list(text, r"^(\s*- SERVICE: \[)([^\]]*)(\])$", service.name, add)
@@ -443,10 +411,6 @@ SHARED: tuple[tuple[str, Edit, bool], ...] = (
     (NATS_CONF, edit_nats, True),
     (NATS_CHART_USERS, edit_nats_chart, True),
     (POSTGRES_VALUES, edit_postgres_databases, True),
-    (DEVRUN, edit_devrun, False),
-    ("charts/schemagen.py", edit_tuples("SERVICE_CHARTS", "CHARTS_WITH_DATABASE"), False),
-    ("tests/charts/chartsupport.py", edit_tuples("SERVICE_CHARTS", "CHARTS_WITH_DATABASE"), False),
-    ("charts/vendor-lib.sh", edit_vendor_script, False),
     (".gitlab-ci.yml", edit_gitlab, False),
 )
 
@@ -467,13 +431,12 @@ def shared_edits(root: Path, service: Service, add: bool, changes: Changes) -> N
 # --- generation ---------------------------------------------------------------------------------
 
 
-def service_files(root: Path, service: Service, port: int | None) -> dict[str, bytes]:
+def service_files(root: Path, service: Service) -> dict[str, bytes]:
     """services/<name>/ from the templates, and its Dockerfile from the reference service's."""
     values = {
         "__PACKAGE__": service.package,
         "__SNAKE__": service.snake,
         "__STREAM__": service.stream,
-        "__PORT__": str(port) if port else "printed at start-up",
         "__NAME__": service.name,
     }
     files = {}
@@ -563,8 +526,7 @@ def new_service(root: Path, name: str, tools: Tools) -> Changes:
     service = check_new(root, name)
     changes = Changes()
     shared_edits(root, service, True, changes)
-    port = devrun_port(read(root, DEVRUN)) if DEVRUN in changes.edits else None
-    changes.new_files.update(service_files(root, service, port))
+    changes.new_files.update(service_files(root, service))
     changes.new_files.update(chart_files(root, service))
     apply(root, changes)
     python_edits = [path for path in changes.edits if path.endswith(".py")]

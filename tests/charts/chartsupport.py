@@ -13,9 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-SERVICE_CHARTS = ("auth", "order", "payment", "gateway")
+from kit import layout
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Discovered from the folders (kit.layout), as charts/schemagen.py does: every service's chart.
+SERVICE_CHARTS = layout.service_names(REPO_ROOT)
 CHARTS = (*SERVICE_CHARTS, "deployer")
-CHARTS_WITH_DATABASE = ("auth", "order", "payment")
+CHARTS_WITH_DATABASE = layout.services_with_database(REPO_ROOT)
 # The platform's own NATS and PostgreSQL (StatefulSets; tests/charts/test_chart_dependencies.py).
 DEPENDENCY_CHARTS = ("nats", "postgres")
 LIBRARY = "flotilla-lib"

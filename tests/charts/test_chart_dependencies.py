@@ -16,14 +16,16 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
+from kit import layout
 from kit.localstack.ports import free_port
 from tests.charts.chartsupport import Helm, Manifest, Rendered, containers, merge, walk_strings
 from tests.charts.test_chart_policies import RESTRICTED_VOLUME_TYPES, effective
 
 DEPENDENCY_TAG = "2.15.1-a8f3d21"
 REPO = Path(__file__).parents[2]
-# The platform's own NATS users; make new-service adds its service's to local.conf and the chart.
-PLATFORM_NATS_USERS = ["auth", "order", "payment", "gateway", "deployer", "ci"]
+# Every service's NATS user (make new-service adds it to local.conf and the chart), the deployer's
+# and CI's.
+PLATFORM_NATS_USERS = [*layout.service_names(REPO), "deployer", "ci"]
 NATS_USERS = re.findall(
     r"(?m)^\s*user: ([a-z0-9_-]+), password: ", (REPO / "platform/nats/local.conf").read_text()
 )

@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from kit import layout
 from tests.charts.test_chart_local_values import secrets_script
 from tests.e2e.clustersupport import Kubectl
 
@@ -29,8 +30,10 @@ DATABASES = sorted(SCRIPT_MODULE.DATABASES)
 
 
 def test_the_lists_hold_the_platforms_own_users_and_databases() -> None:
-    assert {"auth", "ci", "deployer", "gateway", "order", "payment"} <= set(NATS_USERS)
-    assert {"auth", "order", "payment"} <= set(DATABASES)
+    root = Path(__file__).parents[2]
+    assert {*layout.service_names(root), "ci", "deployer"} <= set(NATS_USERS)
+    with_database = {name.replace("-", "_") for name in layout.services_with_database(root)}
+    assert with_database <= set(DATABASES)
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from kit import layout
 from kit.localstack.ports import free_port
 from kit.testing.postgres import postgres_bin_dir
 
 ENTRYPOINT = Path(__file__).parents[2] / "platform" / "images" / "postgres" / "entrypoint.sh"
-DATABASES = ("auth", "order", "payment")
+# One database per service that has one (its snake name, a PostgreSQL identifier).
+DATABASES = tuple(name.replace("-", "_") for name in layout.services_with_database())
 
 
 def new_password() -> str:

@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
+from kit import layout
 from tests.e2e.clustersupport import REPO_ROOT, Helm, Kubectl, KubectlWatch
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("auth", "order", "payment", "gateway")
+# Every service and those with a database, discovered from their folders (kit.layout).
+SERVICES = layout.service_names(REPO_ROOT)
+WITH_DATABASE = layout.services_with_database(REPO_ROOT)
 TAG = "1.0.0-a1b2c3d"
 NEW_TAG = "1.0.1-b2c3d4e"
 # The never-ready marker of platform/cluster/stages.yaml: the word "neverready" in the image.
@@ -32,7 +35,7 @@ def base_values(service: str, tag: str = TAG) -> dict[str, Any]:
     values: dict[str, Any] = {
         "image": {"repository": f"registry.local/{service}-service", "tag": tag}
     }
-    if service in ("auth", "order", "payment"):
+    if service in WITH_DATABASE:
         values["database"] = {"existingSecret": f"{service}-database"}
     return values
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kit import layout
 from pipelines_cli.imagebuild import PushedImage, ensure_image
 from pipelines_cli.incluster import (
     PLATFORM_NAMESPACE,
@@ -31,8 +32,9 @@ from pipelines_cli.incluster import (
 from tests.e2e.clustersupport import CLUSTER_DIR, REPO_ROOT, Kubectl, built_tool
 
 REAL_CLUSTER_ENV = "FLOTILLA_REAL_CLUSTER"
-# In the order the platform starts them: the gateway needs auth's JWKS.
-SERVICES = ("auth", "order", "payment", "gateway")
+# Every service (kit.layout: the folders services/<name>/), the gateway last: it routes to the
+# others and needs auth's JWKS.
+SERVICES = tuple(sorted(layout.service_names(REPO_ROOT), key=lambda name: name == "gateway"))
 NODE_NAME = "flotilla-node"
 # A rollout whose new pods make no progress for this long fails (helm stops waiting at once and
 # rolls back), instead of at helm's timeout: a broken build is caught in seconds.

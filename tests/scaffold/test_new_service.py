@@ -175,19 +175,17 @@ def test_the_scaffold_writes_the_service_its_chart_and_every_registration(
 ) -> None:
     status, diff = tree_state(scaffolded)
     changed = {line[3:] for line in status.splitlines()}
-    for shared in (
+    # Only the files that cannot discover the service from its folder (platform/scaffold/README.md).
+    edited = {line[3:] for line in status.splitlines() if line.startswith(" M")}
+    assert edited == {
         "pyproject.toml",
         "uv.lock",
         "skaffold.yaml",
         "platform/nats/local.conf",
         "charts/nats/files/users.conf",
         "charts/postgres/values-local.yaml",
-        "platform/kit/src/kit/devrun.py",
-        "charts/schemagen.py",
-        "charts/vendor-lib.sh",
         ".gitlab-ci.yml",
-    ):
-        assert shared in changed, f"{shared} was not edited"
+    }
     for new in (
         "services/inventory/Dockerfile",
         "services/inventory/src/inventory_service/main.py",
@@ -205,7 +203,6 @@ def test_the_scaffold_writes_the_service_its_chart_and_every_registration(
     assert 'user: inventory, password: "inventory-local-only"' in diff
     assert "user: inventory, password: $NATS_PASSWORD_INVENTORY" in diff
     assert "+  - inventory\n" in diff  # its PostgreSQL role and database in the local cluster
-    assert 'LocalService("inventory", 4)' in diff
 
 
 def test_the_service_passes_ruff_and_mypy(scaffolded: Path) -> None:
@@ -328,7 +325,6 @@ def test_a_second_service_with_the_longest_dashed_name_is_lint_clean_and_removed
     run(scaffolded, ".venv/bin/ruff", "format", "--check", *paths)
     run(scaffolded, ".venv/bin/mypy", f"services/{LONG_NAME}")
     diff = tree_state(scaffolded)[1]
-    assert 'LocalService("stock-level-of-the-warehouse-9", 5)' in diff
     assert "password: $NATS_PASSWORD_STOCK_LEVEL_OF_THE_WAREHOUSE_9" in diff
     assert "+  - stock_level_of_the_warehouse_9\n" in diff
     make(scaffolded, "remove-service", LONG_NAME)

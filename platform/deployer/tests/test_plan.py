@@ -12,6 +12,7 @@ import yaml
 
 from deployer.helm import Helm
 from deployer.plan import WorkloadPlan, parse_quantity, plan_release
+from kit import layout
 
 TAG = "1.0.0-a1b2c3d"
 NEW_TAG = "1.1.0-b2c3d4e"
@@ -20,7 +21,7 @@ Render = Callable[..., Awaitable[str]]
 
 # The services with a database: a real release names its Secret (as in
 # charts/<service>/values-local.yaml), since the charts refuse two replicas on SQLite.
-DATABASE_SERVICES = ("auth", "order", "payment")
+DATABASE_SERVICES = layout.services_with_database()
 
 
 def values(service: str = "order", tag: str = TAG, /, **more: Any) -> dict[str, Any]:
@@ -50,7 +51,7 @@ def only_workload(plan_workloads: list[WorkloadPlan]) -> WorkloadPlan:
     return workload
 
 
-@pytest.mark.parametrize("service", ["auth", "order", "payment", "gateway", "deployer"])
+@pytest.mark.parametrize("service", [*layout.service_names(), "deployer"])
 async def test_image_tag_change_rolls_out_only_the_workload(render: Render, service: str) -> None:
     before = await render(values(service), service)
     after = await render(values(service, NEW_TAG), service)
