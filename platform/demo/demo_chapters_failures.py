@@ -13,6 +13,7 @@ from demo_common import REGISTRY, SERVICES, DemoError
 from demo_render import (
     order_sets_table,
     short,
+    titled_table,
 )
 from demo_replicasets import ReplicaSet, serving
 from demo_stage import BROKEN_COMMAND_JSON, OOM_LIMIT, RUN_ID_PREFIX, Demo
@@ -166,15 +167,7 @@ async def summary(demo: Demo) -> None:
         )
     if response.status_code != 200:
         raise DemoError(f"GET /api/services answered {response.status_code}: {response.text}")
-    table = Table(
-        title=f" Releases in {demo.namespace} (the deployer's GET /api/services)",
-        title_justify="left",
-        title_style="bold",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1),
-    )
+    table = titled_table(f" Releases in {demo.namespace} (the deployer's GET /api/services)")
     for column in ("service", "release", "helm revision", "image tag", "last deployment"):
         table.add_column(column)
     # The deployer can release the dependencies' charts too; the story is the services.

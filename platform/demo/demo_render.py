@@ -158,18 +158,25 @@ def plan_table(plan: Plan) -> Group:
     return Group(*parts)
 
 
-def before_after_table(
-    before: Mapping[str, Sequence[ReplicaSet]], after: Mapping[str, Sequence[ReplicaSet]]
-) -> Table:
-    """The serving ReplicaSet of every service, before and after."""
-    table = Table(
-        title=" The ReplicaSet serving each service, before → after (kubectl get replicasets)",
+def titled_table(title: str) -> Table:
+    """An empty table in the demo's style, its bold title on the left."""
+    return Table(
+        title=title,
         title_justify="left",
         title_style="bold",
         header_style="bold",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         padding=(0, 1),
+    )
+
+
+def before_after_table(
+    before: Mapping[str, Sequence[ReplicaSet]], after: Mapping[str, Sequence[ReplicaSet]]
+) -> Table:
+    """The serving ReplicaSet of every service, before and after."""
+    table = titled_table(
+        " The ReplicaSet serving each service, before → after (kubectl get replicasets)"
     )
     for column in ("service", "ReplicaSet", "rev.", "uid", "ready", ""):
         table.add_column(column, no_wrap=True)
@@ -193,15 +200,7 @@ def before_after_table(
 
 def order_sets_table(sets: Sequence[ReplicaSet], previous: ReplicaSet | None) -> Table:
     """Every ReplicaSet of order after the rollback."""
-    table = Table(
-        title=" Every ReplicaSet of order after the rollback",
-        title_justify="left",
-        title_style="bold",
-        header_style="bold",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        padding=(0, 1),
-    )
+    table = titled_table(" Every ReplicaSet of order after the rollback")
     for column in ("ReplicaSet", "image tag", "revision", "ready", ""):
         table.add_column(column, no_wrap=True)
     for rs in sets:
