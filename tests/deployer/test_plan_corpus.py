@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from deployer.chartvalues import merge
@@ -251,6 +252,9 @@ def pods_roll(plan: Plan) -> bool:
     return any(w.kind == "Deployment" and w.change == "rollout" for w in plan.workloads)
 
 
+# 40-odd helm installs against a real API server: ~95 s alone, more on a loaded 2-core CI machine;
+# the limit only catches a hang.
+@pytest.mark.timeout(360)
 def test_plans_agree_with_the_deployment_controller(
     repo_root: Path, tmp_path: Path, helm: Helm, kubectl: Kubectl, namespace: str
 ) -> None:
