@@ -17,7 +17,6 @@ from kit.layout import service_names
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "platform" / "cluster" / "cluster.sh"
-BUILD_TOOLS = REPO / "platform" / "cluster" / "build-tools.sh"
 NATS_CONFIG = REPO / "platform" / "nats" / "local.conf"
 SECRETS_SCRIPT = REPO / "platform" / "secrets" / "cluster_secrets.py"
 PIPELINES_SRC = REPO / "pipelines" / "src"

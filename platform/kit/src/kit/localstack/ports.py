@@ -97,8 +97,3 @@ def free_ports(count: int) -> int:
 def free_port() -> int:
     """A TCP port on 127.0.0.1, reserved for this process and free right now."""
     return free_ports(1)
-
-
-def reserved_by_this_process(port: int) -> bool:
-    """Whether this process holds the reservation of ``port``."""
-    return port in _held

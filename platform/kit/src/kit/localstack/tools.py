@@ -8,14 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from kit.layout import repo_root
+
 
 class MissingToolError(RuntimeError):
     """A binary the stack needs is not installed; the message says which make target adds it."""
-
-
-def repo_root() -> Path:
-    """The checkout this kit runs from (platform/kit/src/kit/localstack/tools.py)."""
-    return Path(__file__).resolve().parents[5]
 
 
 def nats_server_binary() -> str:
