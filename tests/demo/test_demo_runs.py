@@ -56,6 +56,13 @@ def logs_of(run_dir: Path) -> str:
     return "\n".join(parts)
 
 
+def failure_report(output: str, run_dir: Path) -> str:
+    """The demo's last lines first (where its error is: a long report is cut in the middle by
+    CI's summary), then its whole output and the end of its logs."""
+    tail = "\n".join(output.splitlines()[-25:])
+    return f"the demo's last lines:\n{tail}\n\nits whole output:\n{output}\n{logs_of(run_dir)}"
+
+
 @pytest.mark.timeout(900)
 def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     run_dir = tmp_path / "demo"
@@ -65,7 +72,7 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     )
     took = time.monotonic() - began
     output = result.stdout + result.stderr
-    assert result.returncode == 0, output + "\n" + logs_of(run_dir)
+    assert result.returncode == 0, failure_report(output, run_dir)
     flat = " ".join(output.split())  # long lines wrap at the console's width
     # NATS and PostgreSQL as real pods in the cluster; CI's NATS is only for CI's events.
     assert "NATS (JetStream; the services' bus) and PostgreSQL as real pods" in flat
