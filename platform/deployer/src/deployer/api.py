@@ -1,4 +1,5 @@
-"""The deployer's HTTP API: services, history, plan, manual deploy and rollback, live events."""
+"""The deployer's HTTP API: services, history, plan, manual deploy and rollback, canary
+commands, live events."""
 
 import asyncio
 import uuid
@@ -10,9 +11,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from deployer.auth import require, token_dependency
+from deployer.canary.control import Command
 from deployer.contract import ArtifactPublished, DeployPhase
 from deployer.drift import DriftMode, DriftReport
-from deployer.orchestrator import NotPendingError, Orchestrator, RejectedError
+from deployer.orchestrator import NoCanaryError, NotPendingError, Orchestrator, RejectedError
 from deployer.records import DeploymentRecord, Origin, ServiceState
 from deployer.tokens import ApiToken, Scope, TokenBook
 from kit.problems import problem_responses
@@ -164,6 +166,30 @@ def api_router(
             summary=summary,
             responses=problem_responses(401, 403, 404, 409),
         )
+
+    @router.post(
+        "/deployments/{deployment_id}/canary/{command}",
+        status_code=202,
+        response_model=DeploymentRecord,
+        summary="Tell a running canary to promote (now), abort (back to the stable pods), pause "
+        "or resume (deploy scope)",
+        responses=problem_responses(401, 403, 404, 409),
+    )
+    async def canary(
+        caller: Caller, deployment_id: str, command: Command, body: DecisionRequest | None = None
+    ) -> DeploymentRecord:
+        orch = orchestrator()
+        stored = await orch.store.get(deployment_id)
+        if stored is None or not caller.sees(stored.service):
+            require(caller, Scope.DEPLOY)
+            raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
+        require(caller, Scope.DEPLOY, stored.service)
+        by = caller.name + (f" ({body.note})" if body and body.note else "")
+        try:
+            await orch.command_canary(deployment_id, command, by)
+        except NoCanaryError as exc:
+            raise HTTPException(409, str(exc)) from None
+        return stored
 
     @router.post(
         "/services/{service}/rollback",

@@ -1,4 +1,5 @@
-"""`deployer`: plan, deploy, rollback, status and history through the deployer's API."""
+"""`deployer`: plan, deploy, rollback, canary commands, status and history through the
+deployer's API."""
 
 from __future__ import annotations
 
@@ -163,6 +164,30 @@ _decision(
     "approve", "Approve DEPLOYMENT_ID (waiting in pending_approval): it is queued, runs once."
 )
 _decision("deny", "Deny DEPLOYMENT_ID (waiting in pending_approval): it ends rejected.")
+
+CANARY_COMMANDS = {
+    "promote": "skip the remaining steps and promote now",
+    "abort": "back to the stable pods now; the deployment ends rolled_back",
+    "pause": "hold at the current step until resumed, promoted or aborted",
+    "resume": "continue a paused canary (a paused analysis starts again)",
+}
+
+
+@app.command()
+def canary(
+    command: Annotated[str, typer.Argument(help="promote | abort | pause | resume")],
+    deployment_id: str,
+    note: NoteOption = None,
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
+) -> None:
+    """Tell the running canary of DEPLOYMENT_ID to promote, abort, pause or resume."""
+    if command not in CANARY_COMMANDS:
+        known = "; ".join(f"{name}: {what}" for name, what in CANARY_COMMANDS.items())
+        typer.secho(f"unknown canary command {command!r}; known are {known}", fg="red", err=True)
+        raise typer.Exit(2)
+    _call("POST", f"{url}/api/deployments/{deployment_id}/canary/{command}", token, {"note": note})
+    typer.echo(f"{deployment_id}: {command} sent ({CANARY_COMMANDS[command]})")
 
 
 @app.command()

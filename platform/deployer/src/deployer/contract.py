@@ -31,6 +31,10 @@ class DeployPhase(StrEnum):
     (its reason and ``helm_stderr`` say what failed), and ``failed`` when nothing was restored
     (a first install, or a failed rollback). One whose plan changes nothing ends ``unchanged``
     without running helm (``force`` upgrades anyway).
+    A deployment of a service with the canary strategy reports ``canary`` events between its
+    steps (the split, the measurements); it ends ``succeeded`` when promoted, ``rolled_back``
+    when aborted (the stable pods serve everything again), ``superseded`` when a newer one took
+    over mid-canary.
     A deployment whose plan holds a change the policy wants a person to approve waits in
     ``pending_approval`` (helm has not run) until it is approved (``queued`` again) or denied
     (``rejected``), or a newer deployment of the service supersedes it.
@@ -40,6 +44,7 @@ class DeployPhase(StrEnum):
     PENDING_APPROVAL = "pending_approval"
     STARTED = "started"
     PROGRESSING = "progressing"
+    CANARY = "canary"
     SUCCEEDED = "succeeded"
     UNCHANGED = "unchanged"
     FAILED = "failed"
@@ -151,6 +156,66 @@ class RolloutProgress(BaseModel):
     )
 
 
+class CanaryNumbers(BaseModel):
+    """What one track (the canary or the stable pods) did over a measurement's window."""
+
+    requests: float
+    success_rate: float | None = None
+    p99_seconds: float | None = None
+    deliveries: float = 0
+    handler_failures: float = 0
+    dead_letters: float = 0
+
+
+class CanaryMeasurement(BaseModel):
+    """One analysis of the canary: ``pass``, ``fail`` or ``inconclusive`` (no traffic), the
+    numbers of both tracks over the same window, and each threshold it broke."""
+
+    verdict: str
+    window_seconds: float
+    canary: CanaryNumbers
+    stable: CanaryNumbers
+    broken: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+class CanaryState(StrEnum):
+    """Where a canary is."""
+
+    SCALING = "scaling"
+    ANALYSING = "analysing"
+    PAUSED = "paused"
+    PROMOTING = "promoting"
+    PROMOTED = "promoted"
+    ABORTING = "aborting"
+    ABORTED = "aborted"
+
+
+class CanaryStatus(BaseModel):
+    """A canary's steps, where it is, its split and its measurements (``canary`` events, and
+    the terminal event of a canary deployment)."""
+
+    state: CanaryState
+    steps: list[str]
+    step: int = Field(description="Index of the current step in steps; len(steps): promotion")
+    weight: int = Field(description="The weight of the last setWeight step reached, percent")
+    stable_replicas: int
+    canary_replicas: int
+    stable_image: str | None = None
+    canary_image: str | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    measurements: list[CanaryMeasurement] = Field(
+        default_factory=list, description="The measurements of the canary so far, oldest first"
+    )
+    reason: str | None = None
+
+    @property
+    def share(self) -> float:
+        """The canary's share of the pods, and so of the requests."""
+        total = self.stable_replicas + self.canary_replicas
+        return self.canary_replicas / total if total else 0.0
+
+
 class DeployEventData(BaseModel):
     """The data of every ``deploy.<service>.<phase>`` event."""
 
@@ -169,6 +234,7 @@ class DeployEventData(BaseModel):
     pod_problems: list[PodProblem] | None = None
     approvals_needed: list[str] | None = None
     approved_by: str | None = None
+    canary: CanaryStatus | None = None
 
 
 DRIFTED_TYPE = "dev.flotilla.deploy.drifted.v1"

@@ -19,6 +19,7 @@ PROTECTED = {
     "probes": "the probes",
     "nameOverride": "the release's resource names",
     "fullnameOverride": "the release's resource names",
+    "canary": "the canary's split (the deployer sets it while a canary runs)",
 }
 SELECTOR_LABEL_PREFIX = "app.kubernetes.io/"
 

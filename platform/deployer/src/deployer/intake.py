@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from deployer.chartvalues import ChartValues, merge
+from deployer.chartvalues import ChartValues, merge, without_nulls
 from deployer.contract import ArtifactPublished
 from deployer.guardrails import guardrail_violations
 from deployer.images import parse_image
@@ -66,6 +66,11 @@ class Intake:
         values = merge(environment, request.values)
         reference = {"repository": image.repository, "tag": image.tag, "digest": image.digest or ""}
         return merge(values, {"image": reference})
+
+    def merged(self, service: str, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` over the chart's defaults, as helm renders them."""
+        merged: dict[str, Any] = without_nulls(merge(self._charts[service].defaults(), values))
+        return merged
 
     def check_values(self, request: ArtifactPublished) -> None:
         """Refuse values that break a guardrail, the policy, or the chart's schema; the reason

@@ -31,10 +31,17 @@ from deployer.acts.recover import recover
 from deployer.acts.rollback import rollback
 from deployer.acts.skip import skip
 from deployer.acts.upgrade import upgrade
+from deployer.canary.control import CanaryControl, Command
+from deployer.canary.host import ReleaseCanaryHost
+from deployer.canary.prometheus import PrometheusQueries
+from deployer.canary.replicas import Bounds, Split
+from deployer.canary.run import CanaryPlan, CanaryRun
+from deployer.canary.strategy import CanaryStrategy, canary_strategy
 from deployer.contract import (
     ARTIFACT_PUBLISHED,
     DRIFTED_TYPE,
     ArtifactPublished,
+    CanaryStatus,
     DeployEventData,
     DeployPhase,
     PodProblem,
@@ -74,11 +81,16 @@ from kit.tracing import extract_trace_context, inject_trace_headers, tracer
 log = logging.getLogger(__name__)
 _PLAN_PHASES = frozenset({DeployPhase.STARTED, DeployPhase.PENDING_APPROVAL, DeployPhase.UNCHANGED})
 _STDERR_PHASES = frozenset({DeployPhase.FAILED, DeployPhase.ROLLED_BACK})
-__all__ = ["Orchestrator", "RejectedError"]
+CANARY_DEPLOYMENT_SUFFIX = "-canary"
+__all__ = ["NoCanaryError", "Orchestrator", "RejectedError"]
 
 
 class NotPendingError(LookupError):
     """An approval for a deployment that does not wait for one; the message says why."""
+
+
+class NoCanaryError(LookupError):
+    """A canary command for a deployment that runs no canary now; the message says why."""
 
 
 class Orchestrator:
@@ -120,6 +132,11 @@ class Orchestrator:
         self._drift: dict[str, DriftReport] = {}
         # One Helm operation or drift correction per release at a time.
         self._release_locks: dict[str, asyncio.Lock] = {}
+        # The canaries running now, by deployment id.
+        self._canaries: dict[str, CanaryControl] = {}
+        self._prometheus = (
+            PrometheusQueries(settings.prometheus_url) if settings.prometheus_url else None
+        )
 
     @property
     def services(self) -> list[str]:
@@ -457,10 +474,17 @@ class Orchestrator:
         if isinstance(step, HoldForApproval):
             await self._hold(record, plan, list(step.needed))
             return
+        strategy = self._canary_strategy(record, values, observed)
+        summary = plan.summary()
+        if strategy is not None:
+            summary = f"canary: {strategy.describe()}; {summary}"
         started = record.moved_to(DeployPhase.STARTED).model_copy(
-            update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
+            update={"plan": plan.model_dump(mode="json"), "plan_summary": summary}
         )
         await self._report(started)
+        if strategy is not None:
+            await self._canary(started, strategy, values, observed, rendered)
+            return
         began = time.monotonic()
         give_up = asyncio.Event()
         watcher = self._watch_progress(started, give_up)
@@ -497,6 +521,117 @@ class Orchestrator:
         else:
             self._forget(record.service)
         await self._conclude(started, outcome)
+
+    # ---- canaries ------------------------------------------------------------------------
+
+    def _canary_strategy(
+        self, record: DeploymentRecord, values: dict[str, Any], observed: Observation
+    ) -> CanaryStrategy | None:
+        """The canary of this deployment: its service's strategy is canary, a release serves
+        already, and the image changes (a first install, or a change of values alone, rolls)."""
+        if record.request is None or observed.status != "deployed" or observed.image is None:
+            return None
+        strategy = canary_strategy(self._intake.merged(record.service, values))
+        if strategy is None or parse_image(record.request.image) == observed.image:
+            return None
+        return strategy
+
+    async def _canary(
+        self,
+        record: DeploymentRecord,
+        strategy: CanaryStrategy,
+        values: dict[str, Any],
+        observed: Observation,
+        rendered: str,
+    ) -> None:
+        service = record.service
+        assert record.request is not None
+        stable_values = await self._helm.get_values(service) or {}
+        # A canary cut short by a restart of the deployer starts again from the split it left.
+        live = stable_values.pop("canary", None) or {}
+        merged = self._intake.merged(service, stable_values)
+        replicas = int(merged.get("replicaCount", 1))
+        rolling = merged.get("rollingUpdate") or {}
+        bounds = Bounds.of(replicas, rolling.get("maxSurge", 1), rolling.get("maxUnavailable", 0))
+        start = (
+            Split(int(live.get("stableReplicas", replicas)), int(live.get("replicas", 0)))
+            if live.get("enabled")
+            else Split(replicas, 0)
+        )
+        plan = CanaryPlan(
+            strategy=strategy,
+            stable_values=stable_values,
+            new_values=values,
+            image=parse_image(record.request.image),
+            stable_image=str(observed.image) if observed.image else None,
+            bounds=bounds,
+            start=start,
+            deployment_id=record.id,
+        )
+        current = record
+
+        async def publish(status: CanaryStatus) -> None:
+            nonlocal current
+            current = current.model_copy(update={"canary": status})
+            await self._store.put(current)
+            await self._publish(current, DeployPhase.CANARY)
+
+        host = ReleaseCanaryHost(
+            helm=self._helm,
+            settings=self._settings,
+            record=record,
+            chart=self._charts[service],
+            cluster=self._cluster,
+            queries=self._prometheus,
+            publish=publish,
+            newer_deployment=lambda: self._newer(service),
+        )
+        control = self._canaries[record.id] = CanaryControl()
+        self._forget(service)
+        try:
+            result = await CanaryRun(plan, host, control).run()
+        finally:
+            self._canaries.pop(record.id, None)
+        ended = current.model_copy(update={"canary": result.status})
+        if result.superseded_by is not None:
+            DEPLOYMENTS.labels(service, DeployPhase.SUPERSEDED.value).inc()
+            final = ended.moved_to(DeployPhase.SUPERSEDED, result.outcome.reason)
+            await self._report(final, superseded_by=result.superseded_by)
+            return
+        if result.outcome.phase is DeployPhase.SUCCEEDED:
+            self._applied[service] = Observation(
+                status="deployed",
+                revision=result.outcome.revision,
+                description=description_for(record),
+                image=parse_image(record.request.image),
+            )
+            self._manifests[service] = rendered
+        await self._conclude(ended, result.outcome)
+
+    def _newer(self, service: str) -> str | None:
+        queued = self._lanes.queued(service)
+        return queued.id if queued is not None else None
+
+    def canary(self, deployment_id: str) -> CanaryControl | None:
+        """The inbox of ``deployment_id``'s canary while it runs."""
+        return self._canaries.get(deployment_id)
+
+    async def command_canary(self, deployment_id: str, command: Command, by: str) -> None:
+        """Tell a running canary to promote, abort, pause or resume."""
+        control = self._canaries.get(deployment_id)
+        if control is not None:
+            control.send(command, by)
+            return
+        stored = await self._store.get(deployment_id)
+        if stored is None:
+            raise NoCanaryError(f"no deployment {deployment_id}")
+        state = f"it is {stored.phase.value}"
+        if stored.canary is None:
+            state += " and ran no canary (its service's strategy is rolling)"
+        raise NoCanaryError(
+            f"deployment {deployment_id} runs no canary now ({state}): there is nothing to "
+            f"{command.value}"
+        )
 
     async def _conclude(self, record: DeploymentRecord, outcome: Outcome) -> None:
         """Record and report the one outcome of a deployment."""
@@ -764,9 +899,10 @@ class Orchestrator:
             pod_problems=record.pod_problems or None if phase in _STDERR_PHASES else None,
             approvals_needed=record.approvals_needed or None,
             approved_by=record.approved_by,
+            canary=record.canary if phase is DeployPhase.CANARY or phase.terminal else None,
         )
         suffix = f"{phase.value}-{len(record.history)}"
-        if progress is not None:
+        if progress is not None or phase is DeployPhase.CANARY:
             suffix = f"{phase.value}-{time.monotonic_ns()}"
         # CloudEvents' distributed-tracing extension carries the pipeline's trace context too.
         tracing = {"traceparent": record.traceparent} if record.traceparent else {}

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 OnProgress = Callable[[RolloutProgress], Awaitable[None]]
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+TRACK_LABEL = "flotilla.dev/track"
 
 
 class Cluster:
@@ -49,15 +50,17 @@ class Cluster:
         """Close the HTTP connections."""
         await self._api.close()
 
-    async def progress(self, release: str) -> RolloutProgress | None:
-        """Replica counts of the release's Deployment and ready pods per ReplicaSet."""
+    async def progress(self, release: str, track: str = "stable") -> RolloutProgress | None:
+        """Replica counts of the release's Deployment and ready pods per ReplicaSet; ``track``
+        ``canary``: of its canary Deployment (the one labelled ``flotilla.dev/track=canary``)."""
         selector = f"{INSTANCE_LABEL}={release}"
         deployments = await self._apps.list_namespaced_deployment(
             self.namespace, label_selector=selector
         )
-        if not deployments.items:
+        tracked = [d for d in deployments.items if _track(d) == track]
+        if not tracked:
             return None
-        deployment = deployments.items[0]
+        deployment = tracked[0]
         status = deployment.status
         replica_sets = await self._apps.list_namespaced_replica_set(
             self.namespace, label_selector=selector
@@ -98,12 +101,14 @@ class Cluster:
             problems = pod_problems(pods, mine)
         return problems
 
-    async def watch(self, release: str, on_progress: OnProgress, every: float = 0.5) -> None:
-        """Report each change of the release's progress until cancelled."""
+    async def watch(
+        self, release: str, on_progress: OnProgress, every: float = 0.5, track: str = "stable"
+    ) -> None:
+        """Report each change of the release's progress (of ``track``) until cancelled."""
         last: RolloutProgress | None = None
         while True:
             try:
-                current = await self.progress(release)
+                current = await self.progress(release, track)
             except Exception as exc:  # the API may hiccup; progress is best effort
                 log.warning("could not read rollout progress", extra={"error": repr(exc)})
                 current = None
@@ -112,6 +117,12 @@ class Cluster:
                 with contextlib.suppress(Exception):
                     await on_progress(current)
             await asyncio.sleep(every)
+
+
+def _track(deployment: Any) -> str:
+    """``canary`` for a canary Deployment, ``stable`` for the release's own."""
+    labels = deployment.metadata.labels or {}
+    return str(labels.get(TRACK_LABEL, "stable"))
 
 
 def _owned_by(owned: Any, uid: str) -> bool:

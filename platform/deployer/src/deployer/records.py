@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from deployer.contract import ArtifactPublished, DeployPhase, PodProblem
+from deployer.contract import ArtifactPublished, CanaryStatus, DeployPhase, PodProblem
 
 
 class Origin(StrEnum):
@@ -47,6 +47,9 @@ class DeploymentRecord(BaseModel):
         default_factory=list, description="What the policy wants a person to approve"
     )
     approved_by: str | None = Field(default=None, description="The API token that approved it")
+    canary: CanaryStatus | None = Field(
+        default=None, description="The canary of this deployment, as last reported"
+    )
     traceparent: str | None = None
     received_at: datetime
     started_at: datetime | None = None

@@ -44,6 +44,9 @@ class DeployerSettings(BaseSettings):
     # Drift detection: how often (0: only on demand) and the rules, JSON or YAML (deployer.drift).
     drift_interval_seconds: float = Field(default=60.0, ge=0)
     drift: str | None = None
+    # The Prometheus that scrapes the service pods (with a `track` label: canary or stable); the
+    # canary analysis queries it. Unset: every analysis is inconclusive, so a canary pauses.
+    prometheus_url: str | None = None
 
     @field_validator("namespaces", mode="before")
     @classmethod

@@ -25,8 +25,10 @@ async def upgrade(
     observed: Observation,
     on_start: Callable[[float], None] | None = None,
     stop: asyncio.Event | None = None,
+    description: str | None = None,
 ) -> Outcome:
-    """Upgrade the release; ``observed`` is the release before (to tell a rollback happened).
+    """Upgrade the release; ``observed`` is the release before (to tell a rollback happened),
+    ``description`` the release description (default: the deployment's, see description_for).
     Raises HelmRetryableError for transient failures (the caller retries)."""
     try:
         result = await helm.upgrade_install(
@@ -34,7 +36,7 @@ async def upgrade(
             chart,
             values,
             timeout_seconds=settings.helm_timeout_seconds,
-            description=description_for(record),
+            description=description or description_for(record),
             history_max=settings.history_max,
             on_start=on_start,
             stop=stop,

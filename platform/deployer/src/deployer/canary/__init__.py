@@ -1,0 +1,1 @@
+"""The canary strategy's analysis: the canary pods' metrics, judged against thresholds."""

@@ -1,0 +1,375 @@
+"""One canary, step by step: set weights, pause, analyse; then promote or abort.
+
+Every change of the split is one ``helm upgrade --wait`` of the release (see
+:mod:`deployer.canary.replicas` for the moves and their bounds), so Helm's history holds each
+step and the Deployment controller does the pod work. Between steps the run waits, measures and
+listens: to a person's commands (:mod:`deployer.canary.control`) and to a newer deployment of
+the service, which supersedes this one (abort, then the newer one starts its own canary).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deployer.actions import Outcome
+from deployer.canary.analysis import Measurement, Thresholds, Verdict
+from deployer.canary.control import CanaryControl, Command, Order
+from deployer.canary.replicas import Bounds, Split, canary_pods, moves
+from deployer.canary.strategy import CanaryStrategy, Step
+from deployer.chartvalues import merge
+from deployer.contract import (
+    CanaryMeasurement,
+    CanaryNumbers,
+    CanaryState,
+    CanaryStatus,
+    DeployPhase,
+)
+from deployer.images import ImageRef
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+
+
+class CanaryHost(Protocol):
+    """What a canary needs from the deployer."""
+
+    async def move(self, values: dict[str, Any], description: str) -> Outcome:
+        """``helm upgrade --install --wait`` with ``values``; SUCCEEDED or how it failed."""
+
+    async def measure(self, window_seconds: float, thresholds: Thresholds) -> Measurement:
+        """The canary against the stable pods over the last ``window_seconds``."""
+
+    async def report(self, status: CanaryStatus) -> None:
+        """Publish a ``canary`` event with ``status`` (and keep it on the record)."""
+
+    def newer(self) -> str | None:
+        """The id of a newer deployment of the service waiting to run, if any."""
+
+
+@dataclass
+class CanaryPlan:
+    """What a canary starts from: the stable release's values, the new values and image."""
+
+    strategy: CanaryStrategy
+    stable_values: dict[str, Any]
+    new_values: dict[str, Any]
+    image: ImageRef
+    stable_image: str | None
+    bounds: Bounds
+    start: Split
+    deployment_id: str
+
+
+@dataclass
+class CanaryResult:
+    """How the canary ended: the deployment's outcome, its last status, and the newer
+    deployment that superseded it (when one did)."""
+
+    outcome: Outcome
+    status: CanaryStatus
+    superseded_by: str | None = None
+
+
+class _InterruptedError(Exception):
+    """A command or a newer deployment cut a wait short."""
+
+    def __init__(self, order: Order | None, newer: str | None = None) -> None:
+        super().__init__(order.command.value if order else f"superseded by {newer}")
+        self.order = order
+        self.newer = newer
+
+
+def _numbers(measured: Any) -> CanaryNumbers:
+    return CanaryNumbers(
+        requests=measured.requests,
+        success_rate=measured.success_rate,
+        p99_seconds=measured.p99_seconds,
+        deliveries=measured.deliveries,
+        handler_failures=measured.handler_failures,
+        dead_letters=measured.dead_letters,
+    )
+
+
+def measurement_json(measurement: Measurement) -> CanaryMeasurement:
+    """A measurement as the event contract carries it."""
+    return CanaryMeasurement(
+        verdict=measurement.verdict.value,
+        window_seconds=measurement.window_seconds,
+        canary=_numbers(measurement.canary),
+        stable=_numbers(measurement.stable),
+        broken=list(measurement.broken),
+        reason=measurement.reason,
+    )
+
+
+def thresholds_json(thresholds: Thresholds) -> dict[str, float]:
+    """The thresholds as numbers, named as in the chart values."""
+    return {
+        "successRate": thresholds.min_success_rate,
+        "p99Milliseconds": thresholds.max_p99_seconds * 1000,
+        "maxSuccessRateDrop": thresholds.max_success_rate_drop,
+        "maxP99Ratio": thresholds.max_p99_ratio,
+        "minRequests": thresholds.min_requests,
+        "maxHandlerFailures": thresholds.max_handler_failures,
+        "maxDeadLetters": thresholds.max_dead_letters,
+    }
+
+
+@dataclass
+class CanaryRun:
+    """Drives one canary to its outcome; :meth:`run` returns once it is promoted, aborted or
+    superseded."""
+
+    plan: CanaryPlan
+    host: CanaryHost
+    control: CanaryControl = field(default_factory=CanaryControl)
+
+    def __post_init__(self) -> None:
+        strategy = self.plan.strategy
+        self.split = self.plan.start
+        self.status = CanaryStatus(
+            state=CanaryState.SCALING,
+            steps=[step.describe() for step in strategy.steps] + ["promote"],
+            step=0,
+            weight=0,
+            stable_replicas=self.split.stable,
+            canary_replicas=self.split.canary,
+            stable_image=self.plan.stable_image,
+            canary_image=str(self.plan.image),
+            thresholds=thresholds_json(strategy.analysis.thresholds),
+        )
+
+    async def run(self) -> CanaryResult:
+        """Every step, then the promotion; an abort, a failed analysis or a newer deployment
+        ends it early with the stable pods serving everything."""
+        try:
+            for index, step in enumerate(self.plan.strategy.steps):
+                await self._listen(timeout=0)
+                await self._update(step=index)
+                verdict = await self._step(step)
+                if verdict is not None:
+                    return await self._abort(verdict)
+            await self._listen(timeout=0)
+            return await self._promote("every step passed")
+        except _InterruptedError as interrupted:
+            return await self._interrupted(interrupted)
+        except _StepFailedError as failed:
+            return await self._abort(f"a step of the canary failed: {failed.outcome.reason}")
+
+    async def _interrupted(self, interrupted: _InterruptedError) -> CanaryResult:
+        if interrupted.newer is not None:
+            result = await self._abort(
+                f"superseded by deployment {interrupted.newer}: the canary was aborted and the "
+                "newer image starts its own canary"
+            )
+            if result.outcome.phase is DeployPhase.ROLLED_BACK:
+                result.superseded_by = interrupted.newer
+            return result
+        order = interrupted.order
+        assert order is not None
+        if order.command is Command.PROMOTE:
+            return await self._promote(f"promoted by {order.by}")
+        return await self._abort(f"aborted by {order.by}")
+
+    # ---- steps --------------------------------------------------------------------------
+
+    async def _step(self, step: Step) -> str | None:
+        """Run one step; a reason to abort, or None to go on."""
+        if step.kind == "weight":
+            assert step.weight is not None
+            await self._set_weight(step.weight)
+            return None
+        if step.kind == "pause":
+            if step.seconds is None:
+                await self._hold("paused until promoted (a pause step without seconds)")
+            else:
+                await self._wait(step.seconds)
+            return None
+        return await self._analyse(step.count or self.plan.strategy.analysis.count)
+
+    async def _set_weight(self, weight: int) -> None:
+        replicas = self.plan.bounds.replicas
+        pods = canary_pods(replicas, weight)
+        target = Split(replicas - pods, pods)
+        await self._update(state=CanaryState.SCALING, weight=weight)
+        for split in moves(self.split, target, self.plan.bounds):
+            outcome = await self.host.move(
+                self._values(self.plan.stable_values, split), self._description("step")
+            )
+            if outcome.phase is not DeployPhase.SUCCEEDED:
+                raise _StepFailedError(outcome)
+            self.split = split
+            await self._update()
+
+    async def _analyse(self, count: int) -> str | None:
+        analysis = self.plan.strategy.analysis
+        failures = inconclusive = done = 0
+        await self._update(state=CanaryState.ANALYSING, reason=None)
+        while done < count:
+            await self._wait(analysis.interval_seconds)
+            measurement = await self.host.measure(analysis.interval_seconds, analysis.thresholds)
+            self.status.measurements.append(measurement_json(measurement))
+            if measurement.verdict is Verdict.FAIL:
+                failures += 1
+                done += 1
+                if failures >= analysis.failure_limit:
+                    await self._update()
+                    return "the canary failed its analysis: " + "; ".join(measurement.broken)
+            elif measurement.verdict is Verdict.INCONCLUSIVE:
+                inconclusive += 1
+                if inconclusive >= analysis.inconclusive_limit:
+                    await self._hold(f"inconclusive, paused: {measurement.reason}")
+                    failures = inconclusive = done = 0  # resumed: the analysis starts again
+                    await self._update(state=CanaryState.ANALYSING, reason=None)
+                    continue
+            else:
+                done += 1
+            await self._update()
+        return None
+
+    # ---- waiting and listening -------------------------------------------------------------
+
+    def _obey(self, order: Order) -> None:
+        if order.command in (Command.PROMOTE, Command.ABORT):
+            raise _InterruptedError(order)
+        if order.command is Command.PAUSE:
+            raise _PausedError(order)
+        # RESUME while running: nothing to resume.
+
+    async def _wait(self, seconds: float) -> None:
+        """Wait ``seconds``, acting on commands and newer deployments meanwhile."""
+        deadline = time.monotonic() + seconds
+        await self._listen(timeout=0)
+        while (left := deadline - time.monotonic()) > 0:
+            await self._listen(timeout=min(left, POLL_SECONDS))
+
+    async def _listen(self, timeout: float) -> None:
+        """Act on a newer deployment or a command, waiting up to ``timeout`` for one."""
+        newer = self.host.newer()
+        if newer is not None:
+            raise _InterruptedError(None, newer)
+        order = await self.control.next(timeout) if timeout > 0 else self.control.poll()
+        if order is None:
+            return
+        try:
+            self._obey(order)
+        except _PausedError:
+            await self._hold(f"paused by {order.by}")
+
+    async def _hold(self, reason: str) -> None:
+        """Stay paused until resumed (return), promoted or aborted (raise)."""
+        state, previous = self.status.state, self.status.reason
+        await self._update(state=CanaryState.PAUSED, reason=reason)
+        log.info("canary paused", extra={"deployment_id": self.plan.deployment_id, "why": reason})
+        while True:
+            newer = self.host.newer()
+            if newer is not None:
+                raise _InterruptedError(None, newer)
+            order = await self.control.next(POLL_SECONDS)
+            if order is None or order.command is Command.PAUSE:
+                continue
+            if order.command is Command.RESUME:
+                await self._update(state=state, reason=previous)
+                return
+            raise _InterruptedError(order)
+
+    # ---- endings ------------------------------------------------------------------------
+
+    async def _promote(self, why: str) -> CanaryResult:
+        """The stable takes the new template (its own rolling update), grows back to full size
+        as the canary shrinks, then the canary Deployment goes away."""
+        await self._update(
+            state=CanaryState.PROMOTING, step=len(self.plan.strategy.steps), reason=why
+        )
+        new = self.plan.new_values
+        try:
+            steps = [
+                self.split,
+                *moves(self.split, Split(self.plan.bounds.replicas, 0), self.plan.bounds),
+            ]
+            for split in steps:
+                outcome = await self.host.move(
+                    self._values(new, split), self._description("promote")
+                )
+                if outcome.phase is not DeployPhase.SUCCEEDED:
+                    raise _StepFailedError(outcome)
+                self.split = split
+                await self._update()
+            final = await self.host.move(new, self._description("final"))
+        except _StepFailedError as failed:
+            return await self._abort(f"the promotion failed: {failed.outcome.reason}")
+        if final.phase is not DeployPhase.SUCCEEDED:
+            return await self._abort(f"the promotion failed: {final.reason}")
+        await self._update(state=CanaryState.PROMOTED, reason=why)
+        return CanaryResult(final, self.status)
+
+    async def _abort(self, why: str) -> CanaryResult:
+        """The stable grows back to full size as the canary shrinks to 0, then the release
+        returns to the stable values exactly (the canary Deployment is deleted)."""
+        await self._update(state=CanaryState.ABORTING, reason=why)
+        stable = self.plan.stable_values
+        full = Split(self.plan.bounds.replicas, 0)
+        outcome: Outcome | None = None
+        for split in moves(self.split, full, self.plan.bounds):
+            outcome = await self.host.move(self._values(stable, split), self._description("abort"))
+            if outcome.phase is not DeployPhase.SUCCEEDED:
+                break
+            self.split = split
+        if outcome is None or outcome.phase is DeployPhase.SUCCEEDED:
+            outcome = await self.host.move(stable, self._description("aborted"))
+        if outcome.phase is DeployPhase.SUCCEEDED:
+            self.split = full
+            await self._update(state=CanaryState.ABORTED, reason=why)
+            return CanaryResult(
+                Outcome(DeployPhase.ROLLED_BACK, f"canary aborted: {why}", outcome.revision),
+                self.status,
+            )
+        await self._update(state=CanaryState.ABORTED, reason=why)
+        return CanaryResult(
+            Outcome(
+                DeployPhase.FAILED,
+                f"canary aborted ({why}), but restoring the stable pods failed: {outcome.reason}",
+                helm_stderr=outcome.helm_stderr,
+            ),
+            self.status,
+        )
+
+    # ---- values and status ------------------------------------------------------------------
+
+    def _values(self, base: dict[str, Any], split: Split) -> dict[str, Any]:
+        image = self.plan.image
+        canary = {
+            "enabled": True,
+            "replicas": split.canary,
+            "stableReplicas": split.stable,
+            "image": {"tag": image.tag, "digest": image.digest or ""},
+        }
+        return merge(base, {"canary": canary})
+
+    def _description(self, what: str) -> str:
+        if what == "final":
+            return ""  # the host describes the final upgrade as the deployment's own
+        return f"flotilla-canary={self.plan.deployment_id} {what}={self.status.step}"
+
+    async def _update(self, **changes: Any) -> None:
+        changes.setdefault("stable_replicas", self.split.stable)
+        changes.setdefault("canary_replicas", self.split.canary)
+        self.status = self.status.model_copy(update=changes)
+        await self.host.report(self.status)
+
+
+class _PausedError(Exception):
+    def __init__(self, order: Order) -> None:
+        super().__init__("pause")
+        self.order = order
+
+
+class _StepFailedError(Exception):
+    """A move of the canary failed (its pods cannot run, helm failed): the canary aborts."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.reason or "a canary step failed")
+        self.outcome = outcome
