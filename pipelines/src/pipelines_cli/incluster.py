@@ -211,15 +211,22 @@ http.server.ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
 
 
 def push_variant(
-    image: str, variant: str, registry: str, command: Sequence[str] | None = None
+    image: str,
+    variant: str,
+    registry: str,
+    command: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """Push ``variant``: the local image ``image`` with another command (e.g. a build whose
-    process exits at start, for rollback drills), or with the same one (a new image of the
-    same code: a label names the variant); returns the digest the registry stored."""
+    process exits at start, for rollback drills) or more environment (e.g.
+    ``SERVICE_FAULT_ERROR_RATIO``, for canary drills), or the same (a new image of the same
+    code: a label names the variant); returns the digest the registry stored."""
     container = _buildah("from", "--pull=never", image)
     try:
         if command is not None:
             _buildah("config", "--cmd", json.dumps(list(command)), container)
+        for name, value in (env or {}).items():
+            _buildah("config", "--env", f"{name}={value}", container)
         _buildah("config", "--label", f"dev.flotilla.variant={variant}", container)
         _buildah("commit", "--quiet", container, variant)
     finally:

@@ -36,7 +36,7 @@ class SampleFactory:
         self.subject = f"s{suffix}.work"
         self.journal = tmp_path / "journal.txt"
 
-    def start(self, nats_url: str) -> ServiceProcess:
+    def start(self, nats_url: str, **env: str) -> ServiceProcess:
         process = ServiceProcess(
             "sample",
             [sys.executable, str(SAMPLE)],
@@ -47,6 +47,7 @@ class SampleFactory:
                 "SAMPLE_SUBJECTS": self.subject,
                 "SAMPLE_JOURNAL": str(self.journal),
                 "SERVICE_SHUTDOWN_TIMEOUT_SECONDS": "15",
+                **env,
             },
         )
         process.start()
@@ -114,6 +115,31 @@ async def test_metrics_count_requests_by_route_template_and_events(
         in metrics
     )
     assert "event_handler_duration_seconds_count" in metrics
+
+
+async def test_an_injected_error_ratio_fails_that_share_of_requests_and_counts_them(
+    nats_server: NatsServer, sample_factory: SampleFactory
+) -> None:
+    service = sample_factory.start(nats_server.url, SERVICE_FAULT_ERROR_RATIO="0.2")
+    statuses = [service.http_status(f"/items/{item}") for item in range(50)]
+    assert statuses.count(500) == 10  # spread evenly: exactly a fifth
+    assert statuses.count(200) == 40
+    assert all(service.http_status(path) == 200 for path in ("/healthz", "/readyz"))
+    with urllib.request.urlopen(service.base_url + "/metrics") as response:
+        metrics = response.read().decode()
+    # Counted like real errors, so a canary analysis sees them.
+    assert 'http_requests_total{method="GET",route="/items/{item_id}",status="500"} 10.0' in metrics
+
+
+def test_injected_errors_are_refused_in_production() -> None:
+    from kit.faults import refuse_faults_in_production
+    from kit.settings import ConfigurationError, Environment, ServiceSettings
+
+    settings = ServiceSettings(
+        name="sample", environment=Environment.PRODUCTION, fault_error_ratio=0.2
+    )
+    with pytest.raises(ConfigurationError, match="for drills only"):
+        refuse_faults_in_production(settings)
 
 
 async def test_readyz_follows_the_nats_connection(

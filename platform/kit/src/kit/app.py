@@ -22,6 +22,7 @@ from kit.events.consumer import Consumer, HandlerDependencies, Subscription
 from kit.events.idempotency import kit_metadata
 from kit.events.outbox import Outbox
 from kit.events.streams import DEAD_LETTER, StreamSpec
+from kit.faults import injected_errors, refuse_faults_in_production
 from kit.health import ReadinessCheck, health_router
 from kit.http_middleware import RequestObservabilityMiddleware
 from kit.logs import configure_logging
@@ -90,6 +91,7 @@ class Settings:
         refuse_placeholder_secrets(
             settings.service.environment, settings.nats, settings.database, settings.identity
         )
+        refuse_faults_in_production(settings.service)
         return settings
 
 
@@ -269,6 +271,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         runtime.drain.stop_listening()
         await runtime.shutdown()
 
+    ratio = runtime.settings.service.fault_error_ratio
     app = FastAPI(
         title=spec.name,
         version=spec.version,
@@ -277,6 +280,7 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         # HTTP spans come from the OpenTelemetry instrumentation below; FastAPI's own telemetry
         # would only wrap every request to find that out.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        dependencies=[Depends(injected_errors(ratio))] if ratio else None,
     )
     app.state.runtime = runtime
     install_problem_handlers(app)

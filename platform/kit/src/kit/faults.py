@@ -1,0 +1,41 @@
+"""Injected errors for drills (``SERVICE_FAULT_ERROR_RATIO``): an image that answers 500 to a
+share of its requests, so a canary's analysis has a bad build to catch. Never in production."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import HTTPException, Request
+
+from kit.settings import ConfigurationError, Environment, ServiceSettings
+
+# Probes answer as usual: the pod stays ready (and /metrics is no API route).
+SPARED_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def refuse_faults_in_production(settings: ServiceSettings) -> None:
+    """Refuse to start a production process that would inject errors."""
+    if settings.fault_error_ratio and settings.environment is Environment.PRODUCTION:
+        raise ConfigurationError(
+            f"SERVICE_FAULT_ERROR_RATIO={settings.fault_error_ratio:g} injects errors and is "
+            "for drills only: unset it (or set 0) in production"
+        )
+
+
+def injected_errors(ratio: float) -> Callable[[Request], None]:
+    """An app-wide dependency that answers 500 to ``ratio`` of the API's requests, spread
+    evenly (request n fails when ``floor(n * ratio)`` grows) rather than at random, so any 100
+    requests hold 100 * ratio errors. As a dependency it runs once the route matched, so the
+    errors are counted under the route's template like real ones."""
+    count = 0
+
+    def maybe_fail(request: Request) -> None:
+        nonlocal count
+        if request.url.path in SPARED_PATHS:
+            return
+        before = int(count * ratio)
+        count += 1
+        if int(count * ratio) > before:
+            raise HTTPException(500, "SERVICE_FAULT_ERROR_RATIO injected this error (a drill)")
+
+    return maybe_fail
