@@ -50,6 +50,7 @@ tools: ## Build helm, the local cluster (control plane, real node) and the CI li
 	@platform/images/install-tools.sh
 	@pipelines/tools.sh
 	@platform/deployer/browser-deps.sh
+	@platform/monitoring/install-prometheus.sh
 
 lint: setup ## ruff check, ruff format --check, mypy --strict
 	@echo "==> ruff check"; $(BIN)/ruff check .
