@@ -15,8 +15,10 @@ cluster-tools: ## Build the control plane, the real node (kubelet, containerd, C
 	@platform/cluster/build-tools.sh
 	@platform/cluster/node-deps.sh
 
-cluster-up: cluster-tools ## Start the local cluster (control plane on 127.0.0.1, a real node) unless it is up; kubeconfig in .run/cluster
+cluster-up: cluster-tools deps ## Start the local cluster (control plane on 127.0.0.1, a real node) unless it is up; kubeconfig in .run/cluster
 	@$(CLUSTER_SH) up --run-dir $(CLUSTER_RUN_DIR) --nodes $(CLUSTER_NODES) $(if $(filter 0,$(CLUSTER_REAL_NODE)),--no-real-node)
+	@# The real node pulls every pod's sandbox (pause) image from the cluster's registry.
+	@$(if $(filter 0,$(CLUSTER_REAL_NODE)),true,$(BIN)/pipelines images pause >/dev/null)
 
 cluster-down: ## Stop the local control plane and delete its state
 	@$(CLUSTER_SH) down --run-dir $(CLUSTER_RUN_DIR)

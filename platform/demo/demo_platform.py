@@ -38,7 +38,13 @@ from kit.localstack.ports import free_port
 from kit.localstack.tools import built_tool, nats_server_binary
 from pipelines_cli.buildah import BUILD_LOG_ENV, Progress
 from pipelines_cli.imagebuild import ensure_image
-from pipelines_cli.incluster import Cluster, install_dependencies, install_release, local_values
+from pipelines_cli.incluster import (
+    Cluster,
+    ensure_sandbox_image,
+    install_dependencies,
+    install_release,
+    local_values,
+)
 
 
 @dataclass(frozen=True)
@@ -331,6 +337,7 @@ def install_isolated_dependencies(
 ) -> dict[str, str]:
     """What ``install_dependencies`` does, with NATS and PostgreSQL in namespaces of their own
     (kept between runs: a re-run only upgrades them); returns each dependency's image."""
+    ensure_sandbox_image(REPO, cluster.registry, progress)
     postgres_host = f"postgres.{namespaces.postgres}.svc.cluster.local"
     progress(f"==> Secrets (cluster_secrets.py, services in namespace {namespaces.services})")
     argv = [

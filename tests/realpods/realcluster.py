@@ -169,7 +169,6 @@ def install_platform(real: RealCluster, helm_home: Path, log: Callable[[str], No
         registry=real.registry,
     )
     platform = Platform(cluster, Kubectl(cluster.kubectl, cluster.kubeconfig))
-    ensure_image(REPO_ROOT, "pause", cluster.registry, progress=log)
     install_dependencies(REPO_ROOT, cluster, log)
     for service in SERVICES:
         pushed = ensure_image(REPO_ROOT, service, cluster.registry, progress=log)

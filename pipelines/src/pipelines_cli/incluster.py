@@ -135,6 +135,13 @@ def install_release(
     )
 
 
+def ensure_sandbox_image(repo: Path, registry: str, progress: Progress = stderr_progress) -> None:
+    """Push the pause image every pod's sandbox runs (``registry.k8s.io/pause``, built here: the
+    node pulls it from the cluster's registry) unless the registry has it; without it no pod of
+    a fresh machine's first cluster starts."""
+    ensure_image(repo, "pause", registry, progress=progress)
+
+
 def install_dependencies(
     repo: Path,
     cluster: Cluster,
@@ -142,8 +149,10 @@ def install_dependencies(
     *,
     namespace: str = PLATFORM_NAMESPACE,
 ) -> dict[str, str]:
-    """The Secrets (those of the service releases in ``namespace``), then NATS and PostgreSQL as
-    real workloads (built, pushed, installed and ready); returns each dependency's image."""
+    """The node's sandbox image, the Secrets (those of the service releases in ``namespace``),
+    then NATS and PostgreSQL as real workloads (built, pushed, installed and ready); returns each
+    dependency's image."""
+    ensure_sandbox_image(repo, cluster.registry, progress)
     progress(f"==> Secrets (cluster_secrets.py, services in namespace {namespace})")
     create_secrets(repo, cluster, namespace)
     images: dict[str, str] = {}

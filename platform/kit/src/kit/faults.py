@@ -9,8 +9,8 @@ from fastapi import HTTPException, Request
 
 from kit.settings import ConfigurationError, Environment, ServiceSettings
 
-# Probes answer as usual: the pod stays ready (and /metrics is no API route).
-SPARED_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes and scrapes answer as usual: the pod stays ready and measurable.
+SPARED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def refuse_faults_in_production(settings: ServiceSettings) -> None:

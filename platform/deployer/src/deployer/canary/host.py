@@ -94,7 +94,7 @@ class ReleaseCanaryHost:
                 self.queries, self.settings.namespace, self.record.service, window_seconds,
                 thresholds,
             )  # fmt: skip
-        except PrometheusError as exc:
+        except (PrometheusError, ValueError) as exc:
             return self._inconclusive(
                 window_seconds, thresholds, f"Prometheus could not be asked: {exc}"
             )
