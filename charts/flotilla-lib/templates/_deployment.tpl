@@ -23,20 +23,41 @@ timeoutSeconds: {{ .probe.timeoutSeconds }}
 failureThreshold: {{ .probe.failureThreshold }}
 {{- end -}}
 
-{{- /* Usage: include "flotilla-lib.deployment" . -> the Deployment: restricted security context, probes, limits, graceful shutdown, checksum/config. */ -}}
+{{- /* Usage: include "flotilla-lib.deployment" . -> the (stable) Deployment: restricted security context, probes, limits, graceful shutdown, checksum/config; canary.stableReplicas pods while a canary runs. */ -}}
 {{- define "flotilla-lib.deployment" -}}
+{{- include "flotilla-lib.checkCanary" . -}}
+{{- include "flotilla-lib.deploymentOf" (dict "context" . "track" "") -}}
+{{- end -}}
+
+{{- /* Usage: include "flotilla-lib.deploymentOf" (dict "context" . "track" "") -> one Deployment of the chart's pods; track "" is the stable one (name, selector and pods exactly as before canaries existed), track "canary" the canary's (see flotilla-lib.canaryDeployment, which passes a context whose image is the canary's). */ -}}
+{{- define "flotilla-lib.deploymentOf" -}}
+{{- $canary := eq .track "canary" -}}
+{{- with .context -}}
 {{- $v := .Values -}}
 {{- $profile := include "flotilla-lib.profile" . | fromYaml -}}
 {{- $name := include "flotilla-lib.name" . -}}
+{{- $track := include "flotilla-lib.canaryTrackLabel" . -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
+  {{- if $canary }}
+  name: {{ include "flotilla-lib.canaryName" . }}
+  {{- else }}
   name: {{ include "flotilla-lib.fullname" . }}
+  {{- end }}
   namespace: {{ .Release.Namespace }}
   labels:
     {{- include "flotilla-lib.workloadLabels" . | nindent 4 }}
+    {{- if $canary }}
+    {{ $track }}: canary
+    {{- end }}
 spec:
-  {{- if not $v.autoscaling.enabled }}
+  {{- if $canary }}
+  replicas: {{ $v.canary.replicas }}
+  {{- else if include "flotilla-lib.canaryEnabled" . }}
+  # A canary runs beside these pods (<fullname>-canary): the deployer sets both replica counts.
+  replicas: {{ $v.canary.stableReplicas }}
+  {{- else if not $v.autoscaling.enabled }}
   replicas: {{ $v.replicaCount }}
   {{- end }}
   revisionHistoryLimit: {{ $v.revisionHistoryLimit }}
@@ -45,6 +66,9 @@ spec:
   selector:
     matchLabels:
       {{- include "flotilla-lib.selectorLabels" . | nindent 6 }}
+      {{- if $canary }}
+      {{ $track }}: canary
+      {{- end }}
   strategy:
     {{- if include "flotilla-lib.usesSqlite" . }}
     # SQLite: one process per database file, so the old pod stops before the new one starts.
@@ -59,6 +83,9 @@ spec:
     metadata:
       labels:
         {{- include "flotilla-lib.podLabels" . | nindent 8 }}
+        {{- if $canary }}
+        {{ $track }}: canary
+        {{- end }}
       annotations:
         {{- if $v.config.rollOnChange }}
         checksum/config: {{ include "flotilla-lib.configChecksum" . }}
@@ -182,4 +209,5 @@ spec:
       topologySpreadConstraints:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+{{- end -}}
 {{- end -}}

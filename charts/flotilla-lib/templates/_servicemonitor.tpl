@@ -1,4 +1,4 @@
-{{- /* Usage: include "flotilla-lib.servicemonitor" . -> a Prometheus Operator ServiceMonitor for /metrics (when serviceMonitor.enabled). */ -}}
+{{- /* Usage: include "flotilla-lib.servicemonitor" . -> a Prometheus Operator ServiceMonitor for /metrics (when serviceMonitor.enabled); with strategy.type canary it carries the pods' flotilla.dev/track label to the metrics. */ -}}
 {{- define "flotilla-lib.servicemonitor" -}}
 {{- $m := .Values.serviceMonitor -}}
 {{- if $m.enabled -}}
@@ -14,6 +14,11 @@ metadata:
     {{- end }}
 spec:
   jobLabel: app.kubernetes.io/name
+  {{- if include "flotilla-lib.canaryStrategy" . }}
+  # The canary's pods say so in their metrics (stable pods have no track label: see _canary.tpl).
+  podTargetLabels:
+    - {{ include "flotilla-lib.canaryTrackLabel" . }}
+  {{- end }}
   namespaceSelector:
     matchNames:
       - {{ .Release.Namespace }}
