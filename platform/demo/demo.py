@@ -7,7 +7,8 @@ platform/nats/local.conf) and the deployer; then it plays CI with the pipelines 
 throw-away clone of the repository, building every image from its Dockerfile (buildah, no Docker
 engine) into the cluster's registry:
 
-1. the cluster with its real node, NATS and PostgreSQL in it, the deployer;
+1. the cluster with its real node, NATS and PostgreSQL in it, a Prometheus scraping the pods,
+   the deployer;
 2. every service released at 1.0.0 (built, published and waited for, four lanes in parallel);
 3. an order placed through the gateway pod (a NodePort on 127.0.0.1) and paid;
 4. order alone bumped to 1.1.0 under steady traffic: the deployer's plan, the live rollout of
@@ -16,7 +17,9 @@ engine) into the cluster's registry:
    ReplicaSet keeps serving;
 6. a memory limit below the working set: OOM-killed, rolled back, the limit restored;
 7. the traffic verdict (no request failed);
-8. the summary.
+8. an order image answering 500 to a fifth of its requests, as a canary beside the stable pods:
+   aborted at its first analysis, naming the success rate measured and the threshold;
+9. the summary.
 
 Everything it started is stopped at the end, also on failure and on Ctrl-C; the logs stay in
 <run dir>/logs. With --cluster-run-dir it uses a cluster that is up already instead (its own
@@ -25,9 +28,10 @@ namespaces there; that cluster is not stopped).
     .venv/bin/python platform/demo/demo.py [--run-dir .run/demo] [--no-color] [--helm-timeout 45]
         [--cluster-run-dir DIR]
 
-The pieces: demo_stage.py (what every chapter uses), demo_chapters_rollouts.py and
-demo_chapters_failures.py (the chapters), demo_platform.py (cluster, NATS, PostgreSQL, deployer),
-demo_ci.py (the simulated CI and the images), demo_events.py, demo_replicasets.py,
+The pieces: demo_stage.py (what every chapter uses), demo_chapters_rollouts.py,
+demo_chapters_failures.py and demo_chapter_canary.py (the chapters), demo_platform.py (cluster,
+NATS, PostgreSQL, Prometheus, deployer), demo_ci.py (the simulated CI and the images),
+demo_events.py, demo_replicasets.py,
 demo_traffic.py, demo_render.py (output), and demo_supervisor.py (what was started, and
 stopping it). The processes, ports, tools and environments come from kit.localstack, which
 `make run` and the test stacks use too.
@@ -43,6 +47,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from demo_chapter_canary import bad_canary
 from demo_chapters_failures import broken_image, memory_limit_lowered, summary, traffic_verdict
 from demo_chapters_rollouts import place_order, release_everything, roll_order, start_platform
 from demo_common import REPO, DemoError, shown
@@ -71,10 +76,12 @@ async def play(demo: Demo) -> None:
         await broken_image(demo, sha, after)
         await memory_limit_lowered(demo, after)
         await traffic_verdict(demo)
+        await bad_canary(demo, sha, after)
         await summary(demo)
     finally:
         if demo.traffic is not None:
             await asyncio.to_thread(demo.traffic.stop)
+        await asyncio.to_thread(demo.stop_discovery)
         await demo.events.close()
 
 

@@ -1,5 +1,5 @@
-"""Chapters 5 to 8 of the demo: a broken image and a memory limit that is too low are rolled back
-while traffic flows, the traffic verdict, and the summary."""
+"""Chapters 5 to 7 and 9 of the demo: a broken image and a memory limit that is too low are
+rolled back while traffic flows, the traffic verdict, and the summary (8 is the canary's)."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ async def traffic_verdict(demo: Demo) -> None:
 
 async def summary(demo: Demo) -> None:
     """The deployer's view of every release, and the timings."""
-    demo.chapter(8, "Summary")
+    demo.chapter(9, "Summary")
     assert demo.platform.deployer is not None
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.get(
@@ -198,3 +198,7 @@ async def summary(demo: Demo) -> None:
         f"{steps['memory']:.1f} s"
     )
     demo.say(f"[green]✓[/] {steps['requests']:.0f} requests during the rollouts, none failed")
+    demo.say(
+        f"[green]✓[/] a canary failing a fifth of its requests was aborted at its first "
+        f"analysis, {steps['canary']:.1f} s after it was published"
+    )

@@ -63,6 +63,14 @@ async def start_platform(demo: Demo) -> None:
         time.monotonic() - began,
     )
     began = time.monotonic()
+    prometheus = await platform.start_prometheus()
+    demo.ok(
+        "Prometheus",
+        f"{prometheus.url}  [dim](Debian's package; scrapes the pods of {names.services} every "
+        "second, for the canary's analysis)[/]",
+        time.monotonic() - began,
+    )
+    began = time.monotonic()
     deployer = await platform.start_deployer()
     demo.ok(
         "deployer",

@@ -125,6 +125,13 @@ class CI:
             push_variant, good_image, image, self.registry, BROKEN_COMMAND
         )
 
+    async def push_faulty(self, good_image: str, image: str, env: Mapping[str, str]) -> str:
+        """Push ``image``: ``good_image`` with more environment (injected errors); returns its
+        digest."""
+        return await asyncio.to_thread(
+            push_variant, good_image, image, self.registry, None, dict(env)
+        )
+
     async def publish(
         self, service: str, run_id: str, image: str, values: Mapping[str, object] | None = None
     ) -> str:

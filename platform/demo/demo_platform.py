@@ -34,7 +34,9 @@ from demo_replicasets import ReplicaSet, parse_replica_sets
 from demo_supervisor import Managed, Supervisor
 
 from kit.localstack.environment import deployer_environment, nats_command
+from kit.localstack.poddiscovery import PodDiscovery
 from kit.localstack.ports import free_port
+from kit.localstack.prometheus import PrometheusServer
 from kit.localstack.tools import built_tool, nats_server_binary
 from pipelines_cli.buildah import BUILD_LOG_ENV, Progress
 from pipelines_cli.imagebuild import ensure_image
@@ -61,8 +63,9 @@ class Namespaces:
         return (self.nats, self.postgres) == ("nats", "postgres")
 
 
-# What CI's events may set besides the image: the OOM chapter lowers a memory limit.
-DEMO_POLICY: dict[str, Any] = {"default": {"allow": {"resources": {}}}}
+# What CI's events may set besides the image: the OOM chapter lowers a memory limit, the canary
+# chapter gives its deployment the canary strategy.
+DEMO_POLICY: dict[str, Any] = {"default": {"allow": {"resources": {}, "strategy": {}}}}
 # In the demo's own cluster: the dependencies where values-local.yaml expects them. On a cluster
 # someone else uses (--cluster-run-dir): NATS and PostgreSQL of its own, so its services never
 # share a stream, a consumer or a database with theirs.
@@ -120,6 +123,8 @@ class Platform:
         self.helm = built_tool("helm")
         self.kubectl_binary = built_tool("kubectl")
         self.cluster: Cluster | None = None
+        self.prometheus: PrometheusServer | None = None
+        self.discovery: PodDiscovery | None = None
 
     def build_log(self, line: str) -> None:
         """Image builds and installs report here: logs/build.log."""
@@ -280,6 +285,32 @@ class Platform:
             install_isolated_dependencies, self.cluster, self.namespaces, self.build_log
         )
 
+    # -- Prometheus
+
+    async def start_prometheus(self) -> PrometheusServer:
+        """A real Prometheus scraping the service pods every second (on their bridge addresses),
+        its targets kept up to date from the pod list; what the canary analysis asks."""
+        server = PrometheusServer(self.run_dir / "prometheus", scrape_interval=1.0)
+        managed = self.supervisor.start("prometheus", server.command(), os.environ, server.url)
+        self.prometheus = server
+        self.discovery = PodDiscovery(
+            server, self.kubectl_binary, self.kubeconfig, [self.namespaces.services]
+        )
+        await asyncio.to_thread(self.discovery.start)
+        deadline = time.monotonic() + 30
+        while not await asyncio.to_thread(server.ready):
+            self.supervisor.check(managed)
+            if time.monotonic() > deadline:
+                raise DemoError(f"Prometheus was not ready in 30 s; see {managed.log}")
+            await asyncio.sleep(0.2)
+        return server
+
+    def stop_discovery(self) -> None:
+        """Stop listing the pods for Prometheus (the supervisor stops Prometheus itself)."""
+        if self.discovery is not None:
+            self.discovery.stop()
+            self.discovery = None
+
     # -- the deployer
 
     async def start_deployer(self) -> Managed:
@@ -307,6 +338,7 @@ class Platform:
             ),
             "SERVICE_PORT": str(port),
             "DEPLOYER_POLICY": json.dumps(DEMO_POLICY),
+            "DEPLOYER_PROMETHEUS_URL": self.prometheus.url if self.prometheus else "",
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),
             "HELM_DATA_HOME": str(helm_home / "data"),

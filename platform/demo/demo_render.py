@@ -16,7 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from deployer.contract import DeployEventData, DeployPhase
+from deployer.contract import CanaryState, CanaryStatus, DeployEventData, DeployPhase
 from deployer.plan import Plan
 
 
@@ -74,10 +74,42 @@ def progress_text(event: DeployEventData, old_sets: set[str]) -> Text:
     return text
 
 
+def canary_text(status: CanaryStatus) -> Text:
+    """``analysing weight 50%: stable 1 · canary 1 pods (50% of requests)``, and the last
+    measurement: ``fail: canary 80.0% ok, p99 12 ms (96 requests) · stable 100.0%, p99 9 ms``
+    with each threshold it broke."""
+    text = Text(f"{status.state.value} ", style="bold")
+    text.append(
+        f"weight {status.weight}%: stable {status.stable_replicas} · canary "
+        f"{status.canary_replicas} pods ({round(100 * status.share)}% of requests)"
+    )
+    if status.measurements and status.state in (CanaryState.ANALYSING, CanaryState.ABORTING):
+        last = status.measurements[-1]
+        canary, stable = last.canary, last.stable
+        text.append(
+            f"\n{last.verdict}: canary {_rate(canary.success_rate)} ok, p99 "
+            f"{_ms(canary.p99_seconds)} ({canary.requests:.0f} requests) · stable "
+            f"{_rate(stable.success_rate)}, p99 {_ms(stable.p99_seconds)}",
+            style="red" if last.verdict == "fail" else "dim",
+        )
+    if status.reason and status.state is not CanaryState.ANALYSING:
+        text.append("\n" + status.reason, style="dim")
+    return text
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{1000 * seconds:.0f} ms"
+
+
 PHASE_STYLES = {
     DeployPhase.QUEUED: "dim",
     DeployPhase.STARTED: "cyan",
     DeployPhase.PROGRESSING: "yellow",
+    DeployPhase.CANARY: "yellow",
     DeployPhase.SUCCEEDED: "bold green",
     DeployPhase.FAILED: "bold red",
     DeployPhase.ROLLED_BACK: "bold magenta",

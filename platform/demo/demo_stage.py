@@ -17,6 +17,7 @@ from demo_platform import Platform
 from demo_render import (
     PHASE_STYLES,
     Narrator,
+    canary_text,
     event_row,
     plan_table,
     progress_text,
@@ -70,6 +71,11 @@ class Demo(Narrator):
         """The cluster, NATS and the deployer (once chapter 1 started)."""
         assert self._platform is not None, "chapter 1 has not run"
         return self._platform
+
+    def stop_discovery(self) -> None:
+        """Stop the pod discovery thread of Prometheus, if chapter 1 started it."""
+        if self._platform is not None:
+            self._platform.stop_discovery()
 
     @property
     def ci(self) -> CI:
@@ -154,8 +160,16 @@ class Demo(Narrator):
         rolling = False
         latest = "waiting for the deployer"
 
+        shown_canary: tuple[object, ...] | None = None
+
         def show(event: DeployEventData) -> None:
-            nonlocal rolling, latest
+            nonlocal rolling, latest, shown_canary
+            if event.canary is not None and event.phase is DeployPhase.CANARY:
+                c = event.canary
+                seen = (c.state, c.stable_replicas, c.canary_replicas, len(c.measurements))
+                if seen == shown_canary:
+                    return  # one line per change of state, split or measurement
+                shown_canary = seen
             if event.progress is not None:
                 # Until a new ReplicaSet appears the counts describe the release before this one.
                 rolling = rolling or any(n not in old_sets for n in event.progress.replica_sets)
@@ -167,6 +181,8 @@ class Demo(Narrator):
             detail: Text | Table = Text("")
             if plan is not None:
                 detail = Text(plan.summary())
+            elif event.canary is not None and event.phase is DeployPhase.CANARY:
+                detail = canary_text(event.canary)
             elif event.progress is not None:
                 detail = progress_text(event, old_sets)
             elif event.phase is DeployPhase.SUCCEEDED:
@@ -184,6 +200,8 @@ class Demo(Narrator):
             if plan is not None:
                 self.console.print(Padding(plan_table(plan), (0, 0, 0, 6)))
             latest = event.phase.value
+            if event.canary is not None:
+                latest = f"canary {event.canary.state.value}"
             if event.progress is not None:
                 p = event.progress
                 latest = f"{p.updated}/{p.desired} updated, {p.ready} ready"

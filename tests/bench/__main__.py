@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kit.testing.postgres import PostgresServer
+from tests.bench.canary_bench import run_canary_bench
 from tests.bench.deployer_bench import run_deployer_bench
 from tests.bench.gateway_bench import Throughput, run_gateway_bench
 from tests.bench.report import write_section
@@ -184,6 +185,40 @@ directly. A rollout's window runs from the event to the old pods gone (their dra
     )
 
 
+async def bench_canary(runs: int) -> None:
+    """How long a bad canary takes to abort, against the configured interval x failure limit."""
+    figures = await run_canary_bench(runs)
+    least = figures.interval_seconds * figures.failure_limit
+    rows = "\n".join(
+        f"| canary {i + 1} | {a.to_analysis:.1f} s | {a.analysis_to_abort:.1f} s | "
+        f"{a.analysis_to_abort / least:.2f}x | {a.failed} of {a.requests} |"
+        for i, a in enumerate(figures.aborts)
+    )
+    took = sorted(a.analysis_to_abort for a in figures.aborts)[len(figures.aborts) // 2]
+    write_section(
+        "canary",
+        f"""## A bad canary's abort
+
+The whole platform as real pods on the real node, a real Prometheus scraping them every second;
+50 requests/s through the gateway. order's strategy: `setWeight: 50` (1 of its 2 pods), then an
+analysis of {figures.failure_limit + 1} measurements {figures.interval_seconds} s apart with
+`failureLimit: {figures.failure_limit}`. The image answers 500 to a fifth of its requests
+(`SERVICE_FAULT_ERROR_RATIO=0.2`), so each measurement fails; {runs} canaries. "analysis -> abort
+done": from the canary's first `analysing` event to its terminal `rolled_back` (the stable pods
+grown back, the canary Deployment gone); the least it can take is interval x failure limit =
+{least} s.
+
+| | event -> analysis | analysis -> abort done | / ({least} s) | requests failed |
+| --- | --- | --- | --- | --- |
+{rows}
+
+- A bad canary aborts **{took / least:.2f}x** the configured interval x failure limit after its
+  analysis starts (median): the rest is the abort's own helm upgrades (the stable pod started
+  again, the canary removed).
+""",
+    )
+
+
 def _throughput_row(name: str, t: Throughput) -> str:
     return f"| {name} | {t.per_second:.0f} | {ms(t.p50)} | {ms(t.p99)} | {t.errors} |"
 
@@ -217,13 +252,14 @@ def main() -> int:
     """Run the selected benchmarks."""
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument(
-        "--only", choices=["gateway", "saga", "deployer", "rollout"], action="append"
+        "--only", choices=["gateway", "saga", "deployer", "rollout", "canary"], action="append"
     )
     parser.add_argument("--rollouts", type=int, default=3)
+    parser.add_argument("--canaries", type=int, default=2)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    selected = set(args.only or ["gateway", "saga", "deployer", "rollout"])
+    selected = set(args.only or ["gateway", "saga", "deployer", "rollout", "canary"])
     if "gateway" in selected:
         asyncio.run(bench_gateway(args.seconds))
     if "saga" in selected:
@@ -232,6 +268,8 @@ def main() -> int:
         asyncio.run(bench_deployer(args.samples))
     if "rollout" in selected:
         asyncio.run(bench_rollout(args.rollouts))
+    if "canary" in selected:
+        asyncio.run(bench_canary(args.canaries))
     print("wrote docs/benchmarks.md", file=sys.stderr)
     return 0
 

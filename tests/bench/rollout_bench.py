@@ -121,7 +121,7 @@ async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> Rollo
 async def run_rollout_bench(runs: int) -> RolloutFigures:
     """Start a cluster with the real node, install the platform and the deployer, measure, and
     remove everything again."""
-    real = await asyncio.to_thread(_cluster_up)
+    real = await asyncio.to_thread(cluster_up)
     try:
         with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as directory:
             work = Path(directory)
@@ -136,16 +136,18 @@ async def run_rollout_bench(runs: int) -> RolloutFigures:
             finally:
                 await stack.stop()
     finally:
-        await asyncio.to_thread(_cluster_down, real)
+        await asyncio.to_thread(cluster_down, real)
 
 
-def _cluster_up() -> RealCluster:
+def cluster_up() -> RealCluster:
+    """A cluster with the machine's real node, for one bench (stale ones reaped first)."""
     cache = Path(os.environ.get("FLOTILLA_CACHE", "~/.cache/flotilla")).expanduser()
     reap_stale_runs(cache / "realpods-tests")
     run_dir, name = session_run_dir(cache)
     return RealCluster.up(run_dir, name)
 
 
-def _cluster_down(real: RealCluster) -> None:
+def cluster_down(real: RealCluster) -> None:
+    """Remove the bench's cluster and its run directory."""
     real.down()
     subprocess.run(["rm", "-rf", str(real.run_dir)], check=False)

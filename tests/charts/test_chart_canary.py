@@ -202,14 +202,21 @@ def test_full_weight_leaves_the_stable_deployment_at_zero(
 def test_service_monitor_carries_the_track_label(
     renders: dict[tuple[str, str], Rendered], helm: Helm, chart: str
 ) -> None:
-    """With strategy canary Prometheus gets flotilla.dev/track (absent = stable) from the pods."""
+    """With strategy canary the series get track=canary from the pods' flotilla.dev/track, and
+    track=stable from the pods without it: the label the deployer's analysis asks by."""
+    source = "__meta_kubernetes_pod_label_flotilla_dev_track"
+    wanted = [
+        {"sourceLabels": [source], "regex": "(.+)", "targetLabel": "track"},
+        {"sourceLabels": [source], "regex": "", "targetLabel": "track", "replacement": "stable"},
+    ]
     monitor = renders[chart, "running"].one("ServiceMonitor")["spec"]
-    assert monitor["podTargetLabels"] == [TRACK]
+    assert monitor["endpoints"][0]["relabelings"] == wanted
     idle = merge(minimal_values(chart), {"strategy": {"type": "canary"}})
     idle_monitor = helm.template(chart, merge(idle, {"serviceMonitor": {"enabled": True}}))
-    assert idle_monitor.one("ServiceMonitor")["spec"]["podTargetLabels"] == [TRACK]
+    assert idle_monitor.one("ServiceMonitor")["spec"]["endpoints"][0]["relabelings"] == wanted
     rolling = merge(minimal_values(chart), {"serviceMonitor": {"enabled": True}})
-    assert "podTargetLabels" not in helm.template(chart, rolling).one("ServiceMonitor")["spec"]
+    endpoint = helm.template(chart, rolling).one("ServiceMonitor")["spec"]["endpoints"][0]
+    assert "relabelings" not in endpoint
 
 
 def test_canary_name_stays_a_dns_label(helm: Helm) -> None:

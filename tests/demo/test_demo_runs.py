@@ -107,6 +107,16 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
     assert re.search(r"Caught: .* OOM-killed container order .* restored the 256Mi limit", flat)
     # Steady traffic through the gateway during chapters 4 to 6: none of it failed.
     assert re.search(r"Zero downtime: \d+ requests, none failed", flat), output
+    # A canary of an image failing a fifth of its requests, measured by the real Prometheus that
+    # scrapes the pods: aborted at its first analysis, naming what it measured and the threshold.
+    assert "✓ Prometheus" in output
+    assert "buildah config --env SERVICE_FAULT_ERROR_RATIO=0.2" in flat
+    assert re.search(r"canary analysing weight 50%: stable 1 · canary 1 pods", flat), output
+    assert re.search(
+        r"Canary aborted: success rate \d+\.\d% is below the threshold 99\.0% at the first "
+        r"analysis; \d+ of \d+ requests failed meanwhile .* none after",
+        flat,
+    ), output
     # The closing table shows order's real last outcome, the rollback, at the revision it restored.
     assert re.search(
         r"^\s+order\s+deployed\s+\d+\s+1\.1\.0-[0-9a-f]{7}\s+rolled_back\s*$", output, re.M

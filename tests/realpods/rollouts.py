@@ -60,15 +60,21 @@ def real_pods_deployer(platform: Platform, directory: Path) -> DeployerStack:
     )
 
 
-def new_image(platform: Platform, service: str, command: Sequence[str] | None = None) -> str:
+def new_image(
+    platform: Platform,
+    service: str,
+    command: Sequence[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> str:
     """A new image of ``service`` pushed to the cluster's registry: the one the platform was
-    installed with, under a new immutable tag (and another ``command``, for a broken build)."""
+    installed with, under a new immutable tag (and another ``command``, for a broken build, or
+    more ``env``, e.g. injected errors)."""
     current = platform.images[service].image.reference
     repository = current.rsplit(":", 1)[0]
     # Versions only grow (the deployer refuses an older one than it deployed): a clock in ms.
     tag = f"0.9.{time.time_ns() // 1_000_000}-{secrets.token_hex(4)}"
     variant = f"{repository}:{tag}"
-    push_variant(current, variant, platform.cluster.registry, command)
+    push_variant(current, variant, platform.cluster.registry, command, env)
     return variant
 
 

@@ -1,4 +1,4 @@
-{{- /* Usage: include "flotilla-lib.servicemonitor" . -> a Prometheus Operator ServiceMonitor for /metrics (when serviceMonitor.enabled); with strategy.type canary it carries the pods' flotilla.dev/track label to the metrics. */ -}}
+{{- /* Usage: include "flotilla-lib.servicemonitor" . -> a Prometheus Operator ServiceMonitor for /metrics (when serviceMonitor.enabled); with strategy.type canary it labels the series track=canary|stable from the pods' flotilla.dev/track. */ -}}
 {{- define "flotilla-lib.servicemonitor" -}}
 {{- $m := .Values.serviceMonitor -}}
 {{- if $m.enabled -}}
@@ -14,11 +14,6 @@ metadata:
     {{- end }}
 spec:
   jobLabel: app.kubernetes.io/name
-  {{- if include "flotilla-lib.canaryStrategy" . }}
-  # The canary's pods say so in their metrics (stable pods have no track label: see _canary.tpl).
-  podTargetLabels:
-    - {{ include "flotilla-lib.canaryTrackLabel" . }}
-  {{- end }}
   namespaceSelector:
     matchNames:
       - {{ .Release.Namespace }}
@@ -31,5 +26,17 @@ spec:
       scheme: http
       interval: {{ $m.interval }}
       scrapeTimeout: {{ $m.scrapeTimeout }}
+      {{- if include "flotilla-lib.canaryStrategy" . }}
+      # The label the deployer's canary analysis asks by: track="canary" for the canary's pods,
+      # "stable" for the others (they carry no flotilla.dev/track label: see _canary.tpl).
+      relabelings:
+        - sourceLabels: [__meta_kubernetes_pod_label_flotilla_dev_track]
+          regex: (.+)
+          targetLabel: track
+        - sourceLabels: [__meta_kubernetes_pod_label_flotilla_dev_track]
+          regex: ""
+          targetLabel: track
+          replacement: stable
+      {{- end }}
 {{- end -}}
 {{- end -}}

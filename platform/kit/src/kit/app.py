@@ -22,7 +22,7 @@ from kit.events.consumer import Consumer, HandlerDependencies, Subscription
 from kit.events.idempotency import kit_metadata
 from kit.events.outbox import Outbox
 from kit.events.streams import DEAD_LETTER, StreamSpec
-from kit.faults import injected_errors, refuse_faults_in_production
+from kit.faults import injected_errors
 from kit.health import ReadinessCheck, health_router
 from kit.http_middleware import RequestObservabilityMiddleware
 from kit.logs import configure_logging
@@ -91,7 +91,6 @@ class Settings:
         refuse_placeholder_secrets(
             settings.service.environment, settings.nats, settings.database, settings.identity
         )
-        refuse_faults_in_production(settings.service)
         return settings
 
 
@@ -259,6 +258,12 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         # The non-secret settings the process runs with: what `kubectl logs` shows of a pod's
         # configuration (a changed ConfigMap reaches a pod only when it restarts).
         service = settings.service
+        if service.fault_error_ratio:
+            log.warning(
+                "injecting errors: SERVICE_FAULT_ERROR_RATIO answers 500 to this share of the "
+                "API's requests (a drill image; never set it otherwise)",
+                extra={"ratio": service.fault_error_ratio},
+            )
         log.info(
             "service started",
             extra={

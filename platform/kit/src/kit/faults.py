@@ -1,5 +1,6 @@
 """Injected errors for drills (``SERVICE_FAULT_ERROR_RATIO``): an image that answers 500 to a
-share of its requests, so a canary's analysis has a bad build to catch. Never in production."""
+share of its requests, so a canary's analysis has a bad build to catch. Off unless an image or
+its environment sets it; a process that injects errors says so in its start-up log."""
 
 from __future__ import annotations
 
@@ -7,19 +8,8 @@ from collections.abc import Callable
 
 from fastapi import HTTPException, Request
 
-from kit.settings import ConfigurationError, Environment, ServiceSettings
-
 # Probes and scrapes answer as usual: the pod stays ready and measurable.
 SPARED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-
-
-def refuse_faults_in_production(settings: ServiceSettings) -> None:
-    """Refuse to start a production process that would inject errors."""
-    if settings.fault_error_ratio and settings.environment is Environment.PRODUCTION:
-        raise ConfigurationError(
-            f"SERVICE_FAULT_ERROR_RATIO={settings.fault_error_ratio:g} injects errors and is "
-            "for drills only: unset it (or set 0) in production"
-        )
 
 
 def injected_errors(ratio: float) -> Callable[[Request], None]:

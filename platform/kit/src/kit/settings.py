@@ -52,7 +52,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
     # A drill, never a feature: answer 500 to this share of the API's requests (probes and
-    # /metrics excepted), so a canary analysis has something to catch. Refused in production.
+    # /metrics excepted), so a canary analysis has a bad image to catch (kit.faults).
     fault_error_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
 
 

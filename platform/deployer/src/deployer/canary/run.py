@@ -148,7 +148,7 @@ class CanaryRun:
         try:
             for index, step in enumerate(self.plan.strategy.steps):
                 await self._listen(timeout=0)
-                await self._update(step=index)
+                self.status = self.status.model_copy(update={"step": index})  # told by the step
                 verdict = await self._step(step)
                 if verdict is not None:
                     return await self._abort(verdict)
@@ -347,7 +347,10 @@ class CanaryRun:
             "stableReplicas": split.stable,
             "image": {"tag": image.tag, "digest": image.digest or ""},
         }
-        return merge(base, {"canary": canary})
+        # The stable release may predate the canary strategy (set by this deployment's values):
+        # the chart renders a canary only for a canary service.
+        strategy = self.plan.new_values.get("strategy") or {"type": "canary"}
+        return merge(base, {"canary": canary, "strategy": strategy})
 
     def _description(self, what: str) -> str:
         if what == "final":

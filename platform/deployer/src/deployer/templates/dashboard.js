@@ -15,7 +15,7 @@
   ]);
   // A snapshot read from /api/deployments may be older than an event already shown: it never
   // moves a deployment back (an event, e.g. queued again after an approval, may).
-  const RANK = { queued: 0, pending_approval: 1, started: 2, progressing: 3 };
+  const RANK = { queued: 0, pending_approval: 1, started: 2, progressing: 3, canary: 3 };
   const DRIFTED = "dev.flotilla.deploy.drifted.v1";
   const HISTORY_LIMIT = 30;
   const known = new Map();
@@ -74,6 +74,7 @@
       plan_summary: record.plan_summary,
       approvals_needed: record.approvals_needed,
       finished_at: record.finished_at,
+      canary: record.canary,
     }, false);
   }
 
@@ -86,6 +87,7 @@
       reason: data.reason,
       approvals_needed: data.approvals_needed,
       progress: data.progress,
+      canary: data.canary,
     };
     if (TERMINAL.has(data.phase)) fields.finished_at = event.time || new Date().toISOString();
     return remember(data.deployment_id, fields, true);
@@ -109,7 +111,44 @@
     return cell;
   }
 
+  function percent(value) {
+    return value === null || value === undefined ? "-" : `${(100 * value).toFixed(1)}%`;
+  }
+
+  function milliseconds(seconds) {
+    return seconds === null || seconds === undefined ? "-" : `${Math.round(1000 * seconds)} ms`;
+  }
+
+  // A canary: its steps (the current one marked), the split, and the last measurement of both
+  // tracks over the same window.
+  function canaryCell(c) {
+    const cell = el("td", { class: "progress canary", "data-state": c.state });
+    const steps = el("ol", { class: "steps" });
+    c.steps.forEach((step, index) => {
+      const state = index < c.step ? "done" : index === c.step ? "current" : "next";
+      steps.append(el("li", { class: state }, step));
+    });
+    const total = c.stable_replicas + c.canary_replicas;
+    const share = total ? Math.round((100 * c.canary_replicas) / total) : 0;
+    cell.dataset.stable = String(c.stable_replicas);
+    cell.dataset.canary = String(c.canary_replicas);
+    cell.append(badge(c.state), steps,
+      el("div", { class: "split" },
+        `stable ${c.stable_replicas} · canary ${c.canary_replicas} pods (${share}% of requests)`));
+    const last = (c.measurements || []).at(-1);
+    if (last) {
+      cell.append(el("div", { class: `measurement ${last.verdict}` },
+        `${last.verdict}: canary ${percent(last.canary.success_rate)} ok, p99 `
+        + `${milliseconds(last.canary.p99_seconds)}, ${Math.round(last.canary.requests)} req · `
+        + `stable ${percent(last.stable.success_rate)}, p99 ${milliseconds(last.stable.p99_seconds)}`));
+      for (const broken of last.broken || []) cell.append(el("div", { class: "problem" }, broken));
+    }
+    if (c.reason) cell.append(el("div", { class: "muted" }, c.reason));
+    return cell;
+  }
+
   function progressCell(d) {
+    if (d.canary) return canaryCell(d.canary);
     const cell = el("td", { class: "progress" });
     const p = d.progress;
     if (!p) {
@@ -224,7 +263,7 @@
     const data = event.data;
     if (!data || !data.deployment_id || !data.phase) return;
     show(fromEvent(event));
-    if (data.phase !== "progressing") {
+    if (data.phase !== "progressing" && data.phase !== "canary") {
       // The record adds what events do not carry (the plan's summary) and the service moved on.
       refreshDeployment(data.deployment_id);
       refreshServicesSoon();

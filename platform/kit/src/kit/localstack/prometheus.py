@@ -142,26 +142,35 @@ class PrometheusServer:
         partial.write_text(json.dumps(groups, indent=2))
         os.replace(partial, self.targets_file)
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the server and wait until GET /-/ready answers 200."""
+    def command(self) -> list[str]:
+        """Write the configuration and the targets file; the command line that serves them (for
+        a supervisor of its own, such as the demo's; :meth:`start` runs it itself)."""
         binary = prometheus_binary()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(json.dumps(self.config(), indent=2))
         self.set_targets(self._targets)
-        command = [
+        return [
             binary,
             f"--config.file={self.config_file}",
             f"--storage.tsdb.path={self.directory / 'data'}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--web.enable-lifecycle",
         ]
+
+    def ready(self) -> bool:
+        """True once GET /-/ready answers 200."""
+        return self._status("/-/ready") == 200
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the server and wait until GET /-/ready answers 200."""
+        command = self.command()
         with self.log_file.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"prometheus exited at start; its log:\n{self.logs()}")
-            if self._status("/-/ready") == 200:
+            if self.ready():
                 return
             time.sleep(0.1)
         self.stop()

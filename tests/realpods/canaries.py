@@ -1,0 +1,91 @@
+"""What the canary suite and bench share: a real Prometheus scraping the platform's pods, a
+deployer whose environment gives order the canary strategy, and the canary events."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from deployer.contract import CanaryState, DeployEventData, DeployPhase
+from kit.localstack.poddiscovery import PodDiscovery
+from kit.localstack.prometheus import PrometheusServer
+from tests.deployer.deployer_stack import DeployerStack
+from tests.e2e.clustersupport import REPO_ROOT
+from tests.realpods.realcluster import SERVICES, Platform, real_pod_values
+from tests.realpods.rollouts import REAL_PODS_POLICY
+
+
+def canary_strategy(interval: int, count: int, failure_limit: int) -> dict[str, Any]:
+    """order's strategy: half its pods (1 of 2) on the canary, then one analysis step."""
+    return {
+        "type": "canary",
+        "canary": {
+            "steps": [{"setWeight": 50}, {"analysis": {}}],
+            "analysis": {
+                "intervalSeconds": interval,
+                "count": count,
+                "failureLimit": failure_limit,
+                "inconclusiveLimit": 2,
+                "minRequests": 10,
+                "successRate": 0.99,
+            },
+        },
+    }
+
+
+@contextmanager
+def pod_prometheus(platform: Platform, directory: Path) -> Iterator[str]:
+    """A real Prometheus scraping the platform's pods every second (their IPs on the node's
+    bridge), labelled namespace, service and track as the analysis asks; yields its URL."""
+    server = PrometheusServer(directory, scrape_interval=1.0)
+    server.start()
+    kubectl = platform.kubectl
+    discovery = PodDiscovery(server, kubectl.binary, kubectl.kubeconfig, [platform.namespace])
+    try:
+        discovery.start()
+        server.wait_for_targets(len(SERVICES) * 2, timeout=60)
+        yield server.url
+    finally:
+        discovery.stop()
+        server.stop()
+
+
+def canary_deployer_stack(
+    platform: Platform, directory: Path, prometheus: str, strategy: dict[str, Any]
+) -> DeployerStack:
+    """A deployer (not started) whose environment gives order ``strategy``, measured by
+    ``prometheus``."""
+    values = {service: real_pod_values(service) for service in SERVICES}
+    values["order"]["strategy"] = strategy
+    return DeployerStack(
+        REPO_ROOT,
+        directory,
+        platform.cluster.kubeconfig,
+        platform.namespace,
+        policy=REAL_PODS_POLICY,
+        env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "180", "DEPLOYER_PROMETHEUS_URL": prometheus},
+        values=values,
+    )
+
+
+async def canary_events(deployer: DeployerStack, deployment_id: str) -> list[DeployEventData]:
+    """The deployment's ``canary`` events so far."""
+    return [e for e in await deployer.events(deployment_id) if e.phase is DeployPhase.CANARY]
+
+
+async def wait_for_canary(
+    deployer: DeployerStack, deployment_id: str, state: CanaryState, timeout: float = 180
+) -> DeployEventData:
+    """The first ``canary`` event of the deployment in ``state``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in await canary_events(deployer, deployment_id):
+            if event.canary is not None and event.canary.state is state:
+                return event
+        await asyncio.sleep(0.5)
+    seen = [e.canary.state.value for e in await canary_events(deployer, deployment_id) if e.canary]
+    raise AssertionError(f"{deployment_id} never reached {state.value}; states: {seen}")
