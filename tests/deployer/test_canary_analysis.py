@@ -154,6 +154,17 @@ def test_a_consumer_only_canary_is_judged_on_its_deliveries() -> None:
     )
 
 
+def test_a_canary_of_an_http_service_needs_requests_whatever_it_consumed() -> None:
+    stable = TrackNumbers(requests=300, success_rate=1.0, p99_seconds=0.01, deliveries=80)
+    measurement = judged(TrackNumbers(deliveries=40), stable)
+    assert measurement.verdict is Verdict.INCONCLUSIVE
+    assert measurement.reason == (
+        "no HTTP traffic on the canary: 0 requests and 40 event deliveries in 30 s (at least "
+        "10 requests needed: the stable pods answer requests); the analysis cannot pass "
+        "without traffic"
+    )
+
+
 def test_too_few_requests_and_deliveries_are_inconclusive() -> None:
     measurement = judged(TrackNumbers(requests=3, success_rate=1.0, deliveries=4))
     assert measurement.verdict is Verdict.INCONCLUSIVE
@@ -173,9 +184,11 @@ def test_handler_failures_fail_whatever_the_traffic() -> None:
 
 def test_dead_letters_fail_and_allowed_failures_do_not() -> None:
     canary = TrackNumbers(deliveries=50, handler_failures=2, dead_letters=2)
-    measurement = judged(canary, max_handler_failures=2)
+    consumer = TrackNumbers(deliveries=80)  # a consumer-only service
+    measurement = judged(canary, consumer, max_handler_failures=2)
     assert measurement.broken == ("2 events dead-lettered, above the threshold 0",)
-    assert judged(canary, max_handler_failures=2, max_dead_letters=2).verdict is Verdict.PASS
+    allowed = judged(canary, consumer, max_handler_failures=2, max_dead_letters=2)
+    assert allowed.verdict is Verdict.PASS
 
 
 def test_extrapolated_fractions_of_a_failure_do_not_count() -> None:

@@ -21,7 +21,11 @@ from deployer.contract import CanaryState, CanaryStatus, DeployPhase
 from deployer.images import parse_image
 
 STABLE = {"image": {"repository": "r/order", "tag": "1.0.0-aaaaaaa"}, "replicaCount": 2}
-NEW = {"image": {"repository": "r/order", "tag": "1.1.0-bbbbbbb"}, "replicaCount": 2}
+NEW = {
+    "image": {"repository": "r/order", "tag": "1.1.0-bbbbbbb"},
+    "replicaCount": 2,
+    "strategy": {"type": "canary"},
+}
 GOOD = TrackNumbers(requests=100, success_rate=1.0, p99_seconds=0.01)
 BAD = TrackNumbers(requests=100, success_rate=0.8, p99_seconds=0.01)
 
@@ -46,6 +50,9 @@ class Host:
 
     async def move(self, values: dict[str, Any], description: str) -> Outcome:
         canary = values.get("canary")
+        # What the chart's schema holds a running canary to.
+        assert canary is None or (canary["enabled"] and canary["replicas"] >= 1), canary
+        assert canary is None or values["strategy"]["type"] == "canary"
         split = Split(canary["stableReplicas"], canary["replicas"]) if canary else None
         self.moves.append((values["image"]["tag"], split))
         if len(self.moves) in self.fail_moves:
@@ -94,7 +101,7 @@ async def test_a_good_canary_goes_through_every_step_and_is_promoted() -> None:
         # weight 50: one canary pod surges in, then one stable pod goes (the stable keeps 1.0.0)
         (OLD, Split(2, 1)), (OLD, Split(1, 1)),
         # the promotion: the stable rolls to the new image, grows back, the canary goes
-        (TAG, Split(1, 1)), (TAG, Split(2, 1)), (TAG, Split(2, 0)), (TAG, None),
+        (TAG, Split(1, 1)), (TAG, Split(2, 1)), (TAG, None),
     ]  # fmt: skip
     assert host.measured == 2
     assert [m.verdict for m in result.status.measurements] == ["pass", "pass"]
@@ -106,7 +113,7 @@ async def test_a_failed_analysis_aborts_to_the_stable_values() -> None:
     assert result.outcome.phase is DeployPhase.ROLLED_BACK
     assert "success rate 80.0% is below the threshold 99.0%" in (result.outcome.reason or "")
     assert host.measured == 1  # failure limit 1: the first failed measurement aborts
-    assert host.moves[2:] == [(OLD, Split(2, 1)), (OLD, Split(2, 0)), (OLD, None)]
+    assert host.moves[2:] == [(OLD, Split(2, 1)), (OLD, None)]
     assert result.status.state is CanaryState.ABORTED
     assert result.status.measurements[-1].canary.success_rate == 0.8
 
@@ -160,3 +167,10 @@ async def test_a_canary_whose_pods_cannot_run_is_aborted() -> None:
     assert result.outcome.phase is DeployPhase.ROLLED_BACK
     assert "cannot run" in (result.outcome.reason or "")
     assert host.moves[-1] == (OLD, None)
+
+
+async def test_an_abort_whose_move_fails_still_restores_the_stable_values() -> None:
+    host = Host([Verdict.FAIL], fail_moves={3})  # the abort's first move (stable back to 2)
+    result = await canary_run(host, WEIGHT_50, ANALYSIS).run()
+    assert result.outcome.phase is DeployPhase.ROLLED_BACK
+    assert host.moves[-1] == (OLD, None)  # the stable values exactly, no canary

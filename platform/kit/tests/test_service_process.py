@@ -182,6 +182,30 @@ def test_the_drain_signal_closes_connections_after_each_response_and_fails_readi
     assert "shutdown complete" in service.logs()
 
 
+def test_a_kept_alive_connection_is_closed_once_it_reaches_its_max_age(
+    nats_server: NatsServer, sample_factory: SampleFactory
+) -> None:
+    import http.client
+
+    service = sample_factory.start(nats_server.url, SERVICE_CONNECTION_MAX_AGE_SECONDS="1")
+    host, port = service.base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    answers = []
+    for _ in range(3):  # within its first second: kept alive
+        connection.request("GET", "/items/1")
+        answer = connection.getresponse()
+        answer.read()
+        answers.append(answer.getheader("connection"))
+    assert "close" not in answers
+    time.sleep(1.1)
+    connection.request("GET", "/items/1")  # a second old: this answer closes it
+    last = connection.getresponse()
+    last.read()
+    assert last.status == 200
+    assert last.getheader("connection") == "close"
+    connection.close()
+
+
 def test_prestop_refuses_a_bad_number_of_seconds() -> None:
     from kit.prestop import main
 

@@ -16,7 +16,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kit.db import Database
-from kit.draining import CloseConnectionsWhenDraining, Drain
+from kit.draining import CloseConnections, Drain
 from kit.events.bus import EventBus
 from kit.events.consumer import Consumer, HandlerDependencies, Subscription
 from kit.events.idempotency import kit_metadata
@@ -301,7 +301,11 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
     app.add_middleware(RequestObservabilityMiddleware)
-    app.add_middleware(CloseConnectionsWhenDraining, drain=runtime.drain)
+    app.add_middleware(
+        CloseConnections,
+        drain=runtime.drain,
+        max_age_seconds=runtime.settings.service.connection_max_age_seconds,
+    )
     return app
 
 

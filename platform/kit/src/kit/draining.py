@@ -56,16 +56,38 @@ class Drain:
             asyncio.get_running_loop().remove_signal_handler(DRAIN_SIGNAL)
 
 
-class CloseConnectionsWhenDraining:
+class CloseConnections:
     """ASGI middleware: while draining, every HTTP response carries ``Connection: close``, so
-    the server closes the connection after it and the client opens its next one elsewhere."""
+    the server closes the connection after it and the client opens its next one elsewhere.
 
-    def __init__(self, app: ASGIApp, drain: Drain) -> None:
+    It also closes a keep-alive connection once it is ``max_age_seconds`` old (0: never), after
+    the response in flight: a client's pool (the gateway's upstream connections) otherwise stays
+    on the pods it first reached, and a pod that joins the Service later (a scale-up, a canary)
+    would get no share of its requests until something made the client reconnect.
+    """
+
+    def __init__(self, app: ASGIApp, drain: Drain, max_age_seconds: float = 0.0) -> None:
         self.app = app
         self.drain = drain
+        self.max_age = max_age_seconds
+        # First request seen per connection (the client's address and port name it).
+        self._opened: dict[tuple[str, int], float] = {}
+
+    def _too_old(self, scope: Scope) -> bool:
+        client = scope.get("client")
+        if not self.max_age or not client:
+            return False
+        key, now = (str(client[0]), int(client[1])), time.monotonic()
+        opened = self._opened.setdefault(key, now)
+        if now - opened < self.max_age:
+            return False
+        del self._opened[key]
+        if len(self._opened) > 4096:  # connections the clients closed themselves
+            self._opened = {k: t for k, t in self._opened.items() if now - t < 2 * self.max_age}
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.drain.active:
+        if scope["type"] != "http" or not (self.drain.active or self._too_old(scope)):
             await self.app(scope, receive, send)
             return
 

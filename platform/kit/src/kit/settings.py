@@ -51,6 +51,9 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     shutdown_timeout_seconds: float = Field(default=20.0, gt=0)
+    # A keep-alive connection is closed after its response once this old (0: never), so the
+    # clients' pools spread over pods that joined later (kit.draining.CloseConnections).
+    connection_max_age_seconds: float = Field(default=5.0, ge=0)
     # A drill, never a feature: answer 500 to this share of the API's requests (probes and
     # /metrics excepted), so a canary analysis has a bad image to catch (kit.faults).
     fault_error_ratio: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -196,8 +196,17 @@ def _traffic(numbers: TrackNumbers) -> str:
     return " and ".join(parts)
 
 
-def _inconclusive_reason(canary: TrackNumbers, t: Thresholds, window_seconds: float) -> str:
+def _inconclusive_reason(
+    canary: TrackNumbers, t: Thresholds, window_seconds: float, serves_http: bool
+) -> str:
     quiet = round(canary.requests) == 0 and round(canary.deliveries) == 0
+    if serves_http and canary.deliveries >= t.min_requests:
+        needed = f"at least {t.min_requests} requests needed: the stable pods answer requests"
+        quiet = round(canary.requests) == 0
+        return (
+            f"{'no' if quiet else 'too little'} HTTP traffic on the canary: {_traffic(canary)} "
+            f"in {_window(window_seconds)} ({needed}); the analysis cannot pass without traffic"
+        )
     needed = f"at least {t.min_requests}{' of either' if canary.deliveries > 0 else ''} needed"
     return (
         f"{'no' if quiet else 'too little'} traffic on the canary: {_traffic(canary)} in "
@@ -226,19 +235,23 @@ def judge(
     (success rate, p99, and the comparison with the stable pods, made only when the stable had
     at least ``min_requests`` requests) apply when the canary had ``min_requests`` requests. A
     canary with fewer requests and fewer event deliveries than that, and nothing broken, is
-    inconclusive: no traffic proves nothing. A consumer-only service passes on its deliveries.
+    inconclusive: no traffic proves nothing. A consumer-only service (its stable pods had no
+    HTTP traffic either) passes on its deliveries; a service whose stable pods answered requests
+    needs the canary to have answered some too, whatever it consumed.
     """
     broken = _event_sentences(canary, thresholds)
     enough_requests = canary.requests >= thresholds.min_requests
+    serves_http = stable.requests >= thresholds.min_requests
     if enough_requests:
         broken = _rate_sentences(canary, stable, thresholds) + broken
+    enough = enough_requests or (not serves_http and canary.deliveries >= thresholds.min_requests)
     if broken:
         count = f"{len(broken)} threshold{'s' if len(broken) > 1 else ''}"
         verdict = Verdict.FAIL
         reason = f"the canary broke {count} in {_window(window_seconds)}: " + "; ".join(broken)
-    elif not enough_requests and canary.deliveries < thresholds.min_requests:
+    elif not enough:
         verdict = Verdict.INCONCLUSIVE
-        reason = _inconclusive_reason(canary, thresholds, window_seconds)
+        reason = _inconclusive_reason(canary, thresholds, window_seconds, serves_http)
     else:
         verdict = Verdict.PASS
         reason = _pass_reason(canary, thresholds, window_seconds)

@@ -286,11 +286,8 @@ class CanaryRun:
         )
         new = self.plan.new_values
         try:
-            steps = [
-                self.split,
-                *moves(self.split, Split(self.plan.bounds.replicas, 0), self.plan.bounds),
-            ]
-            for split in steps:
+            steps = [self.split, *self._toward_full()]
+            for split in (s for s in steps if s.canary > 0):
                 outcome = await self.host.move(
                     self._values(new, split), self._description("promote")
                 )
@@ -312,14 +309,12 @@ class CanaryRun:
         await self._update(state=CanaryState.ABORTING, reason=why)
         stable = self.plan.stable_values
         full = Split(self.plan.bounds.replicas, 0)
-        outcome: Outcome | None = None
-        for split in moves(self.split, full, self.plan.bounds):
-            outcome = await self.host.move(self._values(stable, split), self._description("abort"))
-            if outcome.phase is not DeployPhase.SUCCEEDED:
-                break
+        for split in self._toward_full():
+            moved = await self.host.move(self._values(stable, split), self._description("abort"))
+            if moved.phase is not DeployPhase.SUCCEEDED:
+                break  # helm restored the split before; the stable values restore the rest
             self.split = split
-        if outcome is None or outcome.phase is DeployPhase.SUCCEEDED:
-            outcome = await self.host.move(stable, self._description("aborted"))
+        outcome = await self.host.move(stable, self._description("aborted"))
         if outcome.phase is DeployPhase.SUCCEEDED:
             self.split = full
             await self._update(state=CanaryState.ABORTED, reason=why)
@@ -336,6 +331,12 @@ class CanaryRun:
             ),
             self.status,
         )
+
+    def _toward_full(self) -> list[Split]:
+        """The moves from the split now to the stable at full size, before the last upgrade
+        (which leaves the canary out: the chart renders no canary Deployment of 0 pods)."""
+        full = Split(self.plan.bounds.replicas, 0)
+        return [split for split in moves(self.split, full, self.plan.bounds) if split.canary]
 
     # ---- values and status ------------------------------------------------------------------
 
