@@ -423,6 +423,10 @@ def canary_state() -> Schema:
             ),
             "image": obj(
                 {
+                    "repository": string(
+                        empty_or(IMAGE_REPOSITORY),
+                        "The new image's repository; empty: image.repository.",
+                    ),
                     "tag": {
                         "type": "string",
                         "description": "The new image's immutable tag <semver>-<git sha>, as "

@@ -189,9 +189,10 @@ class Demo(Narrator):
                 detail = Text(f"helm revision {event.revision}")
             elif event.phase is DeployPhase.ROLLED_BACK and event.reason:
                 # "the rollout failed and was rolled back ... (now revision N): <helm's error>"
-                headline, _, rest = event.reason.partition("): ")
-                detail = Text(headline + ")")
-                detail.append("\n" + " ".join(rest.split()), style="dim")
+                headline, found, rest = event.reason.partition("): ")
+                detail = Text(headline + (")" if found else ""))
+                if rest:
+                    detail.append("\n" + " ".join(rest.split()), style="dim")
             elif event.reason:
                 headline, _, rest = event.reason.partition(": ")
                 detail = Text(headline, style="red")

@@ -444,7 +444,7 @@ def test_every_service_chart_offers_the_same_canary(charts_dir: Path, chart: str
         "enabled": False,
         "replicas": 0,
         "stableReplicas": 0,
-        "image": {"tag": "", "digest": ""},
+        "image": {"repository": "", "tag": "", "digest": ""},
     }
     reference = chart_values(charts_dir, SERVICE_CHARTS[0])
     assert values["strategy"] == reference["strategy"]

@@ -18,6 +18,8 @@ from tests.e2e.clustersupport import REPO_ROOT
 from tests.realpods.realcluster import SERVICES, Platform, real_pod_values
 from tests.realpods.rollouts import REAL_PODS_POLICY
 
+SCRAPE_SECONDS = 1.0
+
 
 def canary_strategy(interval: int, count: int, failure_limit: int) -> dict[str, Any]:
     """order's strategy: half its pods (1 of 2) on the canary, then one analysis step."""
@@ -41,7 +43,7 @@ def canary_strategy(interval: int, count: int, failure_limit: int) -> dict[str, 
 def pod_prometheus(platform: Platform, directory: Path) -> Iterator[str]:
     """A real Prometheus scraping the platform's pods every second (their IPs on the node's
     bridge), labelled namespace, service and track as the analysis asks; yields its URL."""
-    server = PrometheusServer(directory, scrape_interval=1.0)
+    server = PrometheusServer(directory, scrape_interval=SCRAPE_SECONDS)
     server.start()
     kubectl = platform.kubectl
     discovery = PodDiscovery(server, kubectl.binary, kubectl.kubeconfig, [platform.namespace])
@@ -67,7 +69,11 @@ def canary_deployer_stack(
         platform.cluster.kubeconfig,
         platform.namespace,
         policy=REAL_PODS_POLICY,
-        env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "180", "DEPLOYER_PROMETHEUS_URL": prometheus},
+        env={
+            "DEPLOYER_HELM_TIMEOUT_SECONDS": "180",
+            "DEPLOYER_PROMETHEUS_URL": prometheus,
+            "DEPLOYER_PROMETHEUS_SCRAPE_INTERVAL_SECONDS": str(SCRAPE_SECONDS),
+        },
         values=values,
     )
 

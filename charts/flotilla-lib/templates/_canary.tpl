@@ -68,11 +68,12 @@ true
 {{- include "flotilla-lib.checkCanary" . -}}
 {{- $c := .Values.canary -}}
 {{- $tag := required "canary.image.tag is required while canary.enabled: the deployer sets the new image's immutable tag (such as 1.4.3-b9e4e32)" $c.image.tag -}}
-{{- /* The same values with the canary's image, so every helper (flotilla-lib.image, the version
+{{- /* The same values with the canary's image (its repository too, when CI pushed it elsewhere), so every helper (flotilla-lib.image, the version
 labels) renders the canary's. Both keys are set one by one: an empty canary digest must replace
 the stable image's digest (else the canary would run the old image), which set says plainly and
 a merge leaves to how the sprig/mergo version treats empty values. */ -}}
 {{- $values := deepCopy .Values -}}
+{{- $_ := set $values.image "repository" ($c.image.repository | default .Values.image.repository) -}}
 {{- $_ := set $values.image "tag" $tag -}}
 {{- $_ := set $values.image "digest" ($c.image.digest | default "") -}}
 {{- $context := dict "Values" $values "Release" .Release "Chart" .Chart "Capabilities" .Capabilities "Template" .Template "Files" .Files -}}

@@ -37,7 +37,8 @@ def test_bounds_resolve_like_the_deployment_controller() -> None:
     assert resolve_bound("25%", 10, round_up=False) == 2
     assert resolve_bound(2, 10, round_up=True) == 2
     assert Bounds.of(2, "25%", 0) == Bounds(2, 1, 0)
-    assert Bounds.of(3, 0, 0) == Bounds(3, 1, 0)  # both 0 is not allowed: a surge of 1
+    # Both 0 cannot roll: the controller takes an unavailability of 1 (its fenceposts).
+    assert Bounds.of(10, 0, "5%") == Bounds(10, 0, 1)
     with pytest.raises(ValueError, match="percentage"):
         resolve_bound("a lot", 3, round_up=True)
 

@@ -48,7 +48,7 @@ class Host:
     measured: int = 0
     paused: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def move(self, values: dict[str, Any], description: str) -> Outcome:
+    async def move(self, values: dict[str, Any], description: str, watch: bool) -> Outcome:
         canary = values.get("canary")
         # What the chart's schema holds a running canary to.
         assert canary is None or (canary["enabled"] and canary["replicas"] >= 1), canary
@@ -74,15 +74,27 @@ class Host:
         return "deployment-2" if due else None
 
 
-def canary_run(host: Host, *steps: Step, control: CanaryControl | None = None) -> CanaryRun:
+TWO_REPLICAS, ALL_STABLE = Bounds(2, 1, 0), Split(2, 0)
+
+
+def canary_run(
+    host: Host,
+    *steps: Step,
+    control: CanaryControl | None = None,
+    failure_limit: int = 1,
+    bounds: Bounds = TWO_REPLICAS,
+    start: Split = ALL_STABLE,
+    resumed: CanaryStatus | None = None,
+) -> CanaryRun:
     strategy = CanaryStrategy(
         steps=steps,
-        analysis=AnalysisSettings(interval_seconds=0, count=2, failure_limit=1),
+        analysis=AnalysisSettings(interval_seconds=0, count=2, failure_limit=failure_limit),
     )
     plan = CanaryPlan(
         strategy=strategy, stable_values=STABLE, new_values=NEW,
         image=parse_image("r/order:1.1.0-bbbbbbb"), stable_image="r/order:1.0.0-aaaaaaa",
-        bounds=Bounds(2, 1, 0), start=Split(2, 0), deployment_id="deployment-1",
+        bounds=bounds, start=start, deployment_id="deployment-1", service="order",
+        resumed=resumed,
     )  # fmt: skip
     return CanaryRun(plan, host, control or CanaryControl())
 
@@ -100,8 +112,9 @@ async def test_a_good_canary_goes_through_every_step_and_is_promoted() -> None:
     assert host.moves == [
         # weight 50: one canary pod surges in, then one stable pod goes (the stable keeps 1.0.0)
         (OLD, Split(2, 1)), (OLD, Split(1, 1)),
-        # the promotion: the stable rolls to the new image, grows back, the canary goes
-        (TAG, Split(1, 1)), (TAG, Split(2, 1)), (TAG, None),
+        # the promotion: the stable (1.0.0) grows back, then the new values roll it to 1.1.0
+        # and remove the canary
+        (OLD, Split(2, 1)), (TAG, None),
     ]  # fmt: skip
     assert host.measured == 2
     assert [m.verdict for m in result.status.measurements] == ["pass", "pass"]
@@ -174,3 +187,32 @@ async def test_an_abort_whose_move_fails_still_restores_the_stable_values() -> N
     result = await canary_run(host, WEIGHT_50, ANALYSIS).run()
     assert result.outcome.phase is DeployPhase.ROLLED_BACK
     assert host.moves[-1] == (OLD, None)  # the stable values exactly, no canary
+
+
+async def test_only_passes_end_an_analysis_and_failures_count_to_the_limit() -> None:
+    host = Host([Verdict.FAIL, Verdict.PASS, Verdict.FAIL, Verdict.PASS])
+    result = await canary_run(host, WEIGHT_50, ANALYSIS, failure_limit=3).run()
+    assert result.outcome.phase is DeployPhase.SUCCEEDED  # two fails, below the limit of 3
+    assert host.measured == 4  # count 2: two passes were needed
+
+
+async def test_one_replica_keeps_its_stable_pod_beside_the_canary() -> None:
+    host = Host([Verdict.PASS])
+    bounds, start = Bounds(1, 1, 0), Split(1, 0)
+    result = await canary_run(host, WEIGHT_50, ANALYSIS, bounds=bounds, start=start).run()
+    assert result.outcome.phase is DeployPhase.SUCCEEDED
+    assert host.moves[0] == (OLD, Split(1, 1))
+
+
+async def test_a_canary_resumed_while_aborting_finishes_its_abort() -> None:
+    host = Host([Verdict.PASS])
+    resumed = CanaryStatus(
+        state=CanaryState.ABORTING, steps=[], step=1, weight=50, stable_replicas=1,
+        canary_replicas=1, reason="aborted by ada",
+    )  # fmt: skip
+    run = canary_run(host, WEIGHT_50, ANALYSIS, start=Split(1, 1), resumed=resumed)
+    result = await run.run()
+    assert result.outcome.phase is DeployPhase.ROLLED_BACK
+    assert result.outcome.reason == "canary aborted: aborted by ada"
+    assert host.moves == [(OLD, Split(2, 1)), (OLD, None)]
+    assert host.measured == 0

@@ -41,6 +41,7 @@ from deployer.contract import (
     ARTIFACT_PUBLISHED,
     DRIFTED_TYPE,
     ArtifactPublished,
+    CanaryState,
     CanaryStatus,
     DeployEventData,
     DeployPhase,
@@ -81,7 +82,10 @@ from kit.tracing import extract_trace_context, inject_trace_headers, tracer
 log = logging.getLogger(__name__)
 _PLAN_PHASES = frozenset({DeployPhase.STARTED, DeployPhase.PENDING_APPROVAL, DeployPhase.UNCHANGED})
 _STDERR_PHASES = frozenset({DeployPhase.FAILED, DeployPhase.ROLLED_BACK})
-CANARY_DEPLOYMENT_SUFFIX = "-canary"
+# A canary in these states no longer takes commands: it is restoring or has restored a release.
+ENDING_STATES = frozenset(
+    {CanaryState.PROMOTING, CanaryState.PROMOTED, CanaryState.ABORTING, CanaryState.ABORTED}
+)
 __all__ = ["NoCanaryError", "Orchestrator", "RejectedError"]
 
 
@@ -133,9 +137,14 @@ class Orchestrator:
         # One Helm operation or drift correction per release at a time.
         self._release_locks: dict[str, asyncio.Lock] = {}
         # The canaries running now, by deployment id.
-        self._canaries: dict[str, CanaryControl] = {}
+        self._canaries: dict[str, CanaryRun] = {}
         self._prometheus = (
-            PrometheusQueries(settings.prometheus_url) if settings.prometheus_url else None
+            PrometheusQueries(
+                settings.prometheus_url,
+                scrape_interval_seconds=settings.prometheus_scrape_interval_seconds,
+            )
+            if settings.prometheus_url
+            else None
         )
 
     @property
@@ -532,7 +541,11 @@ class Orchestrator:
         if record.request is None or observed.status != "deployed" or observed.image is None:
             return None
         strategy = canary_strategy(self._intake.merged(record.service, values))
-        if strategy is None or parse_image(record.request.image) == observed.image:
+        if strategy is None or record.canary is not None:  # resumed: finish the canary
+            return strategy
+        new = parse_image(record.request.image)
+        # Helm's status has no digest: the repository and the tag name the image that runs.
+        if (new.repository, new.tag) == (observed.image.repository, observed.image.tag):
             return None
         return strategy
 
@@ -567,6 +580,8 @@ class Orchestrator:
             bounds=bounds,
             start=start,
             deployment_id=record.id,
+            service=service,
+            resumed=record.canary,
         )
         current = record
 
@@ -586,10 +601,10 @@ class Orchestrator:
             publish=publish,
             newer_deployment=lambda: self._newer(service),
         )
-        control = self._canaries[record.id] = CanaryControl()
+        run = self._canaries[record.id] = CanaryRun(plan, host, CanaryControl())
         self._forget(service)
         try:
-            result = await CanaryRun(plan, host, control).run()
+            result = await run.run()
         finally:
             self._canaries.pop(record.id, None)
         ended = current.model_copy(update={"canary": result.status})
@@ -612,24 +627,32 @@ class Orchestrator:
         queued = self._lanes.queued(service)
         return queued.id if queued is not None else None
 
-    def canary(self, deployment_id: str) -> CanaryControl | None:
-        """The inbox of ``deployment_id``'s canary while it runs."""
-        return self._canaries.get(deployment_id)
-
     async def command_canary(self, deployment_id: str, command: Command, by: str) -> None:
-        """Tell a running canary to promote, abort, pause or resume."""
-        control = self._canaries.get(deployment_id)
-        if control is not None:
-            control.send(command, by)
+        """Tell a running canary to promote, abort, pause or resume; refused (NoCanaryError,
+        saying why) when it cannot act on it now."""
+        run = self._canaries.get(deployment_id)
+        if run is not None:
+            state = run.status.state
+            if state in ENDING_STATES:
+                raise NoCanaryError(
+                    f"the canary of {deployment_id} is {state.value} already: it cannot "
+                    f"{command.value} any more (its outcome follows)"
+                )
+            if command is Command.RESUME and state is not CanaryState.PAUSED:
+                raise NoCanaryError(
+                    f"the canary of {deployment_id} is {state.value}, not paused: there is "
+                    "nothing to resume"
+                )
+            run.control.send(command, by)
             return
         stored = await self._store.get(deployment_id)
         if stored is None:
             raise NoCanaryError(f"no deployment {deployment_id}")
-        state = f"it is {stored.phase.value}"
+        where = f"it is {stored.phase.value}"
         if stored.canary is None:
-            state += " and ran no canary (its service's strategy is rolling)"
+            where += " and ran no canary (its service's strategy is rolling)"
         raise NoCanaryError(
-            f"deployment {deployment_id} runs no canary now ({state}): there is nothing to "
+            f"deployment {deployment_id} runs no canary now ({where}): there is nothing to "
             f"{command.value}"
         )
 

@@ -47,6 +47,8 @@ class DeployerSettings(BaseSettings):
     # The Prometheus that scrapes the service pods (with a `track` label: canary or stable); the
     # canary analysis queries it. Unset: every analysis is inconclusive, so a canary pauses.
     prometheus_url: str | None = None
+    # How often that Prometheus scrapes the pods: an analysis window must span two scrapes.
+    prometheus_scrape_interval_seconds: float = Field(default=15.0, gt=0)
 
     @field_validator("namespaces", mode="before")
     @classmethod

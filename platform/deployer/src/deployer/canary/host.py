@@ -11,12 +11,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from deployer.actions import Outcome, with_pod_problems
+from deployer.actions import Outcome, retry_or_final, with_pod_problems
 from deployer.acts.upgrade import upgrade
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, measure
 from deployer.canary.prometheus import PrometheusError, PrometheusQueries
 from deployer.contract import CanaryStatus, DeployPhase, PodProblem, RolloutProgress
-from deployer.helm import Helm
+from deployer.helm import Helm, HelmError
+from deployer.kubeobjects import KubeApiError
 from deployer.observe import observe
 from deployer.podproblems import cannot_run
 from deployer.progress import Cluster
@@ -39,13 +40,31 @@ class ReleaseCanaryHost:
     publish: Callable[[CanaryStatus], Awaitable[None]]
     newer_deployment: Callable[[], str | None]
 
-    async def move(self, values: dict[str, Any], description: str) -> Outcome:
-        """One ``helm upgrade --wait``; stopped early (helm rolls back) once the canary's pods
-        cannot run."""
+    async def move(self, values: dict[str, Any], description: str, watch: bool) -> Outcome:
+        """One ``helm upgrade --wait``, tried again on transient errors (retry_or_final);
+        ``watch``: stopped early (helm rolls back) once the new canary pods cannot run. Never
+        raises for helm or the API: a canary must always get to restore the stable pods."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._move(values, description, watch)
+            except (HelmError, KubeApiError) as exc:
+                if retry_or_final(exc, attempt) == "final":
+                    return Outcome(
+                        DeployPhase.FAILED, f"helm kept failing after {attempt} tries: {exc}"
+                    )
+                log.warning(
+                    "a canary move failed transiently; retrying",
+                    extra={"deployment_id": self.record.id, "attempt": attempt},
+                )
+                await asyncio.sleep(self.settings.retry_seconds * attempt)
+
+    async def _move(self, values: dict[str, Any], description: str, watch: bool) -> Outcome:
         observed = await observe(self.helm, self.record.service)
         give_up = asyncio.Event()
         problems: list[PodProblem] = []
-        watcher = self._watch_canary(give_up, problems)
+        watcher = self._watch_canary(give_up, problems) if watch else None
         try:
             outcome = await upgrade(
                 self.helm, self.settings, self.record, self.chart, values, observed,

@@ -72,11 +72,11 @@ class Bounds:
     @classmethod
     def of(cls, replicas: int, max_surge: int | str, max_unavailable: int | str) -> Bounds:
         """Bounds from a chart's ``rollingUpdate`` values; like the Deployment controller, a
-        surge and an unavailability that both resolve to 0 become a surge of 1."""
+        surge and an unavailability that both resolve to 0 become an unavailability of 1."""
         surge = resolve_bound(max_surge, replicas, round_up=True)
         unavailable = resolve_bound(max_unavailable, replicas, round_up=False)
         if surge == 0 and unavailable == 0:
-            surge = 1
+            unavailable = 1
         return cls(replicas, surge, unavailable)
 
     @property

@@ -36,8 +36,9 @@ POLL_SECONDS = 0.5
 class CanaryHost(Protocol):
     """What a canary needs from the deployer."""
 
-    async def move(self, values: dict[str, Any], description: str) -> Outcome:
-        """``helm upgrade --install --wait`` with ``values``; SUCCEEDED or how it failed."""
+    async def move(self, values: dict[str, Any], description: str, watch: bool) -> Outcome:
+        """``helm upgrade --install --wait`` with ``values``; SUCCEEDED or how it failed (never
+        raises for helm or the API). ``watch``: stop early once new canary pods cannot run."""
 
     async def measure(self, window_seconds: float, thresholds: Thresholds) -> Measurement:
         """The canary against the stable pods over the last ``window_seconds``."""
@@ -61,6 +62,9 @@ class CanaryPlan:
     bounds: Bounds
     start: Split
     deployment_id: str
+    service: str
+    # A canary cut short by a restart of the deployer: how it was, as last recorded.
+    resumed: CanaryStatus | None = None
 
 
 @dataclass
@@ -144,7 +148,20 @@ class CanaryRun:
 
     async def run(self) -> CanaryResult:
         """Every step, then the promotion; an abort, a failed analysis or a newer deployment
-        ends it early with the stable pods serving everything."""
+        ends it early with the stable pods serving everything. A canary resumed after a restart
+        of the deployer finishes its abort or promotion, or starts again at the first step."""
+        resumed = self.plan.resumed
+        if resumed is not None and resumed.state in (CanaryState.ABORTING, CanaryState.ABORTED):
+            return await self._abort(resumed.reason or "aborted before the deployer restarted")
+        if resumed is not None and resumed.state in (CanaryState.PROMOTING, CanaryState.PROMOTED):
+            return await self._promote(resumed.reason or "promoted before the deployer restarted")
+        try:
+            return await self._steps()
+        except Exception as exc:  # whatever broke, the stable pods must serve again
+            log.exception("canary failed", extra={"deployment_id": self.plan.deployment_id})
+            return await self._abort(f"the canary stopped on an unexpected error: {exc!r}")
+
+    async def _steps(self) -> CanaryResult:
         try:
             for index, step in enumerate(self.plan.strategy.steps):
                 await self._listen(timeout=0)
@@ -191,13 +208,17 @@ class CanaryRun:
         return await self._analyse(step.count or self.plan.strategy.analysis.count)
 
     async def _set_weight(self, weight: int) -> None:
-        replicas = self.plan.bounds.replicas
-        pods = canary_pods(replicas, weight)
-        target = Split(replicas - pods, pods)
+        bounds = self.plan.bounds
+        pods = canary_pods(bounds.replicas, weight)
+        target = Split(bounds.replicas - pods, pods)
+        if bounds.replicas == 1 and weight < 100 and bounds.surge:
+            target = Split(1, 1)  # one replica: the canary runs beside it, within the surge
         await self._update(state=CanaryState.SCALING, weight=weight)
-        for split in moves(self.split, target, self.plan.bounds):
+        for split in moves(self.split, target, bounds):
             outcome = await self.host.move(
-                self._values(self.plan.stable_values, split), self._description("step")
+                self._values(self.plan.stable_values, split),
+                self._description("step"),
+                watch=split.canary > self.split.canary,
             )
             if outcome.phase is not DeployPhase.SUCCEEDED:
                 raise _StepFailedError(outcome)
@@ -206,15 +227,15 @@ class CanaryRun:
 
     async def _analyse(self, count: int) -> str | None:
         analysis = self.plan.strategy.analysis
-        failures = inconclusive = done = 0
+        failures = inconclusive = passed = 0
         await self._update(state=CanaryState.ANALYSING, reason=None)
-        while done < count:
+        while passed < count:
             await self._wait(analysis.interval_seconds)
             measurement = await self.host.measure(analysis.interval_seconds, analysis.thresholds)
             self.status.measurements.append(measurement_json(measurement))
             if measurement.verdict is Verdict.FAIL:
                 failures += 1
-                done += 1
+                inconclusive = 0
                 if failures >= analysis.failure_limit:
                     await self._update()
                     return "the canary failed its analysis: " + "; ".join(measurement.broken)
@@ -222,11 +243,12 @@ class CanaryRun:
                 inconclusive += 1
                 if inconclusive >= analysis.inconclusive_limit:
                     await self._hold(f"inconclusive, paused: {measurement.reason}")
-                    failures = inconclusive = done = 0  # resumed: the analysis starts again
+                    failures = inconclusive = passed = 0  # resumed: the analysis starts again
                     await self._update(state=CanaryState.ANALYSING, reason=None)
                     continue
             else:
-                done += 1
+                passed += 1
+                inconclusive = 0
             await self._update()
         return None
 
@@ -279,27 +301,26 @@ class CanaryRun:
     # ---- endings ------------------------------------------------------------------------
 
     async def _promote(self, why: str) -> CanaryResult:
-        """The stable takes the new template (its own rolling update), grows back to full size
-        as the canary shrinks, then the canary Deployment goes away."""
+        """The stable grows back to full size as the canary shrinks (both keep their pod
+        templates, so no pod restarts), then the new values: the stable Deployment's own rolling
+        update takes it to the new image and the canary Deployment goes away. Bounded by
+        construction: each move within the canary's bounds, the last within the Deployment's."""
         await self._update(
             state=CanaryState.PROMOTING, step=len(self.plan.strategy.steps), reason=why
         )
-        new = self.plan.new_values
-        try:
-            steps = [self.split, *self._toward_full()]
-            for split in (s for s in steps if s.canary > 0):
-                outcome = await self.host.move(
-                    self._values(new, split), self._description("promote")
-                )
-                if outcome.phase is not DeployPhase.SUCCEEDED:
-                    raise _StepFailedError(outcome)
-                self.split = split
-                await self._update()
-            final = await self.host.move(new, self._description("final"))
-        except _StepFailedError as failed:
-            return await self._abort(f"the promotion failed: {failed.outcome.reason}")
+        for split in self._toward_full():
+            outcome = await self.host.move(
+                self._values(self.plan.stable_values, split), self._description("promote"),
+                watch=False,
+            )  # fmt: skip
+            if outcome.phase is not DeployPhase.SUCCEEDED:
+                return await self._abort(f"the promotion failed: {outcome.reason}")
+            self.split = split
+            await self._update()
+        final = await self.host.move(self.plan.new_values, self._description("final"), watch=False)
         if final.phase is not DeployPhase.SUCCEEDED:
             return await self._abort(f"the promotion failed: {final.reason}")
+        self.split = Split(self.plan.bounds.replicas, 0)
         await self._update(state=CanaryState.PROMOTED, reason=why)
         return CanaryResult(final, self.status)
 
@@ -310,11 +331,13 @@ class CanaryRun:
         stable = self.plan.stable_values
         full = Split(self.plan.bounds.replicas, 0)
         for split in self._toward_full():
-            moved = await self.host.move(self._values(stable, split), self._description("abort"))
+            moved = await self.host.move(
+                self._values(stable, split), self._description("abort"), watch=False
+            )
             if moved.phase is not DeployPhase.SUCCEEDED:
                 break  # helm restored the split before; the stable values restore the rest
             self.split = split
-        outcome = await self.host.move(stable, self._description("aborted"))
+        outcome = await self.host.move(stable, self._description("aborted"), watch=False)
         if outcome.phase is DeployPhase.SUCCEEDED:
             self.split = full
             await self._update(state=CanaryState.ABORTED, reason=why)
@@ -326,7 +349,9 @@ class CanaryRun:
         return CanaryResult(
             Outcome(
                 DeployPhase.FAILED,
-                f"canary aborted ({why}), but restoring the stable pods failed: {outcome.reason}",
+                f"canary aborted ({why}), but restoring the stable values failed: "
+                f"{outcome.reason}. What to do: the canary pods may still serve; roll back "
+                f"(deployer rollback {self.plan.service}) or deploy the stable image again",
                 helm_stderr=outcome.helm_stderr,
             ),
             self.status,
@@ -346,7 +371,11 @@ class CanaryRun:
             "enabled": True,
             "replicas": split.canary,
             "stableReplicas": split.stable,
-            "image": {"tag": image.tag, "digest": image.digest or ""},
+            "image": {
+                "repository": image.repository,
+                "tag": image.tag,
+                "digest": image.digest or "",
+            },
         }
         # The stable release may predate the canary strategy (set by this deployment's values):
         # the chart renders a canary only for a canary service.
