@@ -74,14 +74,15 @@ async def bad_canary(demo: Demo, sha: str, before: Mapping[str, Sequence[Replica
             f"the faulty canary should have been aborted, but it ended {outcome.phase.value}: "
             f"{outcome.reason}"
         )
-    if status.state is not CanaryState.ABORTED or len(status.measurements) != FAILURE_LIMIT:
+    failed = [m for m in status.measurements if m.verdict == "fail"]
+    if status.state is not CanaryState.ABORTED or len(failed) != FAILURE_LIMIT:
         raise DemoError(
             f"the canary should be aborted at its first analysis, not {status.state.value} "
-            f"after {len(status.measurements)} measurement(s)"
+            f"after {len(failed)} failed measurement(s) of {len(status.measurements)}"
         )
     if verdict.code != 3:
         raise DemoError(f"pipelines wait should exit 3 (rolled back), not: {verdict.explain()}")
-    measured = status.measurements[-1]
+    measured = failed[-1]
     during = report.between("canary", "aborted")
     after = report.window(report.mark("aborted"), report.elapsed)
     if after.failed:

@@ -235,7 +235,7 @@ def test_pod_targets_label_the_flotilla_pods_by_track() -> None:
         pod("order-a", flotilla),
         pod("order-canary", {**flotilla, "flotilla.dev/track": "canary"}),
         pod("other", {"app.kubernetes.io/name": "other"}),
-        pod("order-pending", flotilla, phase="Pending"),
+        pod("order-done", flotilla, phase="Succeeded"),
         pod("order-no-http-port", flotilla, port="grpc"),
     ]
     assert pod_targets(pods) == [

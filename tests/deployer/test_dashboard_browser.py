@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.deployer.deployer_stack import DeployerStack, image
+from tests.deployer.deployer_stack import DeployerStack, image, kwok_values
 
 V1 = "1.0.0-a1b2c3d"
 V2 = "1.1.0-b2c3d4e"
@@ -218,6 +218,32 @@ async def viewer_stack(
     await deployer.stop()
 
 
+# order's canary on kwok: 1 replica, so the canary pod runs beside it; no Prometheus, so the first
+# measurement is inconclusive and the canary pauses, saying why.
+KWOK_CANARY = {
+    "type": "canary",
+    "canary": {
+        "steps": [{"setWeight": 50}, {"analysis": {}}],
+        "analysis": {"intervalSeconds": 5, "count": 1, "inconclusiveLimit": 1},
+    },
+}
+
+
+@pytest.fixture
+async def canary_stack(
+    repo_root: Path, tmp_path: Path, kubeconfig: Path, namespace: str
+) -> AsyncIterator[DeployerStack]:
+    """The deployer stack whose environment gives order the canary strategy (read token too)."""
+    tokens = [{"name": "dashboard", "token": VIEWER, "scopes": ["read"]}]
+    values = {"order": {**kwok_values("order"), "strategy": KWOK_CANARY}}
+    deployer = DeployerStack(
+        repo_root, tmp_path, kubeconfig, namespace, tokens=tokens, values=values
+    )
+    await deployer.start()
+    yield deployer
+    await deployer.stop()
+
+
 @pytest.fixture
 async def chromium(tmp_path: Path) -> AsyncIterator[Chromium]:
     browser = Chromium(tmp_path / "chromium" / "profile")
@@ -309,3 +335,47 @@ async def test_the_dashboard_shows_a_rollout_live_and_links_its_plan(
     if os.environ.get("FLOTILLA_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(shot, repo_root / "docs" / "dashboard.png")
     assert shot.stat().st_size > 10_000
+
+
+async def test_the_dashboard_shows_a_canary_live_and_a_person_aborts_it(
+    chromium: Chromium, canary_stack: DeployerStack
+) -> None:
+    stack = canary_stack
+    await chromium.answer_basic_auth("someone", VIEWER)
+    first = await stack.publish("order", V1)  # a first install rolls: nothing to compare with
+    assert (await stack.outcome(first)).phase.value == "succeeded"
+    await chromium.navigate(stack.deployer.base_url + "/")
+    await chromium.wait_for(
+        "document.getElementById('connection')?.dataset.state === 'live'", "the live indicator"
+    )
+    canary = await stack.publish("order", V2)
+    live = row(canary, "live")
+    cell = await chromium.wait_for(
+        f"(() => {{ const c = {live}?.querySelector('td.canary');"
+        " return c && c.dataset.state === 'paused' && c.innerText; })()",
+        "the canary paused under Live rollouts",
+    )
+    # The steps (the analysis current), the split, the measurement and why it paused.
+    assert "weight 50%" in cell, cell
+    assert "stable 1 · canary 1 pods (50% of requests)" in cell, cell
+    assert "inconclusive: canary - ok" in cell, cell
+    assert "no Prometheus to measure the canary with: set DEPLOYER_PROMETHEUS_URL" in cell, cell
+    current = await chromium.evaluate(f"{live}.querySelector('.steps .current').textContent")
+    assert current == "analysis"
+    async with aiohttp.ClientSession(headers=stack.admin_headers) as http:
+        url = f"{stack.deployer.base_url}/api/deployments/{canary}/canary"
+        async with http.post(f"{url}/promote-now", json={}) as refused:
+            assert refused.status == 422  # no such command
+        async with http.post(f"{url}/abort", json={"note": "no metrics here"}) as aborted:
+            assert aborted.status == 202, await aborted.text()
+    outcome = await stack.outcome(canary)
+    assert outcome.phase.value == "rolled_back"
+    assert outcome.reason == "canary aborted: aborted by admin (no metrics here)"
+    done = row(canary, "history")
+    assert await chromium.wait_for(f"{done}?.dataset.phase", "the outcome") == "rolled_back"
+    async with (
+        aiohttp.ClientSession(headers=stack.admin_headers) as http,
+        http.post(f"{stack.deployer.base_url}/api/deployments/{canary}/canary/resume") as late,
+    ):
+        assert late.status == 409
+        assert "runs no canary now" in await late.text()

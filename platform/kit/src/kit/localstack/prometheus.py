@@ -57,7 +57,7 @@ def pod_targets(
     pods: Iterable[Mapping[str, Any]], namespaces: Collection[str] | None = None
 ) -> list[Target]:
     """The scrape targets of Kubernetes pods, given as the API serves them (camelCase JSON, e.g.
-    the items of `kubectl get pods -o json`): the running pods labelled
+    the items of `kubectl get pods -o json`): the pending and running pods with an IP labelled
     app.kubernetes.io/part-of=flotilla (in ``namespaces`` when given), on their pod IP and their
     container port named http. Labels: namespace, service (app.kubernetes.io/name), pod and track
     (flotilla.dev/track; stable when the pod has none, as stable pods carry no track label)."""
@@ -71,7 +71,9 @@ def pod_targets(
             continue
         if namespaces is not None and namespace not in namespaces:
             continue
-        if pod.get("status", {}).get("phase") != "Running":
+        # A starting pod too (it has its IP): scraped from its first second, not one discovery
+        # round after it started.
+        if pod.get("status", {}).get("phase") not in ("Pending", "Running"):
             continue
         ports = [
             port["containerPort"]
