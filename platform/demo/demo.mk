@@ -6,5 +6,5 @@ DEMO_ARGS ?=
 
 .PHONY: demo
 
-demo: deps cluster-tools images-tools ## Independent rollouts of real pods end to end on a local cluster (~4 min warm; DEMO_ARGS=--no-color)
+demo: deps cluster-tools images-tools prometheus ## Independent rollouts of real pods end to end on a local cluster (~4 min warm; DEMO_ARGS=--no-color)
 	@$(BIN)/python platform/demo/demo.py $(DEMO_ARGS)

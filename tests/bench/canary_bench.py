@@ -6,20 +6,19 @@ limit (the least it can take). One cluster with the machine's real node, the who
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from deployer.contract import CanaryState, DeployPhase
-from tests.bench.rollout_bench import cluster_down, cluster_up
+from tests.bench.rollout_bench import platform_on_a_real_cluster
+from tests.deployer.deployer_stack import DeployerStack
 from tests.realpods.canaries import (
     canary_deployer_stack,
     canary_strategy,
     pod_prometheus,
     wait_for_canary,
 )
-from tests.realpods.realcluster import install_platform
+from tests.realpods.realcluster import Platform
 from tests.realpods.rollouts import artifact, new_image, settled, traffic
 
 INTERVAL_SECONDS = 10
@@ -51,41 +50,34 @@ async def run_canary_bench(runs: int) -> CanaryFigures:
     """Start a cluster with the real node, install the platform, Prometheus and a deployer with
     order's canary strategy, abort ``runs`` bad canaries, and remove everything again."""
     figures = CanaryFigures()
-    real = await asyncio.to_thread(cluster_up)
-    try:
-        with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as directory:
-            work = Path(directory)
-            platform = await asyncio.to_thread(
-                install_platform, real, work / "helm", lambda line: print(line, flush=True)
-            )
-            with pod_prometheus(platform, work / "prometheus") as prometheus:
-                strategy = canary_strategy(INTERVAL_SECONDS, FAILURE_LIMIT + 1, FAILURE_LIMIT)
-                (work / "deployer").mkdir()
-                stack = canary_deployer_stack(platform, work / "deployer", prometheus, strategy)
-                await stack.start()
-                try:
-                    for run in range(runs):
-                        await asyncio.to_thread(settled, platform, "order")
-                        bad = await asyncio.to_thread(new_image, platform, "order", None, FAULT_ENV)
-                        with traffic(platform) as load:
-                            await asyncio.sleep(2)
-                            start = load.mark(f"canary {run}")
-                            began = time.monotonic()
-                            deployment = await stack.publish("order", data=artifact("order", bad))
-                            await wait_for_canary(stack, deployment, CanaryState.ANALYSING)
-                            analysing = time.monotonic()
-                            outcome = await stack.outcome(deployment, timeout=300)
-                            done = time.monotonic()
-                            end = load.elapsed()
-                        assert outcome.phase is DeployPhase.ROLLED_BACK, outcome
-                        window = load.report.window(start, end)
-                        figures.aborts.append(
-                            CanaryAbort(analysing - began, done - analysing, window.count,
-                                        window.failed)
-                        )  # fmt: skip
-                        print(f"canary {run}: {figures.aborts[-1]}", flush=True)
-                finally:
-                    await stack.stop()
-    finally:
-        await asyncio.to_thread(cluster_down, real)
+    async with platform_on_a_real_cluster() as (platform, work):
+        with pod_prometheus(platform, work / "prometheus") as prometheus:
+            strategy = canary_strategy(INTERVAL_SECONDS, FAILURE_LIMIT + 1, FAILURE_LIMIT)
+            (work / "deployer").mkdir()
+            stack = canary_deployer_stack(platform, work / "deployer", prometheus, strategy)
+            await stack.start()
+            try:
+                for run in range(runs):
+                    figures.aborts.append(await _bad_canary(platform, stack, run))
+                    print(f"canary {run}: {figures.aborts[-1]}", flush=True)
+            finally:
+                await stack.stop()
     return figures
+
+
+async def _bad_canary(platform: Platform, stack: DeployerStack, run: int) -> CanaryAbort:
+    await asyncio.to_thread(settled, platform, "order")
+    bad = await asyncio.to_thread(new_image, platform, "order", None, FAULT_ENV)
+    with traffic(platform) as load:
+        await asyncio.sleep(2)
+        start = load.mark(f"canary {run}")
+        began = time.monotonic()
+        deployment = await stack.publish("order", data=artifact("order", bad))
+        await wait_for_canary(stack, deployment, CanaryState.ANALYSING)
+        analysing = time.monotonic()
+        outcome = await stack.outcome(deployment, timeout=300)
+        done = time.monotonic()
+        end = load.elapsed()
+    assert outcome.phase is DeployPhase.ROLLED_BACK, outcome
+    window = load.report.window(start, end)
+    return CanaryAbort(analysing - began, done - analysing, window.count, window.failed)

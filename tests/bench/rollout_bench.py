@@ -10,6 +10,8 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,9 +120,10 @@ async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> Rollo
     return figures
 
 
-async def run_rollout_bench(runs: int) -> RolloutFigures:
-    """Start a cluster with the real node, install the platform and the deployer, measure, and
-    remove everything again."""
+@asynccontextmanager
+async def platform_on_a_real_cluster() -> AsyncIterator[tuple[Platform, Path]]:
+    """A cluster with the real node and the platform installed on it, and a scratch directory;
+    everything removed again afterwards."""
     real = await asyncio.to_thread(cluster_up)
     try:
         with tempfile.TemporaryDirectory(prefix="flotilla-bench-") as directory:
@@ -128,15 +131,22 @@ async def run_rollout_bench(runs: int) -> RolloutFigures:
             platform = await asyncio.to_thread(
                 install_platform, real, work / "helm", lambda line: print(line, flush=True)
             )
-            (work / "deployer").mkdir()
-            stack = real_pods_deployer(platform, work / "deployer")
-            await stack.start()
-            try:
-                return await _measure(platform, stack, runs)
-            finally:
-                await stack.stop()
+            yield platform, work
     finally:
         await asyncio.to_thread(cluster_down, real)
+
+
+async def run_rollout_bench(runs: int) -> RolloutFigures:
+    """Start a cluster with the real node, install the platform and the deployer, measure, and
+    remove everything again."""
+    async with platform_on_a_real_cluster() as (platform, work):
+        (work / "deployer").mkdir()
+        stack = real_pods_deployer(platform, work / "deployer")
+        await stack.start()
+        try:
+            return await _measure(platform, stack, runs)
+        finally:
+            await stack.stop()
 
 
 def cluster_up() -> RealCluster:

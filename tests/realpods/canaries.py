@@ -14,9 +14,8 @@ from deployer.contract import CanaryState, DeployEventData, DeployPhase
 from kit.localstack.poddiscovery import PodDiscovery
 from kit.localstack.prometheus import PrometheusServer
 from tests.deployer.deployer_stack import DeployerStack
-from tests.e2e.clustersupport import REPO_ROOT
-from tests.realpods.realcluster import SERVICES, Platform, real_pod_values
-from tests.realpods.rollouts import REAL_PODS_POLICY
+from tests.realpods.realcluster import SERVICES, Platform
+from tests.realpods.rollouts import real_pods_deployer
 
 SCRAPE_SECONDS = 1.0
 
@@ -61,21 +60,11 @@ def canary_deployer_stack(
 ) -> DeployerStack:
     """A deployer (not started) whose environment gives order ``strategy``, measured by
     ``prometheus``."""
-    values = {service: real_pod_values(service) for service in SERVICES}
-    values["order"]["strategy"] = strategy
-    return DeployerStack(
-        REPO_ROOT,
-        directory,
-        platform.cluster.kubeconfig,
-        platform.namespace,
-        policy=REAL_PODS_POLICY,
-        env={
-            "DEPLOYER_HELM_TIMEOUT_SECONDS": "180",
-            "DEPLOYER_PROMETHEUS_URL": prometheus,
-            "DEPLOYER_PROMETHEUS_SCRAPE_INTERVAL_SECONDS": str(SCRAPE_SECONDS),
-        },
-        values=values,
-    )
+    env = {
+        "DEPLOYER_PROMETHEUS_URL": prometheus,
+        "DEPLOYER_PROMETHEUS_SCRAPE_INTERVAL_SECONDS": str(SCRAPE_SECONDS),
+    }
+    return real_pods_deployer(platform, directory, env, {"order": {"strategy": strategy}})
 
 
 async def canary_events(deployer: DeployerStack, deployment_id: str) -> list[DeployEventData]:

@@ -46,17 +46,26 @@ REAL_PODS_POLICY: dict[str, Any] = {
 }
 
 
-def real_pods_deployer(platform: Platform, directory: Path) -> DeployerStack:
+def real_pods_deployer(
+    platform: Platform,
+    directory: Path,
+    env: dict[str, str] | None = None,
+    more_values: dict[str, dict[str, Any]] | None = None,
+) -> DeployerStack:
     """The deployer (a local process with its own NATS in ``directory``) for the releases of
-    ``platform``, with the real-pod values and the rollout suites' policy; not started."""
+    ``platform``, with the real-pod values (plus ``more_values`` per service) and the rollout
+    suites' policy; not started."""
+    values = {service: real_pod_values(service) for service in SERVICES}
+    for service, extra in (more_values or {}).items():
+        values[service].update(extra)
     return DeployerStack(
         REPO_ROOT,
         directory,
         platform.cluster.kubeconfig,
         platform.namespace,
         policy=REAL_PODS_POLICY,
-        env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "180"},
-        values={service: real_pod_values(service) for service in SERVICES},
+        env={"DEPLOYER_HELM_TIMEOUT_SECONDS": "180", **(env or {})},
+        values=values,
     )
 
 

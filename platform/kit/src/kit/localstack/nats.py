@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kit.localstack.environment import nats_command
 from kit.localstack.ports import free_port
+from kit.localstack.process import terminate
 from kit.localstack.tools import nats_server_binary
 
 
@@ -51,13 +52,7 @@ class NatsServer:
         """Stop the server process this object started, and wait for it to exit."""
         if self._process is None:
             return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        terminate(self._process, grace=10)
         if self._process.stderr:
             self._process.stderr.close()
         self._process = None

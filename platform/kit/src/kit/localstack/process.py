@@ -14,6 +14,30 @@ from pathlib import Path
 from kit.localstack.ports import free_port
 
 
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    """The HTTP status of GET ``url``, or None when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+def terminate(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM to a process this program started (by its PID), then SIGKILL after ``grace``
+    seconds if it is still there; returns once it has exited."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class ServiceProcess:
     """A service process whose output goes to a log file; stopped only by the test that made it."""
 
@@ -61,13 +85,7 @@ class ServiceProcess:
 
     def http_status(self, path: str) -> int | None:
         """The HTTP status of GET ``path``, or None when nothing answers."""
-        try:
-            with urllib.request.urlopen(self.base_url + path, timeout=2) as response:  # noqa: S310
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except OSError:
-            return None
+        return http_status(self.base_url + path)
 
     def wait_until(self, path: str, status: int, timeout: float = 20.0) -> None:
         """Poll GET ``path`` until it answers ``status``."""
@@ -92,14 +110,8 @@ class ServiceProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 20 s if the process is still there."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            terminate(self.process, grace=20)
 
     def kill(self) -> None:
         """kill -9: no shutdown handlers run."""

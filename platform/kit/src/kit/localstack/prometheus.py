@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from kit.localstack.ports import free_port
+from kit.localstack.process import http_status, terminate
 from kit.localstack.tools import MissingToolError
 
 DEBIAN_BINARY = Path("/usr/bin/prometheus")
@@ -161,7 +162,7 @@ class PrometheusServer:
 
     def ready(self) -> bool:
         """True once GET /-/ready answers 200."""
-        return self._status("/-/ready") == 200
+        return http_status(self.url + "/-/ready") == 200
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server and wait until GET /-/ready answers 200."""
@@ -179,15 +180,6 @@ class PrometheusServer:
         raise TimeoutError(
             f"prometheus was not ready on port {self.port} within {timeout}s; log:\n{self.logs()}"
         )
-
-    def _status(self, path: str) -> int | None:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=2) as response:  # noqa: S310
-                return int(response.status)
-        except urllib.error.HTTPError as exc:
-            return exc.code
-        except OSError:
-            return None
 
     def healthy_targets(self) -> int:
         """How many targets the last scrape reached."""
@@ -209,15 +201,8 @@ class PrometheusServer:
 
     def stop(self) -> None:
         """Stop the server process this object started (SIGTERM to its PID), and wait for it."""
-        if self._process is None:
-            return
-        if self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        if self._process is not None:
+            terminate(self._process, grace=15)
         self._process = None
 
     def logs(self) -> str:
