@@ -280,6 +280,7 @@ def api(risky_plan: Plan) -> Iterator[FakeApi]:
             ("GET", "/api/deployments"): TypeAdapter(list[DeploymentRecord]).dump_json(
                 history_records()
             ),
+            ("POST", "/api/deployments/dep-9/canary/abort"): b"{}",
         }
     )
     thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
@@ -340,4 +341,26 @@ def test_a_bad_output_names_the_allowed_values(api: FakeApi) -> None:
     message = " ".join(result.stderr.replace("│", " ").split())  # typer's error panel
     assert "Invalid value for '--output' / '-o'" in message
     assert "'yaml' is not one of 'table', 'json'." in message
+    assert api.asked == []
+
+
+def test_canary_commands_go_to_the_api_with_the_note(api: FakeApi) -> None:
+    result = run(api, "canary", "abort", "dep-9", "--note", "p99 looks off")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "dep-9: abort sent (back to the stable pods now; the deployment ends rolled_back)\n"
+    )
+    method, path, token, sent = api.asked[-1]
+    assert (method, path, sent) == (
+        "POST",
+        "/api/deployments/dep-9/canary/abort",
+        {"note": "p99 looks off"},
+    )
+    assert token == f"Bearer {TOKEN}"
+
+
+def test_an_unknown_canary_command_names_the_known_ones(api: FakeApi) -> None:
+    result = run(api, "canary", "rollback", "dep-9")
+    assert result.exit_code == 2
+    assert "unknown canary command 'rollback'; known are promote:" in result.stderr
     assert api.asked == []
