@@ -2,7 +2,7 @@
 (promoted, aborted on a failed analysis, paused when inconclusive, superseded, commanded).
 
 The host here records the values of each move instead of running helm; the real helm, pods and
-Prometheus are exercised by tests/realpods/test_realpods_canary.py.
+Prometheus are exercised by tests/realpods/test_realpods_rollouts_canary.py.
 """
 
 from __future__ import annotations

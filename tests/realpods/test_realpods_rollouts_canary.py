@@ -2,7 +2,10 @@
 Prometheus that scrapes the pods: a good order image goes through every step and is promoted
 without a failed request; an image answering 500 to a fifth of its requests is aborted at the
 first analysis, naming the success rate it measured and the threshold; a canary without traffic
-pauses as inconclusive; a newer image mid-canary aborts it and starts its own canary."""
+pauses as inconclusive; a newer image mid-canary aborts it and starts its own canary.
+
+Named to run after the rollout suites: the package's first suites expect the platform as
+installed (test_realpods_platform) or no cluster up yet (test_realpods_crash)."""
 
 from __future__ import annotations
 
