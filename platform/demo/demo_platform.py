@@ -338,8 +338,14 @@ class Platform:
             ),
             "SERVICE_PORT": str(port),
             "DEPLOYER_POLICY": json.dumps(DEMO_POLICY),
-            "DEPLOYER_PROMETHEUS_URL": self.prometheus.url if self.prometheus else "",
-            "DEPLOYER_PROMETHEUS_SCRAPE_INTERVAL_SECONDS": "1",
+            **(
+                {
+                    "DEPLOYER_PROMETHEUS_URL": self.prometheus.url,
+                    "DEPLOYER_PROMETHEUS_SCRAPE_INTERVAL_SECONDS": "1",
+                }
+                if self.prometheus
+                else {}
+            ),
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),
             "HELM_DATA_HOME": str(helm_home / "data"),

@@ -21,6 +21,7 @@ from fastapi import APIRouter, Response
 
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, judge, measure
 from deployer.canary.prometheus import PrometheusError, PrometheusQueries, selector
+from deployer.canary.run import measurement_json
 from kit.app import ServiceSpec
 from kit.localstack.ports import free_port
 from kit.localstack.process import ServiceProcess
@@ -209,12 +210,13 @@ def test_every_broken_threshold_is_listed() -> None:
 
 
 def test_the_measurement_is_json_for_events() -> None:
-    as_json = judged(TrackNumbers(requests=12, success_rate=0.75, p99_seconds=None)).to_json()
+    measured = judged(TrackNumbers(requests=12, success_rate=0.75, p99_seconds=None))
+    as_json = measurement_json(measured).model_dump(mode="json")
     assert json.loads(json.dumps(as_json)) == as_json
     assert as_json["verdict"] == "fail"
     assert as_json["canary"]["success_rate"] == 0.75
     assert as_json["canary"]["p99_seconds"] is None
-    assert as_json["thresholds"]["min_requests"] == 10
+    assert as_json["broken"] == list(measured.broken)
     assert as_json["window_seconds"] == WINDOW
 
 

@@ -134,11 +134,8 @@ def api_router(
         orch = orchestrator()
         waiting = orch.pending(deployment_id)
         stored = waiting or await orch.store.get(deployment_id)
-        if stored is None or not caller.sees(stored.service):
-            require(caller, Scope.APPROVE)
-            raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
-        require(caller, Scope.APPROVE, stored.service)
-        by = caller.name + (f" ({body.note})" if body and body.note else "")
+        _allowed(caller, Scope.APPROVE, deployment_id, stored)
+        by = _signed(caller, body)
         try:
             if approve:
                 return await orch.approve(deployment_id, by)
@@ -180,16 +177,12 @@ def api_router(
     ) -> DeploymentRecord:
         orch = orchestrator()
         stored = await orch.store.get(deployment_id)
-        if stored is None or not caller.sees(stored.service):
-            require(caller, Scope.DEPLOY)
-            raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
-        require(caller, Scope.DEPLOY, stored.service)
-        by = caller.name + (f" ({body.note})" if body and body.note else "")
+        record = _allowed(caller, Scope.DEPLOY, deployment_id, stored)
         try:
-            await orch.command_canary(deployment_id, command, by)
+            await orch.command_canary(deployment_id, command, _signed(caller, body))
         except NoCanaryError as exc:
             raise HTTPException(409, str(exc)) from None
-        return stored
+        return record
 
     @router.post(
         "/services/{service}/rollback",
@@ -245,6 +238,23 @@ def api_router(
         return StreamingResponse(deploy_events(caller), media_type="text/event-stream")
 
     return router
+
+
+def _allowed(
+    caller: ApiToken, scope: Scope, deployment_id: str, stored: DeploymentRecord | None
+) -> DeploymentRecord:
+    """The deployment, when the token may act on it with ``scope``; 404 for one it may not read
+    (so it learns nothing of other services), 403 without the scope."""
+    if stored is None or not caller.sees(stored.service):
+        require(caller, scope)
+        raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
+    require(caller, scope, stored.service)
+    return stored
+
+
+def _signed(caller: ApiToken, body: DecisionRequest | None) -> str:
+    """Who acted, as the history records it: the token's name and the note."""
+    return caller.name + (f" ({body.note})" if body and body.note else "")
 
 
 async def service_views(orch: Orchestrator, caller: ApiToken) -> list[ServiceView]:

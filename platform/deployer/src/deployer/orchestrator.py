@@ -354,8 +354,10 @@ class Orchestrator:
         await self._lanes.wait_idle()
 
     async def stop(self, timeout: float) -> None:
-        """Shutdown: finish or cancel the running deployments."""
+        """Shutdown: finish or cancel the running deployments, then close Prometheus' client."""
         await self._lanes.stop(timeout)
+        if self._prometheus is not None:
+            await self._prometheus.aclose()
 
     # ---- planning -----------------------------------------------------------------------
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 # Differences of fractions (0.99 - 0.98 is 0.010000000000000009) must not break a threshold
 # they only touch.
@@ -79,18 +79,6 @@ class Measurement:
     reason: str
     """The verdict in one line."""
     thresholds: Thresholds
-
-    def to_json(self) -> dict[str, Any]:
-        """The measurement as a JSON object, for deploy events."""
-        return {
-            "verdict": self.verdict.value,
-            "reason": self.reason,
-            "broken": list(self.broken),
-            "window_seconds": self.window_seconds,
-            "canary": asdict(self.canary),
-            "stable": asdict(self.stable),
-            "thresholds": asdict(self.thresholds),
-        }
 
 
 class TrackSource(Protocol):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from deployer.actions import Outcome
-from deployer.canary.analysis import Measurement, Thresholds, Verdict
+from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict
 from deployer.canary.control import CanaryControl, Command, Order
 from deployer.canary.replicas import Bounds, Split, canary_pods, moves
 from deployer.canary.strategy import CanaryStrategy, Step
@@ -86,15 +86,8 @@ class _InterruptedError(Exception):
         self.newer = newer
 
 
-def _numbers(measured: Any) -> CanaryNumbers:
-    return CanaryNumbers(
-        requests=measured.requests,
-        success_rate=measured.success_rate,
-        p99_seconds=measured.p99_seconds,
-        deliveries=measured.deliveries,
-        handler_failures=measured.handler_failures,
-        dead_letters=measured.dead_letters,
-    )
+def _numbers(measured: TrackNumbers) -> CanaryNumbers:
+    return CanaryNumbers(**asdict(measured))
 
 
 def measurement_json(measurement: Measurement) -> CanaryMeasurement:
