@@ -21,6 +21,7 @@ EVERYTHING = ("auth", "deployer", "gateway", "order", "payment")
         ("charts/payment/Chart.yaml", ("deployer", "payment")),
         ("platform/deployer/pyproject.toml", ("deployer",)),
         ("charts/deployer/Chart.yaml", ("deployer",)),
+        ("platform/contract/src/deploy_contract/events.py", ("deployer",)),
         ("platform/kit/src/kit/bus.py", EVERYTHING),
         ("charts/flotilla-lib/templates/_deployment.tpl", EVERYTHING),
         ("uv.lock", EVERYTHING),

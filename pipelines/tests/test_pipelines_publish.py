@@ -6,7 +6,7 @@ import uuid
 
 from nats.aio.msg import Msg
 
-from deployer.contract import ARTIFACT_PUBLISHED, ArtifactPublished
+from deploy_contract.events import ARTIFACT_PUBLISHED, ArtifactPublished
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import PIPELINE
 from kit.localstack.nats import NatsServer

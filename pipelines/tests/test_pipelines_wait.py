@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from deployer.contract import (
+from deploy_contract.drift import DriftedField, DriftMode, DriftReport, report_json
+from deploy_contract.events import (
     DRIFTED_TYPE,
     DeployEventData,
     DeployPhase,
@@ -22,7 +23,6 @@ from deployer.contract import (
     deploy_subject,
     drift_subject,
 )
-from deployer.drift import DriftedField, DriftMode, DriftReport, report_json
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.localstack.nats import NatsServer

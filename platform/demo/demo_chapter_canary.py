@@ -16,7 +16,7 @@ from demo_stage import RUN_ID_PREFIX, Demo
 from demo_traffic import RATE, Traffic
 from rich.markup import escape
 
-from deployer.contract import CanaryState, DeployPhase
+from deploy_contract.events import CanaryState, DeployPhase
 
 FAULT_ENV = {"SERVICE_FAULT_ERROR_RATIO": "0.2"}
 INTERVAL_SECONDS = 10

@@ -23,7 +23,7 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from deployer.contract import DeployPhase
+from deploy_contract.events import DeployPhase
 
 
 async def broken_image(demo: Demo, sha: str, good: Mapping[str, Sequence[ReplicaSet]]) -> None:

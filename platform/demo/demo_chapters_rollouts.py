@@ -25,7 +25,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.padding import Padding
 
-from deployer.contract import DeployEventData, DeployPhase
+from deploy_contract.events import DeployEventData, DeployPhase
 
 
 async def start_platform(demo: Demo) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import nats
 from demo_common import DEPLOY_TIMEOUT, DemoError
 
-from deployer.contract import DeployEventData
+from deploy_contract.events import DeployEventData
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 from kit.localstack.environment import local_password
 

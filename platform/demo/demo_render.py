@@ -16,7 +16,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from deployer.contract import CanaryState, CanaryStatus, DeployEventData, DeployPhase
+from deploy_contract.events import CanaryState, CanaryStatus, DeployEventData, DeployPhase
 from deployer.plan import Plan
 
 

@@ -31,7 +31,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from deployer.contract import DeployEventData, DeployPhase
+from deploy_contract.events import DeployEventData, DeployPhase
 from deployer.plan import Plan
 
 # Pipeline run ids of the simulated CI (each demo has a fresh NATS, so they never collide).

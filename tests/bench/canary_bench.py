@@ -9,7 +9,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from deployer.contract import CanaryState, DeployPhase
+from deploy_contract.events import CanaryState, DeployPhase
 from tests.bench.rollout_bench import platform_on_a_real_cluster
 from tests.deployer.deployer_stack import DeployerStack
 from tests.realpods.canaries import (

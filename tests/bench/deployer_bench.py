@@ -14,7 +14,7 @@ import aiohttp
 import yaml
 from nats.aio.msg import Msg
 
-from deployer.contract import DeployEventData, DeployPhase
+from deploy_contract.events import DeployEventData, DeployPhase
 from kit.events import CloudEvent
 from tests.bench.stats import percentile
 from tests.deployer.deployer_stack import SERVICES, DeployerStack, image

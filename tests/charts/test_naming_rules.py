@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.contract import SERVICE_NAME, service_from_subject
-from deployer.images import ImageRejectedError, parse_image
+from deploy_contract.events import SERVICE_NAME, service_from_subject
+from deploy_contract.images import ImageRejectedError, parse_image
 from kit import layout, naming
 from pipelines_cli.build import image_reference
 from pipelines_cli.deployables import Deployable, discover

@@ -12,13 +12,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from deployer.contract import (
+from deploy_contract.drift import DriftReport
+from deploy_contract.events import (
     ARTIFACT_PUBLISHED,
     DRIFTED_TYPE,
     DeployEventData,
     pipeline_subject,
 )
-from deployer.drift import DriftReport
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.layout import service_names, services_with_database

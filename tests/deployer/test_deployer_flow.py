@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from deployer.contract import DeployPhase
+from deploy_contract.events import DeployPhase
 from tests.deployer.deployer_stack import API_TOKEN, SERVICES, DeployerStack
 from tests.e2e.clustersupport import Kubectl
 

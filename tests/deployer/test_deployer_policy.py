@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from deployer.contract import DeployEventData, DeployPhase
+from deploy_contract.events import DeployEventData, DeployPhase
 from tests.deployer.deployer_stack import DeployerStack, image
 
 V1 = "1.0.0-a1b2c3d"

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from deployer.contract import DeployPhase
-from deployer.drift import DriftReport
+from deploy_contract.drift import DriftReport
+from deploy_contract.events import DeployPhase
 from tests.deployer.deployer_stack import DeployerStack, image
 from tests.e2e.clustersupport import Helm, Kubectl
 

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from deployer.contract import CanaryState, DeployEventData, DeployPhase
+from deploy_contract.events import CanaryState, DeployEventData, DeployPhase
 from kit.localstack.poddiscovery import PodDiscovery
 from kit.localstack.prometheus import PrometheusServer
 from tests.deployer.deployer_stack import DeployerStack

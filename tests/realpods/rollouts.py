@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployer.contract import DeployEventData
+from deploy_contract.events import DeployEventData
 from loadgen.background import LoadInBackground
 from loadgen.plan import LoadPlan
 from loadgen.report import LoadReport

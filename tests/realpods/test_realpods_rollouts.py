@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from deployer.contract import DeployPhase
+from deploy_contract.events import DeployPhase
 from pipelines_cli.incluster import EXITS_AT_START, NEVER_READY
 from tests.deployer.deployer_stack import DeployerStack
 from tests.realpods.realcluster import Platform, json_lines, wait_until

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deployer.contract import CanaryState, DeployPhase
+from deploy_contract.events import CanaryState, DeployPhase
 from tests.deployer.deployer_stack import DeployerStack
 from tests.realpods.canaries import (
     canary_deployer_stack,

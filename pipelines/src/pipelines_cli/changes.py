@@ -13,6 +13,8 @@ from pipelines_cli.deployables import CHARTS_DIR, DEPLOYER, Deployable, discover
 # the chassis and the library chart are in all of them, the lock file and the root project pin
 # every dependency, and the root .dockerignore shapes every build context.
 SHARED_FOLDERS = ("platform/kit/", "charts/flotilla-lib/")
+# The deploy event contract: in the deployer's image (CI only imports it, it ships in no other).
+CONTRACT_FOLDER = "platform/contract/"
 SHARED_FILES = frozenset({"uv.lock", "pyproject.toml", ".dockerignore"})
 
 
@@ -52,7 +54,8 @@ def affected(paths: Iterable[str], deployables: Mapping[str, Deployable]) -> Cha
 
     A deployable's own folder or its chart counts for it; a shared path (the chassis, the library
     chart, the lock file, the root pyproject, .dockerignore) counts for all. Any chart counts for
-    the deployer too: its image ships charts/ and deploys the services with it.
+    the deployer too: its image ships charts/ and deploys the services with it; so does the event
+    contract (platform/contract/).
     """
     reasons: dict[str, str] = {}
 
@@ -70,6 +73,8 @@ def affected(paths: Iterable[str], deployables: Mapping[str, Deployable]) -> Cha
                 mark(name, path)
         if path.startswith(f"{CHARTS_DIR}/"):
             mark(DEPLOYER, f"{path} (the deployer's image ships the charts)")
+        if path.startswith(CONTRACT_FOLDER):
+            mark(DEPLOYER, f"{path} (the deployer's image ships the event contract)")
     hit = tuple(d for name, d in deployables.items() if name in reasons)
     return ChangeSet(hit, {d.name: reasons[d.name] for d in hit})
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from deployer.contract import SERVICE_NAME, DeployEventData, DeployPhase
+from deploy_contract.events import SERVICE_NAME, DeployEventData, DeployPhase
 from kit.settings import ConfigurationError, NatsSettings, load_settings
 from pipelines_cli import gitrepo
 from pipelines_cli.baseimages import ensure_base_images

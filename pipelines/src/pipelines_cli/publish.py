@@ -12,8 +12,8 @@ from typing import Any
 from nats import errors as nats_errors
 from pydantic import ValidationError
 
-from deployer.contract import ARTIFACT_PUBLISHED, ArtifactPublished, pipeline_subject
-from deployer.images import ImageRejectedError, parse_image
+from deploy_contract.events import ARTIFACT_PUBLISHED, ArtifactPublished, pipeline_subject
+from deploy_contract.images import ImageRejectedError, parse_image
 from kit.events import CloudEvent, EventBus, PublishDeniedError
 from kit.events.streams import PIPELINE
 from kit.settings import NatsSettings

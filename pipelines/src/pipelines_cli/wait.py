@@ -14,7 +14,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
-from deployer.contract import DEPLOY_SUBJECT_PREFIX, DRIFTED_TYPE, DeployEventData, DeployPhase
+from deploy_contract.events import DEPLOY_SUBJECT_PREFIX, DRIFTED_TYPE, DeployEventData, DeployPhase
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 from kit.events.streams import DEPLOY
 from kit.settings import NatsSettings

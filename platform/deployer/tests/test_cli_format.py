@@ -16,11 +16,11 @@ import yaml
 from pydantic import TypeAdapter
 from typer.testing import CliRunner
 
+from deploy_contract.drift import DriftedField, DriftMode, DriftReport
+from deploy_contract.events import ArtifactPublished, DeployPhase
 from deployer.api import ServiceView
 from deployer.cli import app
 from deployer.cliformat import duration, render_history, render_plan, render_status, table
-from deployer.contract import ArtifactPublished, DeployPhase
-from deployer.drift import DriftedField, DriftMode, DriftReport
 from deployer.plan import Plan, plan_release
 from deployer.records import DeploymentRecord, ServiceState
 

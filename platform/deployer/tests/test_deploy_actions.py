@@ -1,5 +1,7 @@
 from datetime import UTC, datetime
 
+from deploy_contract.events import ArtifactPublished, DeployPhase
+from deploy_contract.images import parse_image
 from deployer.actions import (
     AlreadyApplied,
     Apply,
@@ -9,8 +11,6 @@ from deployer.actions import (
     choose_action,
     description_for,
 )
-from deployer.contract import ArtifactPublished, DeployPhase
-from deployer.images import parse_image
 from deployer.records import DeploymentRecord
 
 

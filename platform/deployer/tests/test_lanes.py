@@ -1,7 +1,7 @@
 import asyncio
 from datetime import UTC, datetime
 
-from deployer.contract import DeployPhase
+from deploy_contract.events import DeployPhase
 from deployer.lanes import Lanes
 from deployer.records import DeploymentRecord
 

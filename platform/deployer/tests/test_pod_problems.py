@@ -3,8 +3,8 @@ the ones the real node reported (OOMKilled at 48Mi, a build exiting at start, /r
 
 from typing import Any
 
+from deploy_contract.events import DeployPhase
 from deployer.actions import Outcome, with_pod_problems
-from deployer.contract import DeployPhase
 from deployer.podproblems import cannot_run, describe, pod_problems
 
 

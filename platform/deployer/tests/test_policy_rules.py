@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
+from deploy_contract.events import ArtifactPublished
 from deployer.chartvalues import ChartValues, merge
-from deployer.contract import ArtifactPublished
 from deployer.guardrails import guardrail_violations
 from deployer.intake import Intake, RejectedError
 from deployer.plan import plan_release

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from deploy_contract.events import ArtifactPublished, DeployPhase
 from deployer.actions import (
     HoldForApproval,
     Observation,
@@ -16,7 +17,6 @@ from deployer.actions import (
     failure_outcome,
     retry_or_final,
 )
-from deployer.contract import ArtifactPublished, DeployPhase
 from deployer.drift import (
     IgnoreRule,
     drifted_fields,

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from deployer.contract import DeployPhase, PodProblem
+from deploy_contract.events import DeployPhase, PodProblem
+from deploy_contract.images import ImageRef, ImageRejectedError, parse_image
 from deployer.helm import PENDING_STATUSES, HelmRetryableError
-from deployer.images import ImageRef, ImageRejectedError, parse_image
 from deployer.kubeobjects import KubeApiError
 from deployer.plan import Plan
 from deployer.podproblems import describe

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from deploy_contract.drift import DriftMode, DriftReport
+from deploy_contract.events import ArtifactPublished, DeployPhase
 from deployer.auth import require, token_dependency
 from deployer.canary.control import Command
-from deployer.contract import ArtifactPublished, DeployPhase
-from deployer.drift import DriftMode, DriftReport
 from deployer.orchestrator import NoCanaryError, NotPendingError, Orchestrator, RejectedError
 from deployer.records import DeploymentRecord, Origin, ServiceState
 from deployer.tokens import ApiToken, Scope, TokenBook

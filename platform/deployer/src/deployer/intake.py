@@ -8,10 +8,10 @@ from typing import Any
 
 import yaml
 
+from deploy_contract.events import ArtifactPublished
+from deploy_contract.images import parse_image
 from deployer.chartvalues import ChartValues, merge, without_nulls
-from deployer.contract import ArtifactPublished
 from deployer.guardrails import guardrail_violations
-from deployer.images import parse_image
 from deployer.policy import DeployPolicy, Rules, policy_violations
 
 

@@ -10,8 +10,8 @@ from typing import Any
 from fastapi import HTTPException
 from pydantic import SecretStr
 
+from deploy_contract.events import PIPELINE_SUBJECT_PREFIX
 from deployer.api import api_router, sse_stream
-from deployer.contract import PIPELINE_SUBJECT_PREFIX
 from deployer.dashboard import dashboard_router
 from deployer.drift import DriftConfig, load_drift_config
 from deployer.helm import Helm

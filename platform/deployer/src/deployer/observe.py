@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from deploy_contract.images import ImageRejectedError, parse_image
 from deployer.actions import Observation
 from deployer.helm import Helm
-from deployer.images import ImageRejectedError, parse_image
 
 
 async def observe(helm: Helm, release: str) -> Observation:

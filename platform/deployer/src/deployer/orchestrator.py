@@ -11,6 +11,23 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from deploy_contract.drift import DriftMode, DriftReport, report_json
+from deploy_contract.events import (
+    ARTIFACT_PUBLISHED,
+    DRIFTED_TYPE,
+    ArtifactPublished,
+    CanaryState,
+    CanaryStatus,
+    DeployEventData,
+    DeployPhase,
+    PodProblem,
+    RolloutProgress,
+    deploy_event_type,
+    deploy_subject,
+    drift_subject,
+    service_from_subject,
+)
+from deploy_contract.images import ImageRejectedError, parse_image
 from deployer.actions import (
     AlreadyApplied,
     Apply,
@@ -37,24 +54,8 @@ from deployer.canary.prometheus import PrometheusQueries
 from deployer.canary.replicas import Bounds, Split
 from deployer.canary.run import CanaryPlan, CanaryRun
 from deployer.canary.strategy import CanaryStrategy, canary_strategy
-from deployer.contract import (
-    ARTIFACT_PUBLISHED,
-    DRIFTED_TYPE,
-    ArtifactPublished,
-    CanaryState,
-    CanaryStatus,
-    DeployEventData,
-    DeployPhase,
-    PodProblem,
-    RolloutProgress,
-    deploy_event_type,
-    deploy_subject,
-    drift_subject,
-    service_from_subject,
-)
-from deployer.drift import DriftConfig, DriftMode, DriftReport, check_drift, report_json
+from deployer.drift import DriftConfig, check_drift
 from deployer.helm import Helm, HelmError, HelmFinalError
-from deployer.images import ImageRejectedError, parse_image
 from deployer.intake import Intake, RejectedError
 from deployer.kubeobjects import KubeApiError
 from deployer.lanes import Lanes

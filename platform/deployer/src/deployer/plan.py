@@ -39,6 +39,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
+from deploy_contract.changes import FieldChange
+
 WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 CONFIG_KINDS = frozenset({"ConfigMap", "Secret"})
 WorkloadChange = Literal[
@@ -104,14 +106,6 @@ _LIMIT_PATH = re.compile(r"(?:initContainers|containers)\[([^\]]+)\]\.resources\
 REPLICAS_WARNING_FACTOR = 2.0
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-
-
-class FieldChange(BaseModel):
-    """One changed field: its path and its values before and after (None: absent)."""
-
-    path: str = Field(examples=["containers[order].image"])
-    before: str | None = None
-    after: str | None = None
 
 
 class WorkloadPlan(BaseModel):

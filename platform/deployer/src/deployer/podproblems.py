@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from deployer.contract import PodProblem
+from deploy_contract.events import PodProblem
 
 # Waiting reasons that mean the container will not start as it is.
 STUCK_WAITING = frozenset(

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubernetes_asyncio import client, config
 
-from deployer.contract import PodProblem, RolloutProgress
+from deploy_contract.events import PodProblem, RolloutProgress
 from deployer.kubeobjects import KubeObjects
 from deployer.podproblems import pod_problems
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from deployer.contract import ArtifactPublished, CanaryStatus, DeployPhase, PodProblem
+from deploy_contract.events import ArtifactPublished, CanaryStatus, DeployPhase, PodProblem
 
 
 class Origin(StrEnum):

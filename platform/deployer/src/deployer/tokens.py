@@ -28,7 +28,7 @@ from pydantic import (
     field_validator,
 )
 
-from deployer.contract import SERVICE_NAME
+from deploy_contract.events import SERVICE_NAME
 
 MIN_TOKEN_LENGTH = 16
 

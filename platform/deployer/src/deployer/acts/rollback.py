@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from deploy_contract.events import DeployPhase
 from deployer.actions import Outcome, description_for
-from deployer.contract import DeployPhase
 from deployer.helm import Helm
 from deployer.observe import observe
 from deployer.records import DeploymentRecord

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from deploy_contract.events import DeployPhase
 from deployer.actions import Outcome, SkipUnchanged
-from deployer.contract import DeployPhase
 
 
 def skip(step: SkipUnchanged) -> Outcome:

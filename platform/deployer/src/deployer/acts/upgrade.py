@@ -8,8 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deploy_contract.events import DeployPhase
 from deployer.actions import Observation, Outcome, description_for, failure_outcome
-from deployer.contract import DeployPhase
 from deployer.helm import Helm, HelmFinalError
 from deployer.observe import observe
 from deployer.records import DeploymentRecord

@@ -11,11 +11,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from deploy_contract.events import CanaryStatus, DeployPhase, PodProblem, RolloutProgress
 from deployer.actions import Outcome, retry_or_final, with_pod_problems
 from deployer.acts.upgrade import upgrade
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, measure
 from deployer.canary.prometheus import PrometheusError, PrometheusQueries
-from deployer.contract import CanaryStatus, DeployPhase, PodProblem, RolloutProgress
 from deployer.helm import Helm, HelmError
 from deployer.kubeobjects import KubeApiError
 from deployer.observe import observe

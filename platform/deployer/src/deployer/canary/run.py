@@ -14,20 +14,20 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from deployer.actions import Outcome
-from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict
-from deployer.canary.control import CanaryControl, Command, Order
-from deployer.canary.replicas import Bounds, Split, canary_pods, moves
-from deployer.canary.strategy import CanaryStrategy, Step
-from deployer.chartvalues import merge
-from deployer.contract import (
+from deploy_contract.events import (
     CanaryMeasurement,
     CanaryNumbers,
     CanaryState,
     CanaryStatus,
     DeployPhase,
 )
-from deployer.images import ImageRef
+from deploy_contract.images import ImageRef
+from deployer.actions import Outcome
+from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict
+from deployer.canary.control import CanaryControl, Command, Order
+from deployer.canary.replicas import Bounds, Split, canary_pods, moves
+from deployer.canary.strategy import CanaryStrategy, Step
+from deployer.chartvalues import merge
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5

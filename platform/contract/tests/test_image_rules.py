@@ -1,6 +1,6 @@
 import pytest
 
-from deployer.images import ImageRejectedError, parse_image
+from deploy_contract.images import ImageRejectedError, parse_image
 
 
 def test_an_immutable_tag_is_parsed() -> None:

@@ -1,0 +1,1 @@
+"""The deployer's event contract: what CI publishes, what the deployer reports, the image rules."""
