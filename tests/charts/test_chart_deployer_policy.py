@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.policy import load_policy
+from deployer.intake.policy import load_policy
 from tests.charts.chartsupport import Helm, merge, minimal_values
 
 POLICY = {

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer.chartvalues import merge
+from deployer.intake.chartvalues import merge
 from deployer.helm import SERVER_SIDE_APPLY
 from deployer.liveplan import plan_on_server
 from deployer.plan import REVISION_ANNOTATION, Plan
-from deployer.progress import Cluster
+from deployer.adapters.cluster import Cluster
 from tests.e2e.clustersupport import Helm, Kubectl
 
 RELEASE = "order"

@@ -17,6 +17,7 @@ from deploy_contract.images import ImageRejectedError, parse_image
 from kit.events import CloudEvent, EventBus, PublishDeniedError
 from kit.events.streams import PIPELINE
 from kit.settings import NatsSettings
+from kit.validation import validation_problems
 from pipelines_cli.errors import PipelineError
 
 # Fixed namespace of the deterministic deployment ids (uuid5 of run id and service).
@@ -90,9 +91,7 @@ def artifact_event(request: ArtifactRequest, traceparent: str) -> CloudEvent:
             values=request.values or {},
         )
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = validation_problems(exc, "event")
         raise PipelineError(f"invalid pipeline event ({problems}): fix these options") from None
     return CloudEvent.new(
         ARTIFACT_PUBLISHED,

@@ -6,7 +6,7 @@ import pytest
 
 from deployer.main import api_tokens, deploy_policy
 from deployer.settings import DeployerSettings
-from deployer.tokens import Scope, TokenBook, TokenError
+from deployer.web.tokens import Scope, TokenBook, TokenError
 from kit.settings import ConfigurationError, Environment
 
 TOKENS = [

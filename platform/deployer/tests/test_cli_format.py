@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 from deploy_contract.drift import DriftedField, DriftMode, DriftReport
 from deploy_contract.events import ArtifactPublished, DeployPhase
-from deployer.api import ServiceView
-from deployer.cli import app
-from deployer.cliformat import duration, render_history, render_plan, render_status, table
+from deployer.web.api import ServiceView
+from deployer.cli.app import app
+from deployer.cli.format import duration, render_history, render_plan, render_status, table
 from deployer.plan import Plan, plan_release
 from deployer.records import DeploymentRecord, ServiceState
 

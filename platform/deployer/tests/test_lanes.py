@@ -2,7 +2,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from deploy_contract.events import DeployPhase
-from deployer.lanes import Lanes
+from deployer.queue.lanes import Lanes
 from deployer.records import DeploymentRecord
 
 

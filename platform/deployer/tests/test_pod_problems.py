@@ -5,7 +5,7 @@ from typing import Any
 
 from deploy_contract.events import DeployPhase
 from deployer.actions import Outcome, with_pod_problems
-from deployer.podproblems import cannot_run, describe, pod_problems
+from deployer.reconcile.podproblems import cannot_run, describe, pod_problems
 
 
 def pod(name: str, *statuses: dict[str, Any], deleting: bool = False) -> dict[str, Any]:

@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 
 from deploy_contract.events import ArtifactPublished
-from deployer.chartvalues import ChartValues, merge
-from deployer.guardrails import guardrail_violations
-from deployer.intake import Intake, RejectedError
+from deployer.intake.chartvalues import ChartValues, merge
+from deployer.intake.guardrails import guardrail_violations
+from deployer.intake.checks import Intake, RejectedError
 from deployer.plan import plan_release
-from deployer.policy import (
+from deployer.intake.policy import (
     DeployPolicy,
     PolicyError,
     Rules,

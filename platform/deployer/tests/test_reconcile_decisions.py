@@ -25,7 +25,7 @@ from deployer.drift import (
     without_pointer,
 )
 from deployer.helm import HelmFinalError, HelmRetryableError
-from deployer.kubeobjects import KubeApiError
+from deployer.adapters.kubeobjects import KubeApiError
 from deployer.plan import Plan, plan_objects
 from deployer.records import DeploymentRecord
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from deploy_contract.images import ImageRef, parse_image
 from kit import naming
 
 ARTIFACT_PUBLISHED = "dev.cdevents.artifact.published.0.2.0"
@@ -108,6 +109,14 @@ class ArtifactPublished(BaseModel):
         default=False,
         description="Run helm upgrade even when the plan changes nothing (a new revision).",
     )
+
+    def refusal_over(self, deployed: ImageRef | None) -> str | None:
+        """Why this request may not replace the ``deployed`` image (None: it may): an older
+        image needs ``rollback=true``. The one home of the older-image rule; raises
+        ImageRejectedError for an image that breaks the immutable-tag rule."""
+        if deployed is None or self.rollback:
+            return None
+        return parse_image(self.image).refused_over(deployed)
 
     @field_validator("values")
     @classmethod
@@ -221,6 +230,7 @@ class DeployEventData(BaseModel):
 
     deployment_id: str
     service: str
+    environment: str | None = Field(default=None, description="Where the service deploys")
     phase: DeployPhase
     image: str | None = None
     commit: str | None = None

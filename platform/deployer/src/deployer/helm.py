@@ -72,6 +72,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from deployer.reconcile.errors import StepError
+
 PENDING_STATUSES = frozenset({"pending-install", "pending-upgrade", "pending-rollback"})
 # Revisions that were deployed successfully at some point (helm's own rollback targets).
 GOOD_STATUSES = frozenset({"deployed", "superseded"})
@@ -104,8 +106,10 @@ class HelmResult:
     revision: int | None = None  # the release revision an upgrade created
 
 
-class HelmError(Exception):
+class HelmError(StepError):
     """A helm command failed; ``reason`` names the kind of failure (see the module docstring)."""
+
+    system = "helm"
 
     def __init__(self, message: str, *, reason: str, command: str, stderr: str) -> None:
         super().__init__(message)
@@ -116,6 +120,11 @@ class HelmError(Exception):
 
 class HelmRetryableError(HelmError):
     """Retrying later may succeed: the API server was unreachable, slow, or the release busy."""
+
+    @property
+    def retryable(self) -> bool:
+        """Always: see the class docstring."""
+        return True
 
 
 class HelmFinalError(HelmError):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from deployer.kubeobjects import KubeObjects, ObjectKey, key_of
+from deployer.reconcile.objectkey import ObjectKey, key_of
+from deployer.reconcile.ports import LiveObjects
 from deployer.plan import Plan, manifest_objects, normalise, object_key, plan_objects
 
 
 async def plan_on_server(
-    service: str, objects: KubeObjects, recorded_manifest: str | None, rendered: str
+    service: str, objects: LiveObjects, recorded_manifest: str | None, rendered: str
 ) -> Plan:
     """The plan of deploying ``rendered`` over the release whose manifest is
     ``recorded_manifest`` (None: not installed), asked of the API server; changes nothing."""

@@ -11,16 +11,16 @@ from fastapi import HTTPException
 from pydantic import SecretStr
 
 from deploy_contract.events import PIPELINE_SUBJECT_PREFIX
-from deployer.api import api_router, sse_stream
-from deployer.dashboard import dashboard_router
+from deployer.web.api import api_router, sse_stream
+from deployer.web.dashboard import dashboard_router
 from deployer.drift import DriftConfig, load_drift_config
 from deployer.helm import Helm
 from deployer.orchestrator import Orchestrator
-from deployer.policy import DeployPolicy, PolicyError, load_policy
-from deployer.progress import Cluster
+from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
+from deployer.adapters.cluster import Cluster
 from deployer.settings import DeployerSettings
-from deployer.store import Store
-from deployer.tokens import TokenBook, TokenError
+from deployer.adapters.store import Store
+from deployer.web.tokens import TokenBook, TokenError
 from kit.app import Runtime, ServiceSpec
 from kit.events import CloudEvent, Delivery, EventBus, Subscription
 from kit.events.streams import DEPLOY, PIPELINE
@@ -157,10 +157,10 @@ def build_spec() -> ServiceSpec:
         routers=[
             api_router(
                 deployer.orchestrator,
-                deployer.tokens,
+                deployer.web.tokens,
                 sse_stream(deployer.subscribe_deploy_events),
             ),
-            dashboard_router(deployer.orchestrator, deployer.tokens),
+            dashboard_router(deployer.orchestrator, deployer.web.tokens),
         ],
         streams=[PIPELINE, DEPLOY],
         subscriptions=[

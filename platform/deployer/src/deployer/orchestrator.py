@@ -50,17 +50,17 @@ from deployer.acts.skip import skip
 from deployer.acts.upgrade import upgrade
 from deployer.canary.control import CanaryControl, Command
 from deployer.canary.host import ReleaseCanaryHost
-from deployer.canary.prometheus import PrometheusQueries
+from deployer.adapters.prometheus import PrometheusQueries
 from deployer.canary.replicas import Bounds, Split
 from deployer.canary.run import CanaryPlan, CanaryRun
 from deployer.canary.strategy import CanaryStrategy, canary_strategy
 from deployer.drift import DriftConfig, check_drift
 from deployer.helm import Helm, HelmError, HelmFinalError
-from deployer.intake import Intake, RejectedError
-from deployer.kubeobjects import KubeApiError
-from deployer.lanes import Lanes
+from deployer.intake.checks import Intake, RejectedError
+from deployer.adapters.kubeobjects import KubeApiError
+from deployer.queue.lanes import Lanes
 from deployer.liveplan import plan_on_server
-from deployer.metrics import (
+from deployer.report.metrics import (
     BUSY_LANES,
     DEPLOY_DURATION,
     DEPLOYMENTS,
@@ -71,12 +71,12 @@ from deployer.metrics import (
 )
 from deployer.observe import observe
 from deployer.plan import Plan, plan_release
-from deployer.podproblems import cannot_run, describe
-from deployer.policy import DeployPolicy, approvals_needed
-from deployer.progress import Cluster
+from deployer.reconcile.podproblems import cannot_run, describe
+from deployer.intake.policy import DeployPolicy, approvals_needed
+from deployer.adapters.cluster import Cluster
 from deployer.records import DeploymentRecord, Origin, ServiceState
 from deployer.settings import DeployerSettings
-from deployer.store import Store
+from deployer.adapters.store import Store
 from kit.events import CloudEvent, Delivery, EventBus
 from kit.tracing import extract_trace_context, inject_trace_headers, tracer
 

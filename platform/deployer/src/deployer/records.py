@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from deploy_contract.events import ArtifactPublished, CanaryStatus, DeployPhase, PodProblem
+from deployer.targets import Target
 
 
 class Origin(StrEnum):
@@ -31,6 +32,9 @@ class DeploymentRecord(BaseModel):
 
     id: str
     service: str
+    environment: str = Field(
+        default="", description="Where it deploys; empty in records written before environments"
+    )
     origin: Origin = Origin.PIPELINE
     request: ArtifactPublished | None = None
     rollback_to_revision: int | None = None
@@ -72,6 +76,11 @@ class DeploymentRecord(BaseModel):
         return self.model_copy(update=changes)
 
     @property
+    def target(self) -> Target:
+        """The release this deployment changes."""
+        return Target(self.environment, self.service)
+
+    @property
     def image(self) -> str | None:
         """The image this deployment rolls out (None for rollbacks by revision)."""
         return self.request.image if self.request else None
@@ -81,8 +90,14 @@ class ServiceState(BaseModel):
     """The last outcome per service, for the API and the dashboard."""
 
     service: str
+    environment: str = ""
     image: str | None = None
     revision: int | None = None
     phase: DeployPhase | None = None
     deployment_id: str | None = None
     updated_at: datetime | None = None
+
+    @property
+    def target(self) -> Target:
+        """The release this state is of."""
+        return Target(self.environment, self.service)

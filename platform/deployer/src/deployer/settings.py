@@ -35,9 +35,9 @@ class DeployerSettings(BaseSettings):
     retry_seconds: float = Field(default=2.0, gt=0)
     # One token with every scope (named admin); "dev" when no token is set, in development only.
     api_token: SecretStr | None = None
-    # Scoped tokens, YAML from a Secret (deployer.tokens).
+    # Scoped tokens, YAML from a Secret (deployer.web.tokens).
     api_tokens: SecretStr | None = None
-    # The deploy policy as JSON or YAML text, or a file of it (deployer.policy); default: the
+    # The deploy policy as JSON or YAML text, or a file of it (deployer.intake.policy); default: the
     # image alone.
     policy: str | None = None
     policy_file: Path | None = None

@@ -82,7 +82,7 @@ class Measurement:
 
 
 class TrackSource(Protocol):
-    """Where a track's numbers come from (deployer.canary.prometheus.PrometheusQueries)."""
+    """Where a track's numbers come from (deployer.adapters.prometheus.PrometheusQueries)."""
 
     async def numbers(
         self,

@@ -10,6 +10,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from kit.validation import validation_problems
+
 M = TypeVar("M", bound=BaseModel)
 _EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 
@@ -73,10 +75,7 @@ class CloudEvent(BaseModel):
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
-            reasons = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                for err in exc.errors()
-            )
+            reasons = validation_problems(exc, "body")
             raise InvalidEventError(f"not a valid CloudEvent: {reasons}") from None
 
     def data_as(self, model: builtins.type[M]) -> M:

@@ -1,0 +1,137 @@
+"""The Kubernetes API of the release namespace: rollout progress (the Deployment and its
+ReplicaSets) and objects of any kind (:class:`deployer.adapters.kubeobjects.KubeObjects`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client, config
+
+from deploy_contract.events import PodProblem, RolloutProgress
+from deployer.adapters.kubeobjects import KubeObjects
+from deployer.reconcile.podproblems import pod_problems
+
+log = logging.getLogger(__name__)
+
+OnProgress = Callable[[RolloutProgress], Awaitable[None]]
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+TRACK_LABEL = "flotilla.dev/track"
+
+
+class Cluster:
+    """A Kubernetes API client for the namespace the releases live in."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self._api = api
+        self._apps = client.AppsV1Api(api)
+        self._core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.objects = KubeObjects(api, namespace)
+
+    @classmethod
+    async def connect(cls, kubeconfig: Path | None, namespace: str) -> Cluster:
+        """From a kubeconfig file, or the pod's service account when there is none."""
+        configuration = client.Configuration()
+        if kubeconfig is not None:
+            await config.load_kube_config(
+                config_file=str(kubeconfig), client_configuration=configuration
+            )
+        else:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(client.ApiClient(configuration=configuration), namespace)
+
+    async def close(self) -> None:
+        """Close the HTTP connections."""
+        await self._api.close()
+
+    async def progress(self, release: str, track: str = "stable") -> RolloutProgress | None:
+        """Replica counts of the release's Deployment and ready pods per ReplicaSet; ``track``
+        ``canary``: of its canary Deployment (the one labelled ``flotilla.dev/track=canary``)."""
+        selector = f"{INSTANCE_LABEL}={release}"
+        deployments = await self._apps.list_namespaced_deployment(
+            self.namespace, label_selector=selector
+        )
+        tracked = [d for d in deployments.items if _track(d) == track]
+        if not tracked:
+            return None
+        deployment = tracked[0]
+        status = deployment.status
+        replica_sets = await self._apps.list_namespaced_replica_set(
+            self.namespace, label_selector=selector
+        )
+        mine = [rs for rs in replica_sets.items if _owned_by(rs, deployment.metadata.uid)]
+        owned = {
+            rs.metadata.name: rs.status.ready_replicas or 0
+            for rs in mine
+            if rs.spec.replicas or rs.status.replicas
+        }
+        newest = max(mine, key=_revision, default=None)
+        problems = await self.new_pod_problems(selector, newest) if newest is not None else []
+        return RolloutProgress(
+            desired=deployment.spec.replicas or 0,
+            updated=status.updated_replicas or 0,
+            ready=status.ready_replicas or 0,
+            available=status.available_replicas or 0,
+            replica_sets=owned,
+            problems=problems,
+        )
+
+    async def new_pod_problems(self, selector: str, replica_set: Any) -> list[PodProblem]:
+        """What keeps the pods of ``replica_set`` (the rollout's new one) from being ready."""
+        listed = await self._core.list_namespaced_pod(self.namespace, label_selector=selector)
+        pods = [
+            self._api.sanitize_for_serialization(pod)
+            for pod in listed.items
+            if _owned_by(pod, replica_set.metadata.uid)
+        ]
+        problems = pod_problems(pods)
+        if any(problem.reason == "NotReady" for problem in problems):
+            events = await self._core.list_namespaced_event(
+                self.namespace, field_selector="involvedObject.kind=Pod,reason=Unhealthy"
+            )
+            names = {pod["metadata"]["name"] for pod in pods}
+            found = [self._api.sanitize_for_serialization(event) for event in events.items]
+            mine = [event for event in found if event["involvedObject"]["name"] in names]
+            problems = pod_problems(pods, mine)
+        return problems
+
+    async def watch(
+        self, release: str, on_progress: OnProgress, every: float = 0.5, track: str = "stable"
+    ) -> None:
+        """Report each change of the release's progress (of ``track``) until cancelled."""
+        last: RolloutProgress | None = None
+        while True:
+            try:
+                current = await self.progress(release, track)
+            except Exception as exc:  # the API may hiccup; progress is best effort
+                log.warning("could not read rollout progress", extra={"error": repr(exc)})
+                current = None
+            if current is not None and current != last:
+                last = current
+                with contextlib.suppress(Exception):
+                    await on_progress(current)
+            await asyncio.sleep(every)
+
+
+def _track(deployment: Any) -> str:
+    """``canary`` for a canary Deployment, ``stable`` for the release's own."""
+    labels = deployment.metadata.labels or {}
+    return str(labels.get(TRACK_LABEL, "stable"))
+
+
+def _owned_by(owned: Any, uid: str) -> bool:
+    return any(ref.uid == uid for ref in owned.metadata.owner_references or [])
+
+
+def _revision(replica_set: Any) -> int:
+    annotations = replica_set.metadata.annotations or {}
+    try:
+        return int(annotations.get(REVISION_ANNOTATION, 0))
+    except ValueError:
+        return 0

@@ -1,0 +1,95 @@
+"""Durable deployer state in NATS key-value buckets (Helm keeps its own release history): the
+record store of :mod:`deployer.report.ports`."""
+
+from __future__ import annotations
+
+import hashlib
+
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.kv import KeyValue
+
+from deployer.records import DeploymentRecord, ServiceState
+from deployer.targets import Target
+
+DEPLOYMENTS_BUCKET = "deployer-deployments"
+SERVICES_BUCKET = "deployer-services"
+KEEP_SECONDS = 30 * 24 * 3600
+
+
+def _key(deployment_id: str) -> str:
+    # Ids come from CI and may hold characters KV keys do not allow.
+    return hashlib.sha256(deployment_id.encode()).hexdigest()[:40]
+
+
+def _service_key(target: Target) -> str:
+    # A target's state is one key: <environment>.<service> (both are valid key tokens).
+    return f"{target.environment}.{target.service}" if target.environment else target.service
+
+
+async def _bucket(js: JetStreamContext, name: str, ttl: float | None) -> KeyValue:
+    try:
+        return await js.key_value(name)
+    except BucketNotFoundError:
+        return await js.create_key_value(
+            config=KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE)
+        )
+
+
+class Store:
+    """Deployment records by id and the state of each service."""
+
+    def __init__(self, deployments: KeyValue, services: KeyValue) -> None:
+        self._deployments = deployments
+        self._services = services
+
+    @classmethod
+    async def open(cls, js: JetStreamContext) -> Store:
+        """Open (creating when missing) the deployer's buckets."""
+        return cls(
+            await _bucket(js, DEPLOYMENTS_BUCKET, KEEP_SECONDS),
+            await _bucket(js, SERVICES_BUCKET, None),
+        )
+
+    async def get(self, deployment_id: str) -> DeploymentRecord | None:
+        """The record of ``deployment_id``, if known."""
+        try:
+            entry = await self._deployments.get(_key(deployment_id))
+        except KeyNotFoundError:
+            return None
+        if entry.value is None:
+            return None
+        return DeploymentRecord.model_validate_json(entry.value)
+
+    async def put(self, record: DeploymentRecord) -> None:
+        """Save ``record`` (last write wins: one lane writes a deployment at a time)."""
+        await self._deployments.put(_key(record.id), record.model_dump_json().encode())
+
+    async def all(self) -> list[DeploymentRecord]:
+        """Every known deployment, oldest first."""
+        try:
+            keys = await self._deployments.keys()
+        except NoKeysError:
+            return []
+        records = []
+        for key in keys:
+            try:
+                entry = await self._deployments.get(key)
+            except KeyNotFoundError:
+                continue
+            if entry.value:
+                records.append(DeploymentRecord.model_validate_json(entry.value))
+        return sorted(records, key=lambda r: r.received_at)
+
+    async def service(self, target: Target) -> ServiceState | None:
+        """The last known state of ``target``."""
+        try:
+            entry = await self._services.get(_service_key(target))
+        except KeyNotFoundError:
+            return None
+        return ServiceState.model_validate_json(entry.value) if entry.value else None
+
+    async def put_service(self, state: ServiceState) -> None:
+        """Save the state of a service."""
+        await self._services.put(_service_key(state.target), state.model_dump_json().encode())

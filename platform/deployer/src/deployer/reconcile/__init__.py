@@ -1,0 +1,1 @@
+"""Reconcile: observe a release once per pass, decide the next action (pure), act through ports."""

@@ -1,0 +1,98 @@
+"""The plan of a deployment: its values rendered, then each object dry-run applied against the
+live one (or, without a cluster, compared with the release's recorded manifest); with the
+approvals the deploy policy wants for it, and the canary to run when the service has one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from deploy_contract.events import ArtifactPublished
+from deploy_contract.images import parse_image
+from deployer.canary.strategy import CanaryStrategy, canary_strategy
+from deployer.intake.checks import Intake
+from deployer.intake.policy import approvals_needed
+from deployer.liveplan import plan_on_server
+from deployer.plan import Plan, plan_release
+from deployer.reconcile.decide import Planned
+from deployer.reconcile.ports import LiveObjects, Releases
+from deployer.reconcile.state import Observation
+from deployer.records import DeploymentRecord
+from deployer.targets import Target
+
+
+class Planner:
+    """Plans deployments; changes nothing."""
+
+    def __init__(
+        self,
+        releases: Releases,
+        objects: LiveObjects | None,
+        intake: Intake,
+        charts: dict[str, Path],
+    ) -> None:
+        self._releases = releases
+        self._objects = objects
+        self._intake = intake
+        self._charts = charts
+
+    def values(self, request: ArtifactPublished) -> dict[str, Any]:
+        """The environment's values file < the request's values < its image (helm adds the
+        chart's defaults). Nothing carries over from the previous release: what the plan
+        renders is what gets applied."""
+        return self._intake.release_values(request)
+
+    async def render(
+        self, target: Target, values: dict[str, Any], recorded: str | None
+    ) -> tuple[Plan, str]:
+        """The plan of ``values`` against the release whose manifest is ``recorded``, and the
+        manifest it rendered."""
+        rendered = await self._releases.template(
+            target.release, self._charts[target.service], values
+        )
+        if self._objects is None:
+            return plan_release(target.service, recorded, rendered), rendered
+        plan = await plan_on_server(target.service, self._objects, recorded, rendered)
+        return plan, rendered
+
+    async def preview(self, target: Target, request: ArtifactPublished) -> Plan:
+        """What ``request`` would change in ``target``'s release now (asked of Helm)."""
+        recorded, rendered = await asyncio.gather(
+            self._releases.get_manifest(target.release),
+            self._releases.template(
+                target.release, self._charts[target.service], self.values(request)
+            ),
+        )
+        if self._objects is None:
+            return plan_release(target.service, recorded, rendered)
+        return await plan_on_server(target.service, self._objects, recorded, rendered)
+
+    async def plan(
+        self, record: DeploymentRecord, observed: Observation
+    ) -> tuple[Planned, dict[str, Any], str]:
+        """The plan of ``record`` against the release as ``observed``, its values and the
+        manifest it rendered."""
+        assert record.request is not None
+        values = self.values(record.request)
+        plan, rendered = await self.render(record.target, values, observed.manifest)
+        rules = self._intake.rules(record.service)
+        needed = approvals_needed(plan, rules) if rules.require_approval else []
+        canary = self._canary(record, values, observed)
+        return Planned(plan, tuple(needed), canary), values, rendered
+
+    def _canary(
+        self, record: DeploymentRecord, values: dict[str, Any], observed: Observation
+    ) -> CanaryStrategy | None:
+        """The canary of this deployment: its service's strategy is canary, a release serves
+        already, and the image changes (a first install, or a change of values alone, rolls)."""
+        if record.request is None or observed.status != "deployed" or observed.image is None:
+            return None
+        strategy = canary_strategy(self._intake.merged(record.service, values))
+        if strategy is None or record.canary is not None:  # resumed: finish the canary
+            return strategy
+        new = parse_image(record.request.image)
+        # Helm's status has no digest: the repository and the tag name the image that runs.
+        if (new.repository, new.tag) == (observed.image.repository, observed.image.tag):
+            return None
+        return strategy

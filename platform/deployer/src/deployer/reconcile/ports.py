@@ -1,0 +1,121 @@
+"""The ports of the reconcile loop: what it needs from the world, as protocols.
+
+The adapters implement them over the real systems (:class:`deployer.helm.Helm` is both release
+ports; :class:`deployer.adapters.cluster.Cluster` the rollouts); the tests implement them in
+memory. The apply step is a port of its own, so that a GitOps mode can commit instead of
+running helm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from deploy_contract.events import RolloutProgress
+from deployer.reconcile.objectkey import ObjectKey
+
+OnProgress = Callable[[RolloutProgress], Awaitable[None]]
+
+
+class ReleaseInfo(Protocol):
+    """A release as its store last recorded it."""
+
+    @property
+    def status(self) -> str:
+        """deployed, failed, pending-upgrade, ..."""
+
+    @property
+    def revision(self) -> int:
+        """The current revision."""
+
+    @property
+    def description(self) -> str:
+        """The description the last operation left (names the deployment)."""
+
+    @property
+    def image_repository(self) -> str | None:
+        """The repository of the image in the release's values."""
+
+    @property
+    def image_tag(self) -> str | None:
+        """The tag of the image in the release's values."""
+
+    @property
+    def pending(self) -> bool:
+        """True while an operation is in progress or was cut short."""
+
+
+class Applied(Protocol):
+    """A finished apply step."""
+
+    @property
+    def revision(self) -> int | None:
+        """The revision it created, when it says."""
+
+
+class Releases(Protocol):
+    """Reading releases: status, recorded manifest and values, and rendering new values."""
+
+    async def status(self, release: str) -> ReleaseInfo | None:
+        """The release now (None: not installed)."""
+
+    async def get_manifest(self, release: str) -> str | None:
+        """The manifest of the deployed revision."""
+
+    async def get_values(self, release: str) -> dict[str, Any] | None:
+        """The values the deployed revision was installed with."""
+
+    async def template(self, release: str, chart_dir: Path, values: Mapping[str, Any]) -> str:
+        """The manifests the chart renders for ``values``."""
+
+
+class ApplyStep(Protocol):
+    """Changing releases: apply values (waiting for the rollout), roll back, recover."""
+
+    async def upgrade_install(
+        self,
+        release: str,
+        chart_dir: Path,
+        values: Mapping[str, Any],
+        *,
+        timeout_seconds: float,
+        description: str,
+        history_max: int = 10,
+        on_start: Callable[[float], None] | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> Applied:
+        """Apply ``values`` and wait until the rollout is ready; a failed rollout is rolled back.
+        Raises a StepError (retryable or final)."""
+
+    async def rollback(
+        self, release: str, revision: int | None, *, timeout_seconds: float, description: str
+    ) -> Applied:
+        """Go back to ``revision`` (None: the previous one), waiting for readiness."""
+
+    async def recover_pending(self, release: str) -> str | None:
+        """Bring a release out of pending-*; what was done."""
+
+
+class LiveObjects(Protocol):
+    """The live objects of the release namespace (the Kubernetes API in production)."""
+
+    @property
+    def namespace(self) -> str:
+        """Where the releases live."""
+
+    async def get(self, key: ObjectKey) -> dict[str, Any] | None:
+        """The live object (None: it does not exist)."""
+
+    async def apply(self, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
+        """Apply ``obj`` server-side as helm does; with ``dry_run``, what it would become."""
+
+
+class Rollouts(Protocol):
+    """The pods of a release while it rolls."""
+
+    async def watch(
+        self, release: str, on_progress: OnProgress, *, track: str = "stable"
+    ) -> None:
+        """Report each change of the rollout's progress until cancelled."""

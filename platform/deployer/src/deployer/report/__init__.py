@@ -1,0 +1,1 @@
+"""Report: deployment records and their events, service state, metrics."""

@@ -1,0 +1,104 @@
+"""Outcomes: the one terminal phase of each deployment, recorded with the service's state, its
+metrics and its timings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from deploy_contract.events import DeployPhase
+from deployer.reconcile.state import Outcome
+from deployer.records import DeploymentRecord, ServiceState
+from deployer.report.events import Reporter
+from deployer.report.metrics import DEPLOYMENTS, EVENT_TO_START
+
+log = logging.getLogger(__name__)
+
+
+class Outcomes:
+    """Ends deployments: records the outcome, the service's state after it, and the metrics."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+        # When each deployment arrived (monotonic) and when its helm started (wall clock).
+        self._received: dict[str, float] = {}
+        self._helm_started: dict[str, datetime] = {}
+
+    def received(self, deployment_id: str) -> None:
+        """A deployment arrived now (its event-to-helm time counts from here)."""
+        self._received[deployment_id] = time.monotonic()
+
+    def helm_started(self, deployment_id: str, at: float) -> None:
+        """Helm started for the deployment at the monotonic time ``at``."""
+        received = self._received.pop(deployment_id, None)
+        if received is not None:
+            EVENT_TO_START.observe(at - received)
+        wall = time.time() - (time.monotonic() - at)
+        self._helm_started[deployment_id] = datetime.fromtimestamp(wall, UTC)
+
+    def ran(self, deployment_id: str) -> None:
+        """The deployment's run in its lane is over (whatever it did)."""
+        self._received.pop(deployment_id, None)
+
+    async def service(self, record: DeploymentRecord) -> ServiceState | None:
+        """The last known state of ``record``'s target."""
+        return await self._reporter.store.service(record.target)
+
+    async def conclude(self, record: DeploymentRecord, outcome: Outcome) -> None:
+        """Record and report the one outcome of a deployment."""
+        if outcome.superseded_by is not None:
+            await self.supersede(record, outcome.superseded_by, outcome.reason)
+            return
+        ended = record.model_copy(
+            update={
+                "helm_stderr": outcome.helm_stderr or record.helm_stderr,
+                "revision": outcome.revision or record.revision,
+                "pod_problems": list(outcome.pod_problems) or record.pod_problems,
+            }
+        )
+        final = ended.moved_to(outcome.phase, outcome.reason)
+        helm_started = self._helm_started.pop(record.id, None)
+        if helm_started is not None:
+            final = final.model_copy(update={"helm_started_at": helm_started})
+        DEPLOYMENTS.labels(record.service, outcome.phase.value).inc()
+        await self._reporter.record(final)
+        if outcome.phase is DeployPhase.SUCCEEDED:
+            image = final.image or outcome.image
+            await self._save(final, image, outcome.revision or 0)
+        elif outcome.phase in (DeployPhase.FAILED, DeployPhase.ROLLED_BACK):
+            # What serves is still the image before (the older-image rule keeps comparing with
+            # it), at the revision helm restored.
+            before = await self.service(final)
+            rolled_back = outcome.phase is DeployPhase.ROLLED_BACK
+            kept = before.revision if before else None
+            await self._save(
+                final, before.image if before else None, final.revision if rolled_back else kept
+            )
+
+    async def _save(self, record: DeploymentRecord, image: str | None, revision: int | None) -> None:
+        state = ServiceState(
+            service=record.service,
+            environment=record.environment,
+            image=image,
+            revision=revision,
+            phase=record.phase,
+            deployment_id=record.id,
+            updated_at=datetime.now(UTC),
+        )
+        await self._reporter.store.put_service(state)
+
+    async def supersede(
+        self, old: DeploymentRecord, newer: str, reason: str | None = None
+    ) -> None:
+        """``old`` ends superseded by the deployment ``newer``."""
+        superseded = old.moved_to(DeployPhase.SUPERSEDED, reason or f"superseded by {newer}")
+        DEPLOYMENTS.labels(old.service, DeployPhase.SUPERSEDED.value).inc()
+        await self._reporter.record(superseded, superseded_by=newer)
+
+    async def reject(self, record: DeploymentRecord, reason: str) -> DeploymentRecord:
+        """``record`` ends rejected (at intake, or denied by a person); the record as ended."""
+        rejected = record.moved_to(DeployPhase.REJECTED, reason)
+        DEPLOYMENTS.labels(record.service, DeployPhase.REJECTED.value).inc()
+        await self._reporter.record(rejected)
+        return rejected

@@ -1,0 +1,1 @@
+"""Web: the HTTP API, its token auth and the dashboard."""
