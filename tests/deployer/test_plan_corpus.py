@@ -25,8 +25,8 @@ import yaml
 
 from deployer.chartvalues import merge
 from deployer.helm import SERVER_SIDE_APPLY
-from deployer.liveplan import plan_on_server
 from deployer.plan import REVISION_ANNOTATION, Plan
+from deployer.plan.live import plan_on_server
 from deployer.progress import Cluster
 from tests.e2e.clustersupport import Helm, Kubectl
 

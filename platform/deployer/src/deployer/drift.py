@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from deploy_contract.drift import DriftedField, DriftMode, DriftReport
 from deployer.acts.correct_drift import correct_drift
 from deployer.kubeobjects import KubeObjects, key_of
-from deployer.liveplan import as_helm_applies
 from deployer.plan import field_changes, manifest_objects, normalise
+from deployer.plan.live import as_helm_applies
 
 
 class IgnoreRule(BaseModel):

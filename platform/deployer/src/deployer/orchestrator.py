@@ -59,7 +59,6 @@ from deployer.helm import Helm, HelmError, HelmFinalError
 from deployer.intake import Intake, RejectedError
 from deployer.kubeobjects import KubeApiError
 from deployer.lanes import Lanes
-from deployer.liveplan import plan_on_server
 from deployer.metrics import (
     BUSY_LANES,
     DEPLOY_DURATION,
@@ -71,6 +70,7 @@ from deployer.metrics import (
 )
 from deployer.observe import observe
 from deployer.plan import Plan, plan_release
+from deployer.plan.live import plan_on_server
 from deployer.podproblems import cannot_run, describe
 from deployer.policy import DeployPolicy, approvals_needed
 from deployer.progress import Cluster

@@ -14,7 +14,9 @@ import asyncio
 from typing import Any
 
 from deployer.kubeobjects import KubeObjects, ObjectKey, key_of
-from deployer.plan import Plan, manifest_objects, normalise, object_key, plan_objects
+from deployer.plan.compare import plan_objects
+from deployer.plan.model import Plan
+from deployer.plan.objects import by_key, manifest_objects
 
 
 async def plan_on_server(
@@ -33,8 +35,8 @@ async def plan_on_server(
         asyncio.gather(*(objects.get(key) for key in keys)),
         asyncio.gather(*(objects.apply(obj, dry_run=True) for obj in desired)),
     )
-    before = _by_key(obj for obj in live if obj is not None)
-    after = _by_key(stored)
+    before = by_key(obj for obj in live if obj is not None)
+    after = by_key(stored)
     return plan_objects(service, before, after, installed=recorded_manifest is not None)
 
 
@@ -48,7 +50,3 @@ def as_helm_applies(obj: dict[str, Any], release: str, namespace: str) -> dict[s
     }
     metadata["labels"] = {**(metadata.get("labels") or {}), "app.kubernetes.io/managed-by": "Helm"}
     return {**obj, "metadata": metadata}
-
-
-def _by_key(objects: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {object_key(obj): normalise(obj) for obj in objects}
