@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from deployer.adapters.helm import SERVER_SIDE_APPLY
 from deployer.chartvalues import merge
-from deployer.helm import SERVER_SIDE_APPLY
 from deployer.plan import REVISION_ANNOTATION, Plan
 from deployer.plan.live import plan_on_server
 from deployer.progress import Cluster

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer.helm import Helm
+from deployer.adapters.helm import Helm
 from deployer.plan import WorkloadPlan, parse_quantity, plan_release
 from kit import layout
 

@@ -17,6 +17,7 @@ from deployer.actions import (
     failure_outcome,
     retry_or_final,
 )
+from deployer.adapters.helm import HelmFinalError, HelmRetryableError
 from deployer.drift import (
     IgnoreRule,
     drifted_fields,
@@ -24,7 +25,6 @@ from deployer.drift import (
     load_drift_config,
     without_pointer,
 )
-from deployer.helm import HelmFinalError, HelmRetryableError
 from deployer.kubeobjects import KubeApiError
 from deployer.plan import Plan, plan_objects
 from deployer.records import DeploymentRecord

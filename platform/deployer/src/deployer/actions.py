@@ -12,7 +12,7 @@ from typing import Literal
 
 from deploy_contract.events import DeployPhase, PodProblem
 from deploy_contract.images import ImageRef, ImageRejectedError, parse_image
-from deployer.helm import PENDING_STATUSES, HelmRetryableError
+from deployer.adapters.helm import PENDING_STATUSES, HelmRetryableError
 from deployer.kubeobjects import KubeApiError
 from deployer.plan import Plan
 from deployer.podproblems import describe

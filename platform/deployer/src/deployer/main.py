@@ -11,10 +11,10 @@ from fastapi import HTTPException
 from pydantic import SecretStr
 
 from deploy_contract.events import PIPELINE_SUBJECT_PREFIX
+from deployer.adapters.helm import Helm
 from deployer.api import api_router, sse_stream
 from deployer.dashboard import dashboard_router
 from deployer.drift import DriftConfig, load_drift_config
-from deployer.helm import Helm
 from deployer.orchestrator import Orchestrator
 from deployer.policy import DeployPolicy, PolicyError, load_policy
 from deployer.progress import Cluster

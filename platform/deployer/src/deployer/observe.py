@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deploy_contract.images import ImageRejectedError, parse_image
 from deployer.actions import Observation
-from deployer.helm import Helm
+from deployer.adapters.helm import Helm
 
 
 async def observe(helm: Helm, release: str) -> Observation:

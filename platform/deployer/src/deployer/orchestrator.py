@@ -48,6 +48,7 @@ from deployer.acts.recover import recover
 from deployer.acts.rollback import rollback
 from deployer.acts.skip import skip
 from deployer.acts.upgrade import upgrade
+from deployer.adapters.helm import Helm, HelmError, HelmFinalError
 from deployer.canary.control import CanaryControl, Command
 from deployer.canary.host import ReleaseCanaryHost
 from deployer.canary.prometheus import PrometheusQueries
@@ -55,7 +56,6 @@ from deployer.canary.replicas import Bounds, Split
 from deployer.canary.run import CanaryPlan, CanaryRun
 from deployer.canary.strategy import CanaryStrategy, canary_strategy
 from deployer.drift import DriftConfig, check_drift
-from deployer.helm import Helm, HelmError, HelmFinalError
 from deployer.intake import Intake, RejectedError
 from deployer.kubeobjects import KubeApiError
 from deployer.lanes import Lanes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from deployer.actions import Observation
-from deployer.helm import Helm
+from deployer.adapters.helm import Helm
 from deployer.observe import observe
 
 log = logging.getLogger(__name__)

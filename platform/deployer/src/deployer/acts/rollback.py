@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deploy_contract.events import DeployPhase
 from deployer.actions import Outcome, description_for
-from deployer.helm import Helm
+from deployer.adapters.helm import Helm
 from deployer.observe import observe
 from deployer.records import DeploymentRecord
 from deployer.settings import DeployerSettings

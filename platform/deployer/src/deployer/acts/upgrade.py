@@ -10,7 +10,7 @@ from typing import Any
 
 from deploy_contract.events import DeployPhase
 from deployer.actions import Observation, Outcome, description_for, failure_outcome
-from deployer.helm import Helm, HelmFinalError
+from deployer.adapters.helm import Helm, HelmFinalError
 from deployer.observe import observe
 from deployer.records import DeploymentRecord
 from deployer.settings import DeployerSettings

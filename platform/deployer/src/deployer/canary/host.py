@@ -14,9 +14,9 @@ from typing import Any
 from deploy_contract.events import CanaryStatus, DeployPhase, PodProblem, RolloutProgress
 from deployer.actions import Outcome, retry_or_final, with_pod_problems
 from deployer.acts.upgrade import upgrade
+from deployer.adapters.helm import Helm, HelmError
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, measure
 from deployer.canary.prometheus import PrometheusError, PrometheusQueries
-from deployer.helm import Helm, HelmError
 from deployer.kubeobjects import KubeApiError
 from deployer.observe import observe
 from deployer.podproblems import cannot_run
