@@ -19,8 +19,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, Response
 
-from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, judge, measure
 from deployer.adapters.prometheus import PrometheusError, PrometheusQueries, selector
+from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, judge, measure
 from deployer.canary.run import measurement_json
 from kit.app import ServiceSpec
 from kit.localstack.ports import free_port

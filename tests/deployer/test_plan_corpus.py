@@ -1,7 +1,7 @@
 """The plan's verdict against the Deployment controller's, on the local control plane.
 
 For each change of a corpus (chart values, and edits of the rendered manifest), the deployer's
-plan is asked of the API server (liveplan.py) over the release as it is; then the change is
+plan is asked of the API server (plan/live.py) over the release as it is; then the change is
 applied with helm exactly as the deployer applies it, and the controller's answer is read from the
 Deployment's ``deployment.kubernetes.io/revision`` annotation (it moves when, and only when, the
 controller rolls the pods to a new pod template). Every verdict must agree.
@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer.intake.chartvalues import merge
-from deployer.helm import SERVER_SIDE_APPLY
-from deployer.liveplan import plan_on_server
-from deployer.plan import REVISION_ANNOTATION, Plan
 from deployer.adapters.cluster import Cluster
+from deployer.adapters.helm import SERVER_SIDE_APPLY
+from deployer.intake.chartvalues import merge
+from deployer.plan import REVISION_ANNOTATION, Plan
+from deployer.plan.live import plan_on_server
 from tests.e2e.clustersupport import Helm, Kubectl
 
 RELEASE = "order"

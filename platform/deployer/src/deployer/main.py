@@ -11,15 +11,16 @@ from fastapi import HTTPException
 from pydantic import SecretStr
 
 from deploy_contract.events import PIPELINE_SUBJECT_PREFIX
+from deployer.adapters.cluster import Cluster
+from deployer.adapters.helm import Helm
+from deployer.adapters.prometheus import PrometheusQueries
+from deployer.adapters.store import Store
+from deployer.drift.config import DriftConfig, load_drift_config
+from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
+from deployer.orchestrator import Orchestrator, Ports
+from deployer.settings import DeployerSettings
 from deployer.web.api import api_router, sse_stream
 from deployer.web.dashboard import dashboard_router
-from deployer.drift import DriftConfig, load_drift_config
-from deployer.helm import Helm
-from deployer.orchestrator import Orchestrator
-from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
-from deployer.adapters.cluster import Cluster
-from deployer.settings import DeployerSettings
-from deployer.adapters.store import Store
 from deployer.web.tokens import TokenBook, TokenError
 from kit.app import Runtime, ServiceSpec
 from kit.events import CloudEvent, Delivery, EventBus, Subscription
@@ -55,6 +56,7 @@ class Deployer:
         self._environment = environment
         self._orchestrator: Orchestrator | None = None
         self._cluster: Cluster | None = None
+        self._prometheus: PrometheusQueries | None = None
         self._bus: EventBus | None = None
 
     def orchestrator(self) -> Orchestrator:
@@ -76,41 +78,65 @@ class Deployer:
         self._bus = runtime.bus
         while True:
             try:
-                store = await Store.open(runtime.bus.js)
-                helm = Helm(self.settings.helm(), self.settings.kubeconfig, self.settings.namespace)
-                cluster = await self._connect_cluster()
-                orchestrator = Orchestrator(
-                    self.settings,
-                    runtime.bus,
-                    store,
-                    helm,
-                    cluster,
-                    policy=self._policy,
-                    environment=self._environment,
-                    drift=self._drift,
-                )
+                orchestrator = await self._orchestrate(runtime)
                 resumed = await orchestrator.resume()
                 break
             except Exception as exc:
                 log.error("cannot start the orchestrator; retrying", extra={"error": repr(exc)})
+                await self._close()
                 await asyncio.sleep(self.settings.retry_seconds)
-        self._orchestrator, self._cluster = orchestrator, cluster
+        self._orchestrator = orchestrator
         if resumed:
             log.info("resumed unfinished deployments", extra={"count": resumed})
+
+    async def _orchestrate(self, runtime: Runtime) -> Orchestrator:
+        """The orchestrator over the real adapters: helm, the Kubernetes API, NATS, Prometheus."""
+        settings = self.settings
+        store = await Store.open(runtime.bus.js)
+        helm = Helm(settings.helm(), settings.kubeconfig, settings.namespace)
+        self._cluster = cluster = await self._connect_cluster()
+        if settings.prometheus_url:
+            self._prometheus = PrometheusQueries(
+                settings.prometheus_url,
+                scrape_interval_seconds=settings.prometheus_scrape_interval_seconds,
+            )
+        ports = Ports(
+            releases=helm,
+            apply=helm,
+            rollouts=cluster,
+            objects=cluster.objects if cluster else None,
+            metrics=self._prometheus,
+            store=store,
+            publisher=runtime.bus,
+        )
+        return Orchestrator(
+            settings, ports, self._policy, environment=self._environment, drift=self._drift
+        )
 
     async def run(self, runtime: Runtime) -> None:
         """Worker: check for drift until shutdown, then stop the orchestrator."""
         orchestrator = self.orchestrator()
         interval = self.settings.drift_interval_seconds
-        drift = asyncio.create_task(orchestrator.drift_loop(interval)) if interval > 0 else None
+        drift = (
+            asyncio.create_task(orchestrator.drift.loop(orchestrator.targets, interval))
+            if interval > 0
+            else None
+        )
         await runtime.stopping.wait()
         if drift is not None:
             drift.cancel()
             await asyncio.gather(drift, return_exceptions=True)
         # Half the shutdown budget: the rest drains NATS (the outcome events) after it.
         await orchestrator.stop(runtime.settings.service.shutdown_timeout_seconds / 2)
+        await self._close()
+
+    async def _close(self) -> None:
         if self._cluster is not None:
             await self._cluster.close()
+            self._cluster = None
+        if self._prometheus is not None:
+            await self._prometheus.aclose()
+            self._prometheus = None
 
     async def _connect_cluster(self) -> Cluster | None:
         in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
@@ -126,11 +152,11 @@ class Deployer:
 
     async def on_event(self, event: CloudEvent, delivery: Delivery) -> None:
         """Pipeline event handler: the orchestrator accepts or rejects it."""
-        await self.orchestrator().on_pipeline_event(event, delivery)
+        await self.orchestrator().admission.on_pipeline_event(event, delivery)
 
     async def on_invalid(self, raw: bytes, error: str, delivery: Delivery) -> None:
         """A pipeline message that is not a CloudEvent: rejected with the parse error."""
-        await self.orchestrator().on_invalid_event(raw, error, delivery)
+        await self.orchestrator().admission.on_invalid_event(raw, error, delivery)
 
     async def subscribe_deploy_events(self, callback: Any) -> Any:
         """A core NATS subscription to every deploy event (for the SSE stream)."""
@@ -157,10 +183,10 @@ def build_spec() -> ServiceSpec:
         routers=[
             api_router(
                 deployer.orchestrator,
-                deployer.web.tokens,
+                deployer.tokens,
                 sse_stream(deployer.subscribe_deploy_events),
             ),
-            dashboard_router(deployer.orchestrator, deployer.web.tokens),
+            dashboard_router(deployer.orchestrator, deployer.tokens),
         ],
         streams=[PIPELINE, DEPLOY],
         subscriptions=[

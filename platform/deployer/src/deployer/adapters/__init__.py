@@ -1,1 +1,2 @@
-"""Adapters: the deployer's ports implemented over real systems (helm, NATS, Kubernetes, Prometheus)."""
+"""Adapters: the deployer's ports implemented over real systems (helm, NATS, Kubernetes,
+Prometheus)."""

@@ -10,7 +10,6 @@ will store, and a real apply is the same write helm would make.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -18,7 +17,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from deployer.reconcile.errors import StepError
-from deployer.reconcile.objectkey import ObjectKey
+from deployer.reconcile.objectkey import ObjectKey, key_of
 
 FIELD_MANAGER = "helm"
 _APPLY = "application/apply-patch+yaml"

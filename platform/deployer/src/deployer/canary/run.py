@@ -22,12 +22,12 @@ from deploy_contract.events import (
     DeployPhase,
 )
 from deploy_contract.images import ImageRef
-from deployer.reconcile.state import Outcome
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict
 from deployer.canary.control import CanaryControl, Command, Order
 from deployer.canary.replicas import Bounds, Split, canary_pods, moves
 from deployer.canary.strategy import CanaryStrategy, Step
 from deployer.intake.chartvalues import merge
+from deployer.reconcile.state import Outcome
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5

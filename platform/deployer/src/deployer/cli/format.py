@@ -84,9 +84,9 @@ def render_plan(result: Mapping[str, Any]) -> str:
 
 
 def render_status(views: Sequence[Mapping[str, Any]]) -> str:
-    """The body of ``GET /api/services`` (:class:`deployer.web.api.ServiceView` each): one row per
-    service with its release, revision and image as Helm reports them, and the deployer's last
-    outcome and when; NOTE says what runs now and drift left uncorrected."""
+    """The body of ``GET /api/services`` (:class:`deployer.report.views.ServiceView` each): one
+    row per service with its release, revision and image as Helm reports them, and the deployer's
+    last outcome and when; NOTE says what runs now and drift left uncorrected."""
     rows = []
     for view in views:
         last: Mapping[str, Any] = view.get("last") or {}

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deploy_contract.drift import DriftedField, DriftReport
-from deployer.reconcile.objectkey import key_of
 from deployer.drift.compare import drifted_fields, kept_as_live
 from deployer.drift.config import DriftRules
-from deployer.liveplan import as_helm_applies
 from deployer.plan import manifest_objects, normalise
+from deployer.plan.live import as_helm_applies
+from deployer.reconcile.objectkey import key_of
 from deployer.reconcile.ports import LiveObjects
 
 

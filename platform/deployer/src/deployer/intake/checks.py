@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from deploy_contract.events import ArtifactPublished
-from deploy_contract.images import parse_image
+from deploy_contract.images import ImageRejectedError, parse_image
 from deployer.intake.chartvalues import ChartValues, merge, without_nulls
 from deployer.intake.guardrails import guardrail_violations
 from deployer.intake.policy import DeployPolicy, Rules, policy_violations
@@ -33,6 +33,34 @@ class Intake:
         self._values_dir = values_dir
         self.policy = policy
         self.environment = environment
+
+    @property
+    def services(self) -> list[str]:
+        """The deployable services (one chart each)."""
+        return sorted(self._charts)
+
+    def known(self, service: str) -> str:
+        """``service``, when it has a chart; else RejectedError naming the known ones."""
+        if service not in self._charts:
+            raise RejectedError(
+                f"unknown service {service!r}: known services are "
+                f"{', '.join(self.services)} (each needs charts/<service>)"
+            )
+        return service
+
+    def check_request(self, request: ArtifactPublished, deployed: str | None) -> ArtifactPublished:
+        """Refuse unknown services, mutable tags, an image older than the ``deployed`` one, and
+        values the guardrails, the deploy policy or the chart's schema refuse."""
+        self.known(request.service)
+        try:
+            parse_image(request.image)
+            refusal = request.refusal_over(parse_image(deployed) if deployed else None)
+        except ImageRejectedError as exc:
+            raise RejectedError(str(exc)) from None
+        if refusal is not None:
+            raise RejectedError(refusal)
+        self.check_values(request)
+        return request
 
     def rules(self, service: str) -> Rules:
         """The policy's rules for ``service`` in this deployer's environment."""

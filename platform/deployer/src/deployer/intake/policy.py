@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from deployer.plan import Attention, Plan, parse_quantity
 from deployer.intake.valuepaths import ValuePath, leaves, shown
+from deployer.plan import Attention, Plan, parse_quantity
 from kit.validation import validation_problems
 
 Scalar = int | float | str | bool

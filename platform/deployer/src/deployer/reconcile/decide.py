@@ -144,9 +144,11 @@ def decide(record: DeploymentRecord, observed: Observation, planned: Planned | N
     return Upgrade()
 
 
-def retry_or_final(error: StepError, attempt: int) -> Literal["retry", "final"]:
-    """The one place that decides whether a failed step is tried again (up to MAX_ATTEMPTS)."""
-    return "retry" if error.retryable and attempt < MAX_ATTEMPTS else "final"
+def retry_or_final(error: Exception, attempt: int) -> Literal["retry", "final"]:
+    """The one place that decides whether a failed step is tried again (up to MAX_ATTEMPTS):
+    only a transient StepError is; anything else (a bug) is final at once."""
+    transient = isinstance(error, StepError) and error.retryable
+    return "retry" if transient and attempt < MAX_ATTEMPTS else "final"
 
 
 def kept_failing(error: StepError, attempts: int) -> str:

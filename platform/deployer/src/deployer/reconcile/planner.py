@@ -13,8 +13,8 @@ from deploy_contract.images import parse_image
 from deployer.canary.strategy import CanaryStrategy, canary_strategy
 from deployer.intake.checks import Intake
 from deployer.intake.policy import approvals_needed
-from deployer.liveplan import plan_on_server
 from deployer.plan import Plan, plan_release
+from deployer.plan.live import plan_on_server
 from deployer.reconcile.decide import Planned
 from deployer.reconcile.ports import LiveObjects, Releases
 from deployer.reconcile.state import Observation

@@ -1,8 +1,8 @@
 """The ports of the reconcile loop: what it needs from the world, as protocols.
 
-The adapters implement them over the real systems (:class:`deployer.helm.Helm` is both release
-ports; :class:`deployer.adapters.cluster.Cluster` the rollouts); the tests implement them in
-memory. The apply step is a port of its own, so that a GitOps mode can commit instead of
+The adapters implement them over the real systems (:class:`deployer.adapters.helm.Helm` is
+both release ports; :class:`deployer.adapters.cluster.Cluster` the rollouts); the tests implement
+them in memory. The apply step is a port of its own, so that a GitOps mode can commit instead of
 running helm.
 """
 
@@ -115,7 +115,5 @@ class LiveObjects(Protocol):
 class Rollouts(Protocol):
     """The pods of a release while it rolls."""
 
-    async def watch(
-        self, release: str, on_progress: OnProgress, *, track: str = "stable"
-    ) -> None:
+    async def watch(self, release: str, on_progress: OnProgress, *, track: str = "stable") -> None:
         """Report each change of the rollout's progress until cancelled."""

@@ -76,7 +76,9 @@ class Outcomes:
                 final, before.image if before else None, final.revision if rolled_back else kept
             )
 
-    async def _save(self, record: DeploymentRecord, image: str | None, revision: int | None) -> None:
+    async def _save(
+        self, record: DeploymentRecord, image: str | None, revision: int | None
+    ) -> None:
         state = ServiceState(
             service=record.service,
             environment=record.environment,
@@ -88,13 +90,15 @@ class Outcomes:
         )
         await self._reporter.store.put_service(state)
 
-    async def supersede(
-        self, old: DeploymentRecord, newer: str, reason: str | None = None
-    ) -> None:
+    async def supersede(self, old: DeploymentRecord, newer: str, reason: str | None = None) -> None:
         """``old`` ends superseded by the deployment ``newer``."""
         superseded = old.moved_to(DeployPhase.SUPERSEDED, reason or f"superseded by {newer}")
         DEPLOYMENTS.labels(old.service, DeployPhase.SUPERSEDED.value).inc()
         await self._reporter.record(superseded, superseded_by=newer)
+
+    async def superseded(self, old: DeploymentRecord, new: DeploymentRecord) -> None:
+        """A waiting ``old`` gave way to ``new`` in its lane."""
+        await self.supersede(old, new.id)
 
     async def reject(self, record: DeploymentRecord, reason: str) -> DeploymentRecord:
         """``record`` ends rejected (at intake, or denied by a person); the record as ended."""

@@ -12,24 +12,16 @@ from pydantic import BaseModel, Field
 
 from deploy_contract.drift import DriftMode, DriftReport
 from deploy_contract.events import ArtifactPublished, DeployPhase
-from deployer.web.auth import require, token_dependency
 from deployer.canary.control import Command
-from deployer.orchestrator import NoCanaryError, NotPendingError, Orchestrator, RejectedError
-from deployer.records import DeploymentRecord, Origin, ServiceState
+from deployer.canary.registry import NoCanaryError
+from deployer.intake.checks import RejectedError
+from deployer.orchestrator import Orchestrator
+from deployer.queue.approvals import NotPendingError
+from deployer.records import DeploymentRecord, Origin
+from deployer.report.views import ServiceView
+from deployer.web.auth import require, token_dependency
 from deployer.web.tokens import ApiToken, Scope, TokenBook
 from kit.problems import problem_responses
-
-
-class ServiceView(BaseModel):
-    """A service's release as Helm reports it, with the deployer's last outcome."""
-
-    service: str
-    release_status: str | None
-    revision: int | None
-    image: str | None
-    last: ServiceState | None
-    running: str | None = Field(description="Id of the deployment running now, if any")
-    drift: DriftReport | None = Field(default=None, description="The last drift check")
 
 
 class RollbackRequest(BaseModel):
@@ -77,7 +69,7 @@ def api_router(
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> list[DeploymentRecord]:
         require(caller, Scope.READ, service)
-        records = await orchestrator().store.all()
+        records = await orchestrator().views.deployments()
         selected = [
             r
             for r in reversed(records)
@@ -94,7 +86,7 @@ def api_router(
     )
     async def deployment(caller: Caller, deployment_id: str) -> DeploymentRecord:
         require(caller, Scope.READ)
-        record = await orchestrator().store.get(deployment_id)
+        record = await orchestrator().views.deployment(deployment_id)
         if record is None or not caller.sees(record.service):
             raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
         return record
@@ -106,13 +98,10 @@ def api_router(
     )
     async def plan(caller: Caller, request: ArtifactPublished) -> dict[str, Any]:
         require(caller, Scope.READ, request.service)
-        orch = orchestrator()
-        checked = await _checked(orch, request)
-        record = DeploymentRecord.model_validate(
-            {"id": "plan", "service": checked.service, "request": checked,
-             "phase": DeployPhase.QUEUED, "received_at": "1970-01-01T00:00:00Z"}
-        )  # fmt: skip
-        result = await orch.plan(record)
+        try:
+            result = await orchestrator().plan(request)
+        except RejectedError as exc:
+            raise HTTPException(422, str(exc)) from None
         return {"summary": result.summary(), "plan": result.model_dump(mode="json")}
 
     @router.post(
@@ -124,22 +113,25 @@ def api_router(
     )
     async def deploy(caller: Caller, request: ArtifactPublished) -> DeploymentRecord:
         require(caller, Scope.DEPLOY, request.service)
-        orch = orchestrator()
-        checked = await _checked(orch, request)
-        return await orch.enqueue(f"api-{uuid.uuid4()}", checked, Origin.API, None)
+        admission = orchestrator().admission
+        try:
+            checked = await admission.check(request)
+        except RejectedError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return await admission.enqueue(f"api-{uuid.uuid4()}", checked, Origin.API, None)
 
     async def decide(
         caller: Caller, deployment_id: str, body: DecisionRequest | None, approve: bool
     ) -> DeploymentRecord:
         orch = orchestrator()
-        waiting = orch.pending(deployment_id)
-        stored = waiting or await orch.store.get(deployment_id)
+        waiting = orch.approvals.pending(deployment_id)
+        stored = waiting or await orch.views.deployment(deployment_id)
         _allowed(caller, Scope.APPROVE, deployment_id, stored)
         by = _signed(caller, body)
         try:
             if approve:
-                return await orch.approve(deployment_id, by)
-            return await orch.deny(deployment_id, by)
+                return await orch.approvals.approve(deployment_id, by)
+            return await orch.approvals.deny(deployment_id, by)
         except NotPendingError as exc:
             raise HTTPException(409, str(exc)) from None
 
@@ -176,10 +168,10 @@ def api_router(
         caller: Caller, deployment_id: str, command: Command, body: DecisionRequest | None = None
     ) -> DeploymentRecord:
         orch = orchestrator()
-        stored = await orch.store.get(deployment_id)
+        stored = await orch.views.deployment(deployment_id)
         record = _allowed(caller, Scope.DEPLOY, deployment_id, stored)
         try:
-            await orch.command_canary(deployment_id, command, _signed(caller, body))
+            await orch.canaries.command(deployment_id, command, _signed(caller, body))
         except NoCanaryError as exc:
             raise HTTPException(409, str(exc)) from None
         return record
@@ -194,7 +186,7 @@ def api_router(
     async def rollback(caller: Caller, service: str, body: RollbackRequest) -> DeploymentRecord:
         require(caller, Scope.ROLLBACK, service)
         try:
-            return await orchestrator().enqueue_rollback(service, body.revision)
+            return await orchestrator().admission.enqueue_rollback(service, body.revision)
         except RejectedError as exc:
             raise HTTPException(422, str(exc)) from None
 
@@ -206,7 +198,7 @@ def api_router(
     )
     async def drift(caller: Caller) -> list[DriftReport]:
         require(caller, Scope.READ)
-        reports = orchestrator().drift_reports()
+        reports = orchestrator().drift.reports()
         return [reports[s] for s in sorted(reports) if caller.sees(s)]
 
     @router.post(
@@ -221,10 +213,10 @@ def api_router(
         require(caller, Scope.READ, service)
         services = [service] if service else [s for s in orch.services if caller.sees(s)]
         for name in services:
-            if orch.drift_mode(name) is DriftMode.CORRECT:
+            if orch.drift.mode(name) is DriftMode.CORRECT:
                 require(caller, Scope.DEPLOY, name)
         try:
-            return [await orch.check_drift(name) for name in services]
+            return [await orch.drift.check(orch.target(name)) for name in services]
         except RejectedError as exc:
             raise HTTPException(422, str(exc)) from None
 
@@ -260,34 +252,7 @@ def _signed(caller: ApiToken, body: DecisionRequest | None) -> str:
 async def service_views(orch: Orchestrator, caller: ApiToken) -> list[ServiceView]:
     """Each service's release (live from Helm) with the deployer's last outcome, of the services
     ``caller`` may read."""
-
-    async def view(service: str) -> ServiceView:
-        status = await orch.helm.status(service)
-        image = (
-            f"{status.image_repository}:{status.image_tag}"
-            if status and status.image_repository and status.image_tag
-            else None
-        )
-        running = orch.running(service)
-        return ServiceView(
-            service=service,
-            release_status=status.status if status else None,
-            revision=status.revision if status else None,
-            image=image,
-            last=await orch.store.service(service),
-            running=running.id if running else None,
-            drift=orch.drift_reports().get(service),
-        )
-
-    visible = [s for s in orch.services if caller.sees(s)]
-    return list(await asyncio.gather(*(view(s) for s in visible)))
-
-
-async def _checked(orch: Orchestrator, request: ArtifactPublished) -> ArtifactPublished:
-    try:
-        return await orch.check_request(request)
-    except RejectedError as exc:
-        raise HTTPException(422, str(exc)) from None
+    return await orch.views.releases([t for t in orch.targets() if caller.sees(t.service)])
 
 
 Subscribe = Callable[[Callable[[Any], Awaitable[None]]], Awaitable[Any]]

@@ -14,10 +14,10 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from deployer.web.api import service_views
-from deployer.web.auth import require, token_dependency
 from deployer.orchestrator import Orchestrator
 from deployer.records import DeploymentRecord
+from deployer.web.api import service_views
+from deployer.web.auth import require, token_dependency
 from deployer.web.tokens import ApiToken, Scope, TokenBook
 
 _templates = Environment(
@@ -56,7 +56,7 @@ def dashboard_router(
     async def dashboard(caller: Caller) -> HTMLResponse:
         require(caller, Scope.READ)
         orch = orchestrator()
-        records = [r for r in reversed(await orch.store.all()) if caller.sees(r.service)]
+        records = [r for r in reversed(await orch.views.deployments()) if caller.sees(r.service)]
         return _page(
             "dashboard.html",
             namespace=orch.namespace,
@@ -74,7 +74,7 @@ def dashboard_router(
     @router.get("/deployments/{deployment_id}/plan", response_class=HTMLResponse)
     async def plan(caller: Caller, deployment_id: str) -> HTMLResponse:
         require(caller, Scope.READ)
-        record = await orchestrator().store.get(deployment_id)
+        record = await orchestrator().views.deployment(deployment_id)
         if record is None or not caller.sees(record.service):
             raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
         return _page("plan.html", d=record, plan=_plan_view(record))

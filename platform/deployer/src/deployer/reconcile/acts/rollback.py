@@ -21,4 +21,6 @@ async def act(crew: Crew, current: Pass, action: RollBack) -> Ending:
     )
     after = await crew.observer.status(current.target)
     image = str(after.image) if after.image else None
-    return Ending(started, Outcome(DeployPhase.SUCCEEDED, revision=after.revision or 0, image=image))
+    return Ending(
+        started, Outcome(DeployPhase.SUCCEEDED, revision=after.revision or 0, image=image)
+    )

@@ -4,8 +4,8 @@ the ones the real node reported (OOMKilled at 48Mi, a build exiting at start, /r
 from typing import Any
 
 from deploy_contract.events import DeployPhase
-from deployer.actions import Outcome, with_pod_problems
 from deployer.reconcile.podproblems import cannot_run, describe, pod_problems
+from deployer.reconcile.state import Outcome, with_pod_problems
 
 
 def pod(name: str, *statuses: dict[str, Any], deleting: bool = False) -> dict[str, Any]:

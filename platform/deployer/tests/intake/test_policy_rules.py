@@ -7,9 +7,8 @@ import pytest
 
 from deploy_contract.events import ArtifactPublished
 from deployer.intake.chartvalues import ChartValues, merge
-from deployer.intake.guardrails import guardrail_violations
 from deployer.intake.checks import Intake, RejectedError
-from deployer.plan import plan_release
+from deployer.intake.guardrails import guardrail_violations
 from deployer.intake.policy import (
     DeployPolicy,
     PolicyError,
@@ -18,8 +17,9 @@ from deployer.intake.policy import (
     load_policy,
     policy_violations,
 )
+from deployer.plan import plan_release
 
-CHARTS = Path(__file__).resolve().parents[3] / "charts"
+CHARTS = Path(__file__).resolve().parents[4] / "charts"
 SERVICES = ("auth", "order", "payment", "gateway", "order-history")
 
 

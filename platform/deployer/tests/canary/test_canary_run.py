@@ -13,12 +13,12 @@ from typing import Any
 
 from deploy_contract.events import CanaryState, CanaryStatus, DeployPhase
 from deploy_contract.images import parse_image
-from deployer.actions import Outcome
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict
 from deployer.canary.control import CanaryControl, Command
 from deployer.canary.replicas import Bounds, Split
 from deployer.canary.run import CanaryPlan, CanaryRun
 from deployer.canary.strategy import AnalysisSettings, CanaryStrategy, Step
+from deployer.reconcile.state import Outcome
 
 STABLE = {"image": {"repository": "r/order", "tag": "1.0.0-aaaaaaa"}, "replicaCount": 2}
 NEW = {

@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 
 from deploy_contract.drift import DriftedField, DriftMode, DriftReport
 from deploy_contract.events import ArtifactPublished, DeployPhase
-from deployer.web.api import ServiceView
 from deployer.cli.app import app
 from deployer.cli.format import duration, render_history, render_plan, render_status, table
 from deployer.plan import Plan, plan_release
 from deployer.records import DeploymentRecord, ServiceState
+from deployer.report.views import ServiceView
 
 OLD, NEW = "registry.local/app-service:1.0.0-a1b2c3d", "registry.local/app-service:1.1.0-b2c3d4e"
 AT = datetime(2026, 3, 4, 10, 0, 0, tzinfo=UTC)

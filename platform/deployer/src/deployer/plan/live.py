@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from deployer.plan.compare import plan_objects
+from deployer.plan.model import Plan
+from deployer.plan.objects import by_key, manifest_objects
 from deployer.reconcile.objectkey import ObjectKey, key_of
 from deployer.reconcile.ports import LiveObjects
-from deployer.plan import Plan, manifest_objects, normalise, object_key, plan_objects
 
 
 async def plan_on_server(
@@ -34,8 +36,8 @@ async def plan_on_server(
         asyncio.gather(*(objects.get(key) for key in keys)),
         asyncio.gather(*(objects.apply(obj, dry_run=True) for obj in desired)),
     )
-    before = _by_key(obj for obj in live if obj is not None)
-    after = _by_key(stored)
+    before = by_key(obj for obj in live if obj is not None)
+    after = by_key(stored)
     return plan_objects(service, before, after, installed=recorded_manifest is not None)
 
 
@@ -49,7 +51,3 @@ def as_helm_applies(obj: dict[str, Any], release: str, namespace: str) -> dict[s
     }
     metadata["labels"] = {**(metadata.get("labels") or {}), "app.kubernetes.io/managed-by": "Helm"}
     return {**obj, "metadata": metadata}
-
-
-def _by_key(objects: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {object_key(obj): normalise(obj) for obj in objects}

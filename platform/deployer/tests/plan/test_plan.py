@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from deployer.helm import Helm
-from deployer.plan import WorkloadPlan, parse_quantity, plan_release
+from deployer.adapters.helm import Helm
+from deployer.plan import WorkloadPlan, parse_quantity, plan_objects, plan_release
 from kit import layout
 
 TAG = "1.0.0-a1b2c3d"
@@ -330,3 +330,24 @@ def test_equal_quantities_empty_fields_and_hooks_are_not_changes() -> None:
 def test_parse_quantity(text: str, expected: float | None) -> None:
     parsed = parse_quantity(text)
     assert (None if parsed is None else float(parsed)) == expected
+
+
+def test_list_order_counts_in_a_pod_template() -> None:
+    def deployment(env: list[str]) -> dict[str, Any]:
+        container = {"name": "order", "env": [{"name": n, "value": "1"} for n in env]}
+        return {"kind": "Deployment", "metadata": {"name": "order"},
+                "spec": {"template": {"spec": {"containers": [container]}}}}  # fmt: skip
+
+    key = ("Deployment", "order")
+    plan = plan_objects(
+        "order", {key: deployment(["A", "B"])}, {key: deployment(["B", "A"])}, installed=True
+    )
+    [workload] = plan.workloads
+    assert workload.change == "rollout"
+    assert workload.fields == ["env"]
+    [change] = workload.template_changes
+    assert (change.path, change.before, change.after) == (
+        "containers[order].env(order)",
+        "A, B",
+        "B, A",
+    )

@@ -1,0 +1,142 @@
+"""Admission: pipeline events, API deployments and rollbacks become queued deployments (or
+rejected ones), recorded before they enter their lane; after a restart the unfinished ones go
+back to their lanes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from deploy_contract.events import ArtifactPublished, DeployPhase, service_from_subject
+from deployer.intake.checks import Intake, RejectedError
+from deployer.intake.events import request_of
+from deployer.queue.approvals import Approvals
+from deployer.records import DeploymentRecord, Origin
+from deployer.report.events import Reporter
+from deployer.report.outcomes import Outcomes
+from kit.events import CloudEvent, Delivery
+from kit.tracing import inject_trace_headers
+
+log = logging.getLogger(__name__)
+
+
+class Admission:
+    """Checks what arrives and queues it in the lane of its target (this deployer's environment
+    and the service)."""
+
+    def __init__(
+        self,
+        environment: str,
+        intake: Intake,
+        submit: Callable[[DeploymentRecord], Awaitable[None]],
+        approvals: Approvals,
+        reporter: Reporter,
+        outcomes: Outcomes,
+    ) -> None:
+        self.environment = environment
+        self._intake = intake
+        self._submit = submit
+        self._approvals = approvals
+        self._reporter = reporter
+        self._outcomes = outcomes
+
+    async def on_pipeline_event(self, event: CloudEvent, delivery: Delivery) -> None:
+        """Accept (queued) or reject one pipeline event; the same event id is handled once."""
+        if await self._reporter.known(event.id):
+            return
+        self._outcomes.received(event.id)
+        traceparent = inject_trace_headers({}).get("traceparent")
+        try:
+            request = await self.check(request_of(event, delivery.subject))
+        except RejectedError as exc:
+            service = service_from_subject(delivery.subject) or "unknown"
+            await self._reject(event.id, service, str(exc), traceparent)
+            return
+        await self.enqueue(event.id, request, Origin.PIPELINE, traceparent)
+
+    async def on_invalid_event(self, raw: bytes, error: str, delivery: Delivery) -> None:
+        """A message that is not a CloudEvent: reject it with the parse error."""
+        deployment_id = f"invalid-{delivery.subject}-{delivery.stream_sequence}"
+        if await self._reporter.known(deployment_id):
+            return
+        service = service_from_subject(delivery.subject) or "unknown"
+        await self._reject(deployment_id, service, f"malformed event: {error}", None)
+
+    async def check(self, request: ArtifactPublished) -> ArtifactPublished:
+        """``request`` when the intake accepts it (against what serves now); else
+        RejectedError."""
+        self._intake.known(request.service)
+        state = await self._reporter.store.service(self._record(request.service).target)
+        return self._intake.check_request(request, state.image if state else None)
+
+    async def enqueue(
+        self,
+        deployment_id: str,
+        request: ArtifactPublished | None,
+        origin: Origin,
+        traceparent: str | None,
+        rollback_to_revision: int | None = None,
+        service: str | None = None,
+    ) -> DeploymentRecord:
+        """Record a deployment as queued (durably) and hand it to its lane."""
+        record = self._record(
+            request.service if request else service or "",
+            origin=origin,
+            request=request,
+            rollback_to_revision=rollback_to_revision,
+            traceparent=traceparent,
+        ).moved_to(DeployPhase.QUEUED)
+        await self._reporter.record(record)
+        await self._approvals.superseded_by(record)
+        await self._submit(record)
+        return record
+
+    async def enqueue_rollback(self, service: str, revision: int | None) -> DeploymentRecord:
+        """Queue a rollback of ``service`` to ``revision`` (None: the previous one)."""
+        self._intake.known(service)
+        deployment_id = f"rollback-{service}-{int(time.time() * 1000)}"
+        return await self.enqueue(
+            deployment_id, None, Origin.API, None, rollback_to_revision=revision or 0,
+            service=service,
+        )  # fmt: skip
+
+    async def resume(self) -> int:
+        """After a restart: every unfinished deployment back in its lane, oldest first (one
+        waiting for approval keeps waiting: helm never ran for it)."""
+        records = await self._reporter.store.all()
+        self._reporter.saw([record.id for record in records])
+        unfinished = [
+            r.model_copy(update={"environment": r.environment or self.environment})
+            for r in records
+            if not r.phase.terminal
+        ]
+        for record in unfinished:
+            if record.phase is DeployPhase.PENDING_APPROVAL:
+                await self._approvals.keep(record)
+                continue
+            await self._approvals.superseded_by(record)
+            await self._submit(record)
+        return len(unfinished)
+
+    def _record(self, service: str, **fields: object) -> DeploymentRecord:
+        return DeploymentRecord.model_validate(
+            {
+                "id": "",
+                "service": service,
+                "environment": self.environment,
+                "phase": DeployPhase.QUEUED,
+                "received_at": datetime.now(UTC),
+                **fields,
+            }
+        )
+
+    async def _reject(
+        self, deployment_id: str, service: str, reason: str, traceparent: str | None
+    ) -> None:
+        record = self._record(service, id=deployment_id, traceparent=traceparent)
+        log.warning(
+            "rejected a pipeline event", extra={"deployment_id": deployment_id, "reason": reason}
+        )
+        await self._outcomes.reject(record, reason)
