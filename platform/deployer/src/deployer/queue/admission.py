@@ -83,6 +83,7 @@ class Admission:
         """Record a deployment as queued (durably) and hand it to its lane."""
         record = self._record(
             request.service if request else service or "",
+            id=deployment_id,
             origin=origin,
             request=request,
             rollback_to_revision=rollback_to_revision,
@@ -123,7 +124,6 @@ class Admission:
     def _record(self, service: str, **fields: object) -> DeploymentRecord:
         return DeploymentRecord.model_validate(
             {
-                "id": "",
                 "service": service,
                 "environment": self.environment,
                 "phase": DeployPhase.QUEUED,
