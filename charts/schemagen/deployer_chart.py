@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from deployer.drift import DriftConfig
+from deployer.policy import DeployPolicy, ServicePolicy
+from deployer.settings import DeployerSettings
+
 from .builders import DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, Schema, empty_or, obj, secret_name, string
+from .models import field_schema, from_model
 
 
 def deployer_properties() -> Schema:
@@ -36,71 +41,43 @@ def deployer_properties() -> Schema:
             ),
         }
     )
-    rules = {
-        "type": "object",
-        "properties": {
-            "allow": {"type": "object", "additionalProperties": {"type": "object"}},
-            "requireApproval": {
-                "type": "array",
-                "items": {"enum": ["limit-lowered", "replicas-changed", "secret-added"]},
-            },
-            "replicasFactor": {"type": "number", "exclusiveMinimum": 1},
-            "environments": {"type": "object"},
-        },
-        "additionalProperties": False,
-    }
-    properties["policy"] = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "sharedSecrets": {"type": "array", "items": string(DNS_SUBDOMAIN)},
-            "default": rules,
-            "environments": {"type": "object", "additionalProperties": rules},
-            "services": {"type": "object", "additionalProperties": rules},
-        },
-        "description": "The deploy policy (docs/deploy-policy.md): which values a "
-        "deployment may set; empty: the image alone. The deployer checks it whole at start.",
-    }
-    drift_rules = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "mode": {"enum": ["off", "warn", "correct"]},
-            "ignore": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["paths"],
-                    "properties": {
-                        "paths": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {"type": "string", "pattern": "^/"},
-                        },
-                        "kind": {"type": "string"},
-                        "name": {"type": "string"},
-                    },
-                },
-            },
-        },
-    }
-    properties["drift"] = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["intervalSeconds", "rules"],
-        "properties": {
-            "intervalSeconds": {"type": "number", "minimum": 0},
-            "rules": {
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {
-                    "default": drift_rules,
-                    "services": {"type": "object", "additionalProperties": drift_rules},
-                },
-            },
-        },
-        "description": "Drift detection (docs/deploy-plans.md): how often, and per service "
-        "what to do about live objects that differ from the release's manifest.",
-    }
+    properties["policy"] = policy()
+    properties["drift"] = drift()
     return properties
+
+
+def policy() -> Schema:
+    """policy: the deploy policy, generated from the deployer's DeployPolicy.
+
+    The chart checks one shape of rules at every level (the keys, the approvals' kinds, the
+    replicas factor) and leaves the bounds and where ``environments`` may nest to the deployer,
+    which checks the whole policy when it starts and stops naming the field.
+    """
+    rules = from_model(
+        ServicePolicy,
+        replace={"Bound": {"type": "object"}},
+        refine={"ServicePolicy.environments": {"additionalProperties": None}},
+    )
+    return from_model(
+        DeployPolicy,
+        replace={"Rules": rules, "ServicePolicy": rules},
+        # Kubernetes Secret names, which the deployer compares without checking them.
+        refine={"DeployPolicy.sharedSecrets": {"items": string(DNS_SUBDOMAIN)}},
+        description="The deploy policy (docs/deploy-policy.md): which values a deployment may "
+        "set; empty: the image alone. The deployer checks it whole at start.",
+    )
+
+
+def drift() -> Schema:
+    """drift: the check's interval (DeployerSettings) and rules (DriftConfig), generated."""
+    rules = from_model(
+        DriftConfig,
+        # IgnoreRule checks its paths in a validator, which its JSON schema cannot show.
+        refine={"IgnoreRule.paths": {"items": {"type": "string", "pattern": "^/"}}},
+    )
+    interval = field_schema(DeployerSettings, "drift_interval_seconds")
+    return obj(
+        {"intervalSeconds": interval, "rules": rules},
+        description="Drift detection (docs/deploy-plans.md): how often, and per service what to "
+        "do about live objects that differ from the release's manifest.",
+    )
