@@ -86,6 +86,8 @@ def test_the_deployer_chart_carries_the_policy_and_drift_enums() -> None:
     drift = properties["drift"]["properties"]["rules"]["properties"]["default"]
     # DriftRules.mode's enum, wherever it is defined (deployer.drift or the event contract).
     modes = DriftRules.model_fields["mode"].annotation
+    assert isinstance(modes, type)
+    assert issubclass(modes, StrEnum)
     assert drift["properties"]["mode"] == {"enum": [mode.value for mode in modes]}
 
 
