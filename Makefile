@@ -58,7 +58,7 @@ prometheus: ## Debian's prometheus, for the canary analysis (make demo and the t
 lint: setup ## ruff check, ruff format --check, mypy --strict
 	@echo "==> ruff check"; $(BIN)/ruff check .
 	@echo "==> ruff format --check"; $(BIN)/ruff format --check .
-	@echo "==> mypy (strict)"; $(BIN)/mypy platform services tests pipelines conftest.py charts/schemagen.py
+	@echo "==> mypy (strict)"; $(BIN)/mypy platform services tests pipelines conftest.py charts/schemagen
 
 fmt: setup ## Format and auto-fix
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -14,7 +14,7 @@ Dockerfile, chart and skaffold module it copies, renamed):
   platform/secrets/cluster_secrets.py reads both lists); the static job matrix of .gitlab-ci.yml.
 
 Everything else finds the service from its folder (kit.layout): the chart schemas
-(charts/schemagen.py), the vendored library (charts/vendor-lib.sh), CI's deployables, `make run`
+(charts/schemagen), the vendored library (charts/vendor-lib.sh), CI's deployables, `make run`
 (kit.devrun) and the tests. Its pyproject.toml carries ``[tool.flotilla] scaffold =
 "new-service"``, which is what lets `make remove-service` remove it; removal undoes exactly what
 creation did and refuses the platform's own services. Usage (make passes --uv):
@@ -451,7 +451,7 @@ def service_files(root: Path, service: Service) -> dict[str, bytes]:
 def chart_files(root: Path, service: Service) -> dict[str, bytes]:
     """charts/<name>/: the reference chart renamed, with its vendored library as it is.
 
-    values.schema.json is left to charts/schemagen.py; the vendored flotilla-lib tarball and
+    values.schema.json is left to charts/schemagen; the vendored flotilla-lib tarball and
     Chart.lock are the same bytes in every chart (helm packages the library reproducibly).
     """
     source = root / "charts" / REFERENCE
@@ -534,10 +534,12 @@ def new_service(root: Path, name: str, tools: Tools) -> Changes:
         # Import order depends on the name (first-party imports sort alphabetically): format.
         tools.ruff("check", "--fix", "--select", "I", service.folder)
         tools.ruff("format", service.folder, *python_edits)
-        tools.run(sys.executable, "charts/schemagen.py")
+        tools.run(sys.executable, "-m", "charts.schemagen")
         schema = f"{service.chart}/values.schema.json"
         if not (root / schema).is_file():
-            raise ScaffoldError(f"charts/schemagen.py did not write {schema}: list {name} there")
+            raise ScaffoldError(
+                f"python -m charts.schemagen did not write {schema}: list {name} there"
+            )
         tools.lock_and_sync()
     except ScaffoldError as exc:
         raise ScaffoldError(

@@ -16,7 +16,7 @@ import yaml
 from kit import layout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Discovered from the folders (kit.layout), as charts/schemagen.py does: every service's chart.
+# Discovered from the folders (kit.layout), as charts/schemagen does: every service's chart.
 SERVICE_CHARTS = layout.service_names(REPO_ROOT)
 CHARTS = (*SERVICE_CHARTS, "deployer")
 CHARTS_WITH_DATABASE = layout.services_with_database(REPO_ROOT)

@@ -107,9 +107,10 @@ def test_vendored_library_matches_source(charts_dir: Path, chart: str) -> None:
 
 
 def test_schemas_are_generated(repo_root: Path) -> None:
-    """Every values.schema.json is the output of charts/schemagen.py."""
+    """Every values.schema.json is the output of charts/schemagen (python -m charts.schemagen)."""
     result = subprocess.run(
-        [sys.executable, str(repo_root / "charts" / "schemagen.py"), "--check"],
+        [sys.executable, "-m", "charts.schemagen", "--check"],
+        cwd=repo_root,
         capture_output=True,
         text=True,
         check=False,

@@ -82,7 +82,7 @@ def copy(tmp_path: Path) -> Path:
 
 def appearances(root: Path) -> dict[str, bool]:
     """Where NAME appears, by consumer."""
-    schemagen = load(root / "charts" / "schemagen.py", "copied_schemagen")
+    schemagen = load(root / "charts" / "schemagen" / "discovery.py", "copied_schemagen")
     chartsupport = load(root / "tests" / "charts" / "chartsupport.py", "copied_chartsupport")
     users = (root / "platform" / "nats" / "local.conf").read_text()
     chart_users = (root / "charts" / "nats" / "files" / "users.conf").read_text()
@@ -133,7 +133,8 @@ def test_a_new_service_folder_is_seen_everywhere_and_removed_from_everywhere(cop
     seen = appearances(copy)
     assert all(seen.values()), {where: found for where, found in seen.items() if not found}
     check = subprocess.run(
-        [sys.executable, str(copy / "charts" / "schemagen.py"), "--check"],
+        [sys.executable, "-m", "charts.schemagen", "--check"],
+        cwd=copy,
         capture_output=True,
         text=True,
         check=False,

@@ -7,7 +7,7 @@
 
 The patterns are plain strings that mean the same in Python's ``re``, Go's RE2 (Helm) and
 ECMA-262 (JSON Schema): only ``[0-9]`` classes and unnamed groups, anchored with ``^``/``$``.
-charts/schemagen.py writes them into the schemas as they are; code calls the ``check_*``
+charts/schemagen writes them into the schemas as they are; code calls the ``check_*``
 functions, which raise :class:`NamingError` with a message saying what is wrong and how to fix it.
 """
 

@@ -1,0 +1,83 @@
+"""The deployer chart's own values: its RBAC, API tokens, deploy policy and drift detection."""
+
+from __future__ import annotations
+
+from deployer.drift import DriftConfig
+from deployer.policy import DeployPolicy, ServicePolicy
+from deployer.settings import DeployerSettings
+
+from .builders import DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, Schema, empty_or, obj, secret_name, string
+from .models import field_schema, from_model
+
+
+def deployer_properties() -> Schema:
+    """Keys only the deployer chart has."""
+    properties: Schema = {}
+    properties["rbac"] = obj(
+        {
+            "create": {"type": "boolean"},
+            "helmStorage": {
+                "enum": ["secret", "configmap"],
+                "description": "Helm's release storage (HELM_DRIVER); secret needs Secrets.",
+            },
+            "namespaces": {
+                "type": "array",
+                "uniqueItems": True,
+                "items": string(DNS_LABEL),
+                "description": "Namespaces of the service releases; empty: the release namespace.",
+            },
+        }
+    )
+    properties["api"] = obj(
+        {
+            "existingSecret": secret_name("Secret with the HTTP API tokens."),
+            "tokenKey": string(
+                empty_or(DATA_KEY),
+                "Its key with one token of every scope (DEPLOYER_API_TOKEN); empty: none.",
+            ),
+            "tokensKey": string(
+                empty_or(DATA_KEY),
+                "Its key with the scoped tokens, YAML (DEPLOYER_API_TOKENS); empty: none.",
+            ),
+        }
+    )
+    properties["policy"] = policy()
+    properties["drift"] = drift()
+    return properties
+
+
+def policy() -> Schema:
+    """policy: the deploy policy, generated from the deployer's DeployPolicy.
+
+    The chart checks one shape of rules at every level (the keys, the approvals' kinds, the
+    replicas factor) and leaves the bounds and where ``environments`` may nest to the deployer,
+    which checks the whole policy when it starts and stops naming the field.
+    """
+    rules = from_model(
+        ServicePolicy,
+        replace={"Bound": {"type": "object"}},
+        refine={"ServicePolicy.environments": {"additionalProperties": None}},
+    )
+    return from_model(
+        DeployPolicy,
+        replace={"Rules": rules, "ServicePolicy": rules},
+        # Kubernetes Secret names, which the deployer compares without checking them.
+        refine={"DeployPolicy.sharedSecrets": {"items": string(DNS_SUBDOMAIN)}},
+        description="The deploy policy (docs/deploy-policy.md): which values a deployment may "
+        "set; empty: the image alone. The deployer checks it whole at start.",
+    )
+
+
+def drift() -> Schema:
+    """drift: the check's interval (DeployerSettings) and rules (DriftConfig), generated."""
+    rules = from_model(
+        DriftConfig,
+        # IgnoreRule checks its paths in a validator, which its JSON schema cannot show.
+        refine={"IgnoreRule.paths": {"items": {"type": "string", "pattern": "^/"}}},
+    )
+    interval = field_schema(DeployerSettings, "drift_interval_seconds")
+    return obj(
+        {"intervalSeconds": interval, "rules": rules},
+        description="Drift detection (docs/deploy-plans.md): how often, and per service what to "
+        "do about live objects that differ from the release's manifest.",
+    )
