@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deployer.drift import DriftConfig
-from deployer.policy import DeployPolicy, ServicePolicy
+from deployer.drift.config import DriftConfig
+from deployer.intake.policy import DeployPolicy, ServicePolicy
 from deployer.settings import DeployerSettings
 
 from .builders import DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, Schema, empty_or, obj, secret_name, string

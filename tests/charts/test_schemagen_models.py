@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from charts.schemagen.models import ModelSchemaError, enum_values, from_model
 from deployer.canary.strategy import AnalysisValues, StepValues, canary_strategy
-from deployer.drift import DriftRules
+from deployer.drift.config import DriftRules
 from deployer.plan import Attention
 from tests.charts.chartsupport import SERVICE_CHARTS
 
