@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,8 @@ import pytest
 
 from deploy_contract.drift import DriftMode
 from deploy_contract.events import ArtifactPublished, DeployPhase
-from deployer.canary.analysis import TrackNumbers
+from deployer.canary.control import Command
+from deployer.canary.registry import NoCanaryError
 from deployer.drift.config import DriftConfig, DriftRules
 from deployer.intake.policy import DeployPolicy
 from deployer.orchestrator import Orchestrator, Ports
@@ -79,28 +79,11 @@ class World:
         return phases
 
 
-class BadCanary:
-    """Metrics in which the canary fails half its requests."""
-
-    async def numbers(
-        self,
-        namespace: str,
-        service: str,
-        track: str,
-        window_seconds: float,
-        at: float | None = None,
-    ) -> TrackNumbers:
-        """Numbers of ``track``: the canary fails half."""
-        rate = 0.5 if track == "canary" else 1.0
-        return TrackNumbers(requests=200, success_rate=rate, p99_seconds=0.01)
-
-
 def world(
     *,
     objects: MemoryObjects | None = None,
     policy: DeployPolicy | None = None,
     drift: DriftConfig | None = None,
-    metrics: BadCanary | None = None,
 ) -> World:
     """A deployer of ``order`` whose release runs 1.0.0."""
     releases = MemoryReleases(objects=objects)
@@ -111,7 +94,7 @@ def world(
         apply=releases,
         rollouts=None,
         objects=objects,
-        metrics=metrics,
+        metrics=None,
         store=store,
         publisher=events,
     )
@@ -254,25 +237,34 @@ async def test_a_drift_correction_applies_the_drifted_objects_when_the_lane_is_f
     assert len(drifted) == 1
 
 
-async def test_a_canary_that_fails_its_analysis_is_aborted() -> None:
-    made = world(metrics=BadCanary())
-    strategy = {
-        "type": "canary",
-        "canary": {
-            "steps": [{"setWeight": 50}, {"analysis": {}}],
-            "analysis": {"intervalSeconds": 1, "failureLimit": 1, "count": 1},
-        },
-    }
+async def test_a_canary_is_aborted_by_a_person_and_the_stable_release_restored() -> None:
+    made = world()
+    strategy = {"type": "canary", "canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}}
     made.releases.install("order", image_values("1.0.0-aaaaaaa", strategy=strategy))
     deployed = await made.deploy("1.1.0-bbbbbbb", strategy=strategy)
+    for _ in range(500):
+        stored = made.store.records[deployed.id]
+        if stored.canary is not None and stored.canary.state == "paused":
+            break
+        await asyncio.sleep(0.01)
+    assert made.releases.last("order").values["canary"]["replicas"] >= 1
+    await made.orchestrator.canaries.command(deployed.id, Command.ABORT, "ops")
     record = await made.ended(deployed.id)
     assert record.phase is DeployPhase.ROLLED_BACK
-    assert record.reason is not None
-    assert record.reason.startswith("canary aborted: the canary failed its analysis")
+    assert record.reason == "canary aborted: aborted by ops"
     assert record.canary is not None
     assert record.canary.state == "aborted"
     last = made.releases.last("order")
     assert last.values["image"]["tag"] == "1.0.0-aaaaaaa"
     assert "canary" not in last.values
     assert made.phases(deployed.id) == ["queued", "started", "rolled_back"]
-    assert made.store.records[deployed.id].received_at <= datetime.now(UTC)
+    with pytest.raises(NoCanaryError, match="runs no canary now"):
+        await made.orchestrator.canaries.command(deployed.id, Command.ABORT, "ops")
+
+
+async def test_an_unexpected_error_ends_the_deployment_failed(memory: World) -> None:
+    memory.releases.faults.append(RuntimeError("a bug"))
+    broken = await memory.deploy("1.1.0-bbbbbbb")
+    record = await memory.ended(broken.id)
+    assert record.phase is DeployPhase.FAILED
+    assert record.reason == "the deployer stopped on an unexpected error: a bug"

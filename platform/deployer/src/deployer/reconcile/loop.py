@@ -8,6 +8,7 @@ a final one ends the deployment ``failed`` (or ``rolled_back`` when Helm restore
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ from deployer.reconcile.state import Outcome, failure_outcome
 from deployer.records import DeploymentRecord
 from kit.tracing import extract_trace_context, tracer
 
+log = logging.getLogger(__name__)
 ACTS: dict[type[Any], Act[Any]] = {
     RecoverPending: recover.act,
     AlreadyApplied: already_applied.act,
@@ -89,6 +91,10 @@ class Reconciler:
             )
         except GaveUpError as gave_up:
             ending = Ending(record, await self._gave_up(record, observed, gave_up))
+        except Exception as exc:  # a bug must end the deployment, not leave it queued forever
+            log.exception("deployment stopped on an unexpected error", extra={"id": record.id})
+            reason = f"the deployer stopped on an unexpected error: {exc}"
+            ending = Ending(record, Outcome(DeployPhase.FAILED, reason))
         if ending.outcome is not None:
             await self._crew.outcomes.conclude(ending.record, ending.outcome)
 
