@@ -43,12 +43,7 @@ NODE_NAME=flotilla-node
 REGISTRY_DATA="$ROOT/cache/registry"
 VOLUMES=10
 mkdir -p "$d"/{logs,pids,containerd,kubelet,kube-proxy,coredns,registry,pods-logs,runc}
-write_registry_config "$d"
-write_containerd_config "$d"
-write_cni_config "$d"
-write_kubelet_config "$d"
-write_kube_proxy_config "$d"
-write_corefile "$d"
+write_configs "$d"
 volumes_manifest "$d" > "$ROOT/volumes.yaml"
 """
 

@@ -58,6 +58,17 @@ write_registry_config() {
     REGISTRY="$REGISTRY"
 }
 
+# Every configuration file of the node's processes (the volumes' manifest is applied later).
+write_configs() {
+  local d="$1"
+  write_registry_config "$d"
+  write_containerd_config "$d"
+  write_cni_config "$d"
+  write_kubelet_config "$d"
+  write_kube_proxy_config "$d"
+  write_corefile "$d"
+}
+
 # The default StorageClass, flotilla-local, and VOLUMES static PersistentVolumes in DIR/node/volumes
 # (pv-01, pv-02...), as one manifest on stdout.
 volumes_manifest() {

@@ -74,12 +74,7 @@ cmd_up() {
   echo "$REGISTRY" > "$d/registry.address"
   echo "$REGISTRY" > "$RUN_DIR/registry"
 
-  write_registry_config "$d"
-  write_containerd_config "$d"
-  write_cni_config "$d"
-  write_kubelet_config "$d"
-  write_kube_proxy_config "$d"
-  write_corefile "$d"
+  write_configs "$d"
   setup_network "$d"
   create_cgroup_root
 
