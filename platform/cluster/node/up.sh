@@ -44,6 +44,9 @@ client_ca_of() {
   return 1
 }
 
+# Checked alone, this file neither sets node.sh's settings (OWNER, KUBELET_ROOT) nor reads the
+# ports and CA it picks for the writers of config.sh.
+# shellcheck disable=SC2034,SC2153
 cmd_up() {
   [[ -f "$KUBECONFIG_FILE" ]] || die "up: no kubeconfig $KUBECONFIG_FILE (start the control plane first)"
   command -v "$RUNC" >/dev/null || die "runc not found at $RUNC: run $CLUSTER_DIR/node-deps.sh (or make cluster-tools)"
