@@ -149,3 +149,21 @@ def test_node_sh_sources_its_parts_and_prints_its_usage() -> None:
     assert result.returncode == 0, result.stderr
     for command in ("up", "down", "status", "leftovers", "registry"):
         assert f"node.sh {command} " in result.stdout
+
+
+def test_the_node_scripts_pass_shellcheck() -> None:
+    # Each part alone and node.sh with the parts it sources (-x), as a CI shellcheck would.
+    found = subprocess.run(
+        [str(REPO / "pipelines/tools.sh"), "--path", "shellcheck"],
+        capture_output=True, text=True, check=False, timeout=30,
+    )  # fmt: skip
+    if found.returncode != 0:
+        pytest.fail(
+            f"shellcheck is not installed: run `pipelines/tools.sh shellcheck` ({found.stderr})"
+        )
+    scripts = ["node.sh", *sorted(f"node/{p.name}" for p in NODE_DIR.glob("*.sh"))]
+    result = subprocess.run(
+        [found.stdout.strip(), "-x", *scripts], cwd=REPO / "platform/cluster",
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout
