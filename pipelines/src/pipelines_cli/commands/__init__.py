@@ -1,0 +1,1 @@
+"""The commands of the ``pipelines`` CLI, one module each; ``pipelines_cli.cli`` registers them."""
