@@ -43,9 +43,8 @@ SHELLCHECK_HASHES=(
 )
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLCACHE_SCRIPT=pipelines/tools.sh
-# shellcheck source=../platform/cluster/lib/toolcache.sh
-source "$HERE/../platform/cluster/lib/toolcache.sh"
+# shellcheck source=SCRIPTDIR/../platform/cluster/lib/toolcache.sh
+source "$HERE/../platform/cluster/lib/toolcache.sh" pipelines/tools.sh
 ALL_TOOLS=(actionlint hadolint shellcheck skaffold)
 PYTHON="${PYTHON:-python3}"
 

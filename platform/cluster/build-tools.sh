@@ -35,12 +35,11 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$CLUSTER_DIR/versions.env"
 
-TOOLCACHE_SCRIPT=build-tools.sh
-# shellcheck source=lib/toolcache.sh
-source "$CLUSTER_DIR/lib/toolcache.sh"
+# shellcheck source=SCRIPTDIR/lib/toolcache.sh
+source "$CLUSTER_DIR/lib/toolcache.sh" build-tools.sh
 ALL_COMPONENTS=(helm kube etcd kwok containerd cni coredns)
 
 component_version() {

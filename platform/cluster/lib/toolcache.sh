@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # The tool cache, one mechanism for platform/cluster/build-tools.sh (the cluster's Go modules)
-# and pipelines/tools.sh (the CI linters), which source this file after setting TOOLCACHE_SCRIPT
-# (their name in error messages).
+# and pipelines/tools.sh (the CI linters), which source it with their name (for error messages):
+#   source ".../lib/toolcache.sh" build-tools.sh
 #
 # Layout: ${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools/<name>-<version>-<hash>/bin/<binary>,
 # where <hash> (10 hex of a sha256) covers the build recipe the caller prints, so an entry is
@@ -9,6 +9,7 @@
 # build goes to a temp dir that is renamed into place, so an interrupted build never leaves a
 # half entry; concurrent runs are serialised per name with flock.
 
+TOOLCACHE_SCRIPT="${1:-toolcache.sh}"
 TOOLS_CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools"
 
 # Keep the caller's GOFLAGS (e.g. -mod=readonly); the tools modules sit inside a git checkout,
@@ -20,7 +21,7 @@ esac
 export CGO_ENABLED=0
 
 log() { printf '%s\n' "$*" >&2; }
-die() { log "${TOOLCACHE_SCRIPT:-toolcache}: $*"; exit 1; }
+die() { log "$TOOLCACHE_SCRIPT: $*"; exit 1; }
 
 # toolcache_key NAME VERSION < recipe: the entry's directory name, <name>-<version>-<hash>.
 toolcache_key() {
