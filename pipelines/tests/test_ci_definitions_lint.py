@@ -69,7 +69,8 @@ def run(command: Sequence[str], cwd: Path, env: dict[str, str] | None = None) ->
 
 
 def dockerfiles(repo_root: Path) -> list[Path]:
-    return [repo_root / d.dockerfile for d in discover(repo_root).values()]
+    """The deployables' Dockerfiles, each once (the services share one)."""
+    return sorted({repo_root / d.dockerfile for d in discover(repo_root).values()})
 
 
 # --- GitHub Actions ---------------------------------------------------------------------------
@@ -85,7 +86,8 @@ def test_workflows_pass_actionlint_with_shellcheck(repo_root: Path) -> None:
 
 
 def test_the_tools_script_passes_shellcheck(repo_root: Path) -> None:
-    run([tool(repo_root, "shellcheck"), "pipelines/tools.sh"], repo_root)
+    # -x: with the tool-cache library it sources (shared with platform/cluster/build-tools.sh).
+    run([tool(repo_root, "shellcheck"), "-x", "pipelines/tools.sh"], repo_root)
 
 
 def workflow(repo_root: Path, name: str) -> dict[Any, Any]:
@@ -126,7 +128,7 @@ def test_the_gitlab_example_is_yaml_that_calls_the_cli(repo_root: Path) -> None:
 
 def test_every_deployable_has_a_dockerfile(repo_root: Path) -> None:
     missing = [str(p) for p in dockerfiles(repo_root) if not p.is_file()]
-    assert not missing, f"write these Dockerfiles (copy services/order/Dockerfile): {missing}"
+    assert not missing, f"restore these Dockerfiles (see git log): {missing}"
 
 
 @pytest.mark.parametrize("name", DEPLOYABLES)
@@ -154,10 +156,11 @@ def test_the_image_scripts_pass_shellcheck(repo_root: Path) -> None:
 def test_every_copied_path_reaches_the_build_context(repo_root: Path, name: str) -> None:
     # What COPY takes must exist and pass the ignore file the build uses (<Dockerfile>.dockerignore
     # or the root .dockerignore), or the build fails at that step.
-    dockerfile = repo_root / all_targets(repo_root)[name].dockerfile
-    sources = copy_sources(dockerfile.read_text())
+    target = all_targets(repo_root)[name]
+    dockerfile = repo_root / target.dockerfile
+    sources = copy_sources(dockerfile.read_text(), target.build_args)
     assert sources is not None, f"{dockerfile}: a COPY source uses a variable or a URL"
-    sent = context_files(repo_root, dockerfile)
+    sent = context_files(repo_root, dockerfile, target.build_args)
     for source in sources:
         assert (repo_root / source).exists(), f"{dockerfile}: COPY {source} does not exist"
         reaches = any(f == source or f.startswith(f"{source.rstrip('/')}/") for f in sent)
@@ -203,10 +206,17 @@ def test_dockerfile_is_multi_stage_slim_non_root_without_build_tools(
     assert "pip uninstall --yes --quiet pip setuptools wheel" in body
     for build_tool in ("pip install", "uv ", "apt-get", "gcc", "go build"):
         assert build_tool not in body, f"{build_tool!r} in the final stage of {dockerfile}"
-    module = "deployer.main" if name == "deployer" else f"{name}_service.main"
-    assert final[-1] == f'CMD ["python", "-m", "{module}"]'
-    package = "flotilla-deployer" if name == "deployer" else f"{name}-service"
-    assert f"uv sync --frozen --no-dev --no-editable --package {package}" in text
+    if name == "deployer":
+        assert final[-1] == 'CMD ["python", "-m", "deployer.main"]'
+        assert "uv sync --frozen --no-dev --no-editable --package flotilla-deployer" in text
+    else:
+        # The shared Dockerfile runs `python -m <PACKAGE>.main` for the service named by its
+        # build arguments, and installs that service's project.
+        assert deployable.build_args == {"SERVICE": name, "PACKAGE": f"{name}_service"}
+        assert "ARG PACKAGE" in final
+        assert "SERVICE_MODULE=${PACKAGE}.main" in body
+        assert final[-1] == 'CMD ["sh", "-c", "exec python -m \\"$SERVICE_MODULE\\""]'
+        assert 'uv sync --frozen --no-dev --no-editable --package "${SERVICE}-service"' in text
 
 
 def test_dockerfiles_use_the_projects_uv_and_helm_versions(repo_root: Path) -> None:
@@ -228,12 +238,12 @@ def test_dockerfiles_use_the_projects_uv_and_helm_versions(repo_root: Path) -> N
 
 
 def test_every_copied_path_exists(repo_root: Path) -> None:
-    for path in dockerfiles(repo_root):
-        for line in path.read_text().splitlines():
-            if line.startswith("COPY ") and "--from=" not in line:
-                *sources, _ = line.split()[1:]
-                for source in sources:
-                    assert (repo_root / source).exists(), f"{path}: COPY {source} does not exist"
+    for deployable in discover(repo_root).values():
+        path = repo_root / deployable.dockerfile
+        sources = copy_sources(path.read_text(), deployable.build_args)
+        assert sources is not None, f"{path}: a COPY source uses an unknown variable or a URL"
+        for source in sources:
+            assert (repo_root / source).exists(), f"{path}: COPY {source} does not exist"
 
 
 # --- skaffold ---------------------------------------------------------------------------------
@@ -256,11 +266,10 @@ def test_skaffold_has_one_module_per_deployable_wired_to_its_artifact(repo_root:
         deployable = known[config["metadata"]["name"]]
         assert config["apiVersion"] == "skaffold/v4beta14"
         [artifact] = config["build"]["artifacts"]
-        assert artifact == {
-            "image": deployable.image_name,
-            "context": ".",
-            "docker": {"dockerfile": deployable.dockerfile},
-        }
+        docker: dict[str, Any] = {"dockerfile": deployable.dockerfile}
+        if deployable.build_args:
+            docker["buildArgs"] = deployable.build_args
+        assert artifact == {"image": deployable.image_name, "context": ".", "docker": docker}
         [release] = config["manifests"]["helm"]["releases"]
         assert release["name"] == deployable.name
         assert release["chartPath"] == deployable.chart
@@ -291,8 +300,9 @@ def check_buildah_profile(repo_root: Path, config: dict[str, Any], name: str) ->
     custom = add["value"]
     assert custom["buildCommand"] == f".venv/bin/python -m pipelines_cli.skaffoldbuild {name}"
     paths = custom["dependencies"]["paths"]
-    dockerfile = discover(repo_root)[name].dockerfile
-    sources = copy_sources((repo_root / dockerfile).read_text())
+    deployable = discover(repo_root)[name]
+    dockerfile = deployable.dockerfile
+    sources = copy_sources((repo_root / dockerfile).read_text(), deployable.build_args)
     assert sources is not None
     for source in [*sources, dockerfile]:
         assert any(source == p or source.startswith(f"{p}/") for p in paths), (

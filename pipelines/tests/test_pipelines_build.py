@@ -56,7 +56,9 @@ def test_the_command_builds_from_the_root_with_the_services_dockerfile_and_label
     command = buildx_command(spec)
     assert command[:3] == ["docker", "buildx", "build"]
     assert command[-1] == "."
-    assert command[command.index("--file") + 1] == "services/order/Dockerfile"
+    assert command[command.index("--file") + 1] == "services/Dockerfile"
+    build_args = [command[i + 1] for i, word in enumerate(command) if word == "--build-arg"]
+    assert build_args == ["SERVICE=order", "PACKAGE=order_service"]
     assert command[command.index("--tag") + 1] == spec.image
     assert command[command.index("--platform") + 1] == "linux/amd64,linux/arm64"
     assert command[command.index("--metadata-file") + 1] == "build.json"

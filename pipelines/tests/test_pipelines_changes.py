@@ -17,7 +17,8 @@ EVERYTHING = ("auth", "deployer", "gateway", "order", "payment")
     ("path", "expected"),
     [
         ("services/order/src/order_service/main.py", ("order",)),
-        ("services/order/Dockerfile", ("order",)),
+        ("services/order/README.md", ("order",)),
+        ("services/Dockerfile", ("auth", "gateway", "order", "payment")),
         ("charts/payment/Chart.yaml", ("deployer", "payment")),
         ("platform/deployer/pyproject.toml", ("deployer",)),
         ("charts/deployer/Chart.yaml", ("deployer",)),

@@ -60,6 +60,26 @@ def test_copy_sources_skip_stage_copies_and_join_continuations() -> None:
     assert copy_sources("FROM x\nCOPY ${DIR}/ /app/\n") is None
 
 
+def test_copy_sources_expand_the_build_arguments_they_name(tmp_path: Path) -> None:
+    shared = "FROM x\nARG SERVICE\nCOPY services/${SERVICE}/pyproject.toml $SERVICE/ ./\n"
+    assert copy_sources(shared, {"SERVICE": "order"}) == ["services/order/pyproject.toml", "order"]
+    assert copy_sources(shared, {"OTHER": "order"}) is None
+    # The services' shared Dockerfile: each service's key covers its own folder only.
+    context = _context(tmp_path)
+    (context / "Dockerfile").write_text(
+        DOCKERFILE.replace("services/order/", "services/${SERVICE}/")
+    )
+    assert context_files(context, context / "Dockerfile", {"SERVICE": "payment"}) == [
+        "platform/kit/src/kit/bus.py",
+        "pyproject.toml",
+        "services/payment/src/payment_service/main.py",
+        "uv.lock",
+    ]
+    order = _key(context, SERVICE="order")
+    (context / "services/payment/src/payment_service/main.py").write_text("changed")
+    assert _key(context, SERVICE="order") == order
+
+
 def test_dockerignore_follows_dockers_rules() -> None:
     rules = DockerIgnore(IGNORE)
     assert rules.ignored("README.md")

@@ -21,7 +21,8 @@
 #   coredns  coredns
 #
 # Versions come from versions.env; the Go modules pinning them (and their
-# go.sum) live in tools/<component>/. The cache layout is
+# go.sum) live in tools/<component>/. The cache (lib/toolcache.sh, shared with
+# pipelines/tools.sh) is
 #   ${FLOTILLA_CACHE:-$HOME/.cache/flotilla}/tools/<component>-<version>-<hash>/bin/<binary>
 # where <hash> covers the tools module's go.mod + go.sum, the build recipe
 # (ldflags, tags) and the Go version, so an entry is rebuilt only when one of
@@ -34,23 +35,12 @@ set -euo pipefail
 shopt -s inherit_errexit
 
 CLUSTER_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$CLUSTER_DIR/versions.env"
 
-CACHE_ROOT="${FLOTILLA_CACHE:-$HOME/.cache/flotilla}"
-TOOLS_CACHE="$CACHE_ROOT/tools"
+# shellcheck source=SCRIPTDIR/lib/toolcache.sh
+source "$CLUSTER_DIR/lib/toolcache.sh" build-tools.sh
 ALL_COMPONENTS=(helm kube etcd kwok containerd cni coredns)
-
-# Keep the caller's GOFLAGS (e.g. -mod=readonly, -buildvcs=false); the tools
-# modules sit inside a git checkout, so VCS stamping is always disabled.
-case " ${GOFLAGS:-} " in
-  *" -buildvcs=false "*) ;;
-  *) export GOFLAGS="${GOFLAGS:+$GOFLAGS }-buildvcs=false" ;;
-esac
-export CGO_ENABLED=0
-
-log() { printf '%s\n' "$*" >&2; }
-die() { log "build-tools.sh: $*"; exit 1; }
 
 component_version() {
   case "$1" in
@@ -185,24 +175,20 @@ check_module_pin() {
 
 # Cache key: version + hash of go.mod/go.sum, build recipe, Go version.
 component_key() {
-  local c="$1" hash
-  hash="$(
-    {
-      cat "$CLUSTER_DIR/tools/$c/go.mod" "$CLUSTER_DIR/tools/$c/go.sum"
-      component_targets "$c"
-      component_build_args "$c"
-      go env GOVERSION GOOS GOARCH CGO_ENABLED
-      echo "-trimpath"
-    } | sha256sum | cut -c1-10
-  )"
-  echo "$c-$(component_version "$c")-$hash"
+  local c="$1"
+  {
+    cat "$CLUSTER_DIR/tools/$c/go.mod" "$CLUSTER_DIR/tools/$c/go.sum"
+    component_targets "$c"
+    component_build_args "$c"
+    go env GOVERSION GOOS GOARCH CGO_ENABLED
+    echo "-trimpath"
+  } | toolcache_key "$c" "$(component_version "$c")"
 }
 
 # Bin dir of the complete cache entry for the current pin + recipe, if any.
 find_built_dir() {
   local d
-  d="$TOOLS_CACHE/$(component_key "$1")"
-  [[ -f "$d/build-info.txt" ]] && echo "$d/bin"
+  d="$(toolcache_entry "$(component_key "$1")")" && echo "$d/bin"
 }
 
 cleanup_stale_tmp() {
@@ -219,33 +205,17 @@ cleanup_stale_tmp() {
   done
 }
 
-TMP_DIR=""
-on_exit() {
-  if [[ -n "$TMP_DIR" && -d "$TMP_DIR" ]]; then
-    rm -rf "$TMP_DIR"
-  fi
-}
-trap on_exit EXIT
-trap 'exit 130' INT TERM
-
 build_component() {
-  local c="$1" force="$2" v key dest lock
+  local c="$1" force="$2" v key dest
   v="$(component_version "$c")" || die "unknown component: $c"
   check_module_pin "$c"
   key="$(component_key "$c")"
   dest="$TOOLS_CACHE/$key"
-  mkdir -p "$TOOLS_CACHE"
-  lock="$TOOLS_CACHE/.$c.lock"
-
-  exec {lock_fd}>"$lock"
-  if ! flock -n "$lock_fd"; then
-    log "waiting for another build of $c ..."
-    flock "$lock_fd"
-  fi
+  toolcache_lock "$c" build
 
   if [[ -f "$dest/build-info.txt" && "$force" != 1 ]]; then
     log "$c ${v#v}: up to date ($dest/bin)"
-    exec {lock_fd}>&-
+    toolcache_unlock
     return 0
   fi
 
@@ -283,22 +253,12 @@ build_args=${args[*]}
 "
   printf '%s' "$info" > "$TMP_DIR/build-info.txt"
 
-  # Replace atomically: a forced rebuild moves the old entry aside first.
-  if [[ -e "$dest" ]]; then
-    mv "$dest" "$TMP_DIR.old"
-    mv "$TMP_DIR" "$dest"
-    rm -rf "$TMP_DIR.old"
-  else
-    mv "$TMP_DIR" "$dest"
-  fi
-  TMP_DIR=""
+  toolcache_commit "$dest"
   log "$c ${v#v}: built in $(( $(date +%s) - total_start )) s -> $dest/bin"
-  exec {lock_fd}>&-
+  toolcache_unlock
 }
 
-usage() {
-  sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//'
-}
+usage() { toolcache_usage "${BASH_SOURCE[0]}"; }
 
 main() {
   local force=0 mode=build c d

@@ -54,6 +54,24 @@ def load(path: Path, name: str) -> ModuleType:
     return module
 
 
+def load_scaffold(root: Path) -> ModuleType:
+    """The scaffold of the copy (new_service.py and its scaffold_* modules, from the copy's
+    platform/scaffold, so its templates are the copy's)."""
+    folder = str(root / "platform" / "scaffold")
+
+    def forget() -> None:
+        for name in [name for name in sys.modules if name.startswith("scaffold_")]:
+            del sys.modules[name]
+
+    forget()
+    sys.path.insert(0, folder)
+    try:
+        return load(root / "platform" / "scaffold" / "new_service.py", "copied_new_service")
+    finally:
+        sys.path.remove(folder)
+        forget()
+
+
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file of the copy and its bytes."""
     return {
@@ -115,7 +133,7 @@ def gitlab_matrix(root: Path) -> list[str]:
 
 
 def test_a_new_service_folder_is_seen_everywhere_and_removed_from_everywhere(copy: Path) -> None:
-    scaffold = load(copy / "platform" / "scaffold" / "new_service.py", "copied_new_service")
+    scaffold = load_scaffold(copy)
 
     class Tools(scaffold.Tools):  # type: ignore[misc,name-defined]
         """The copy's schemagen really runs; ruff and uv are left to test_new_service.py."""
@@ -159,7 +177,7 @@ def test_a_new_service_folder_is_seen_everywhere_and_removed_from_everywhere(cop
 def test_remove_service_refuses_the_platforms_own_and_unknown_services(
     copy: Path, name: str, reason: str
 ) -> None:
-    scaffold = load(copy / "platform" / "scaffold" / "new_service.py", "copied_new_service")
+    scaffold = load_scaffold(copy)
     before = snapshot(copy)
     with pytest.raises(scaffold.ScaffoldError, match=re.escape(reason)):
         scaffold.remove_service(copy, name, scaffold.Tools(copy, "uv"))

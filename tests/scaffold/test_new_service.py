@@ -186,8 +186,9 @@ def test_the_scaffold_writes_the_service_its_chart_and_every_registration(
         "charts/postgres/values-local.yaml",
         ".gitlab-ci.yml",
     }
+    # The services' shared Dockerfile builds it (services/Dockerfile): no Dockerfile of its own.
+    assert not any(path.endswith("Dockerfile") for path in changed), changed
     for new in (
-        "services/inventory/Dockerfile",
         "services/inventory/src/inventory_service/main.py",
         "services/inventory/src/inventory_service/migrations/versions/0001_create_items.py",
         "services/inventory/tests/test_inventory_api.py",
@@ -260,7 +261,10 @@ def test_ci_skaffold_and_make_run_know_the_service(scaffolded: Path) -> None:
         {
             "image": "inventory-service",
             "context": ".",
-            "docker": {"dockerfile": "services/inventory/Dockerfile"},
+            "docker": {
+                "dockerfile": "services/Dockerfile",
+                "buildArgs": {"SERVICE": "inventory", "PACKAGE": "inventory_service"},
+            },
         }
     ]
     [release] = module["manifests"]["helm"]["releases"]

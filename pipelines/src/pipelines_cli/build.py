@@ -65,6 +65,8 @@ def buildx_command(spec: BuildSpec) -> list[str]:
     }
     command = ["docker", "buildx", "build", "--file", spec.deployable.dockerfile]
     command += ["--tag", spec.image]
+    for name, value in spec.deployable.build_args.items():
+        command += ["--build-arg", f"{name}={value}"]
     for key, value in labels.items():
         command += ["--label", f"{key}={value}"]
     if spec.platforms:

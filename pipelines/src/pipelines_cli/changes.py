@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines_cli import gitrepo
-from pipelines_cli.deployables import CHARTS_DIR, DEPLOYER, Deployable, discover
+from pipelines_cli.deployables import (
+    CHARTS_DIR,
+    DEPLOYER,
+    SERVICE_DOCKERFILE,
+    Deployable,
+    discover,
+)
 
 # A change under one of these folders, or to one of these files, is a change of every image:
 # the chassis and the library chart are in all of them, the lock file and the root project pin
@@ -53,9 +59,9 @@ def affected(paths: Iterable[str], deployables: Mapping[str, Deployable]) -> Cha
     """The deployables touched by the changed ``paths`` (relative to the repository root).
 
     A deployable's own folder or its chart counts for it; a shared path (the chassis, the library
-    chart, the lock file, the root pyproject, .dockerignore) counts for all. Any chart counts for
-    the deployer too: its image ships charts/ and deploys the services with it; so does the event
-    contract (platform/contract/).
+    chart, the lock file, the root pyproject, .dockerignore) counts for all, the services'
+    Dockerfile for every service. Any chart counts for the deployer too: its image ships charts/
+    and deploys the services with it; so does the event contract (platform/contract/).
     """
     reasons: dict[str, str] = {}
 
@@ -67,6 +73,11 @@ def affected(paths: Iterable[str], deployables: Mapping[str, Deployable]) -> Cha
         if path in SHARED_FILES or path.startswith(SHARED_FOLDERS):
             for name in deployables:
                 mark(name, f"{path} is shared by every image")
+            continue
+        if path == SERVICE_DOCKERFILE:
+            for name, deployable in deployables.items():
+                if deployable.is_service:
+                    mark(name, f"{path} builds every service")
             continue
         for name, deployable in deployables.items():
             if path.startswith((f"{deployable.folder}/", f"{deployable.chart}/")):

@@ -19,6 +19,7 @@ from pathlib import Path
 # Bump when the key's recipe changes, so old keys stop matching.
 KEY_VERSION = "1"
 _INSTRUCTION = re.compile(r"^\s*(COPY|ADD)\s+(.*)$", re.IGNORECASE | re.DOTALL)
+_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 
 @dataclass(frozen=True)
@@ -119,10 +120,21 @@ def _instructions(dockerfile: str) -> Iterator[str]:
         yield current.strip()
 
 
-def copy_sources(dockerfile: str) -> list[str] | None:
-    """The context paths ``COPY``/``ADD`` read (``--from`` copies excluded).
+def _expand(source: str, build_args: Mapping[str, str]) -> str:
+    """``source`` with its ``$NAME``/``${NAME}`` replaced by the build arguments it names."""
 
-    None when a source uses a variable or a URL: then the whole context counts.
+    def value(match: re.Match[str]) -> str:
+        name = match[1] or match[2]
+        return build_args.get(name, match[0])
+
+    return _VARIABLE.sub(value, source)
+
+
+def copy_sources(dockerfile: str, build_args: Mapping[str, str] | None = None) -> list[str] | None:
+    """The context paths ``COPY``/``ADD`` read (``--from`` copies excluded), with the variables
+    of ``build_args`` expanded (the services' shared Dockerfile copies ``services/${SERVICE}/``).
+
+    None when a source uses another variable, or a URL: then the whole context counts.
     """
     sources: list[str] = []
     for instruction in _instructions(dockerfile):
@@ -135,7 +147,7 @@ def copy_sources(dockerfile: str) -> list[str] | None:
         paths = [a for a in args if not a.startswith("--")]
         if any(flag.startswith("--from") for flag in flags):
             continue
-        for source in paths[:-1]:
+        for source in (_expand(path, build_args or {}) for path in paths[:-1]):
             if "$" in source or "://" in source:
                 return None
             sources.append(os.path.normpath(source).lstrip("/"))
@@ -159,10 +171,12 @@ def _walk(context: Path, relative: str, ignore: DockerIgnore) -> Iterator[str]:
                 yield prefix + name
 
 
-def context_files(context: Path, dockerfile: Path) -> list[str]:
-    """The files of ``context`` the build of ``dockerfile`` takes, sorted."""
+def context_files(
+    context: Path, dockerfile: Path, build_args: Mapping[str, str] | None = None
+) -> list[str]:
+    """The files of ``context`` the build of ``dockerfile`` with ``build_args`` takes, sorted."""
     ignore = DockerIgnore.of(context, dockerfile)
-    sources = copy_sources(dockerfile.read_text())
+    sources = copy_sources(dockerfile.read_text(), build_args)
     roots = ["."] if sources is None else sources
     found: set[str] = set()
     for source in roots:
@@ -190,7 +204,8 @@ def content_key(
 ) -> str:
     """sha256 hex over the Dockerfile, the context files it copies, build args and base ids."""
     text = dockerfile.read_text()
-    files = {rel: _file_digest(context / rel) for rel in context_files(context, dockerfile)}
+    listed = context_files(context, dockerfile, build_args)
+    files = {rel: _file_digest(context / rel) for rel in listed}
     recipe = {
         "version": KEY_VERSION,
         "dockerfile": hashlib.sha256(text.encode()).hexdigest(),

@@ -14,6 +14,9 @@ SERVICES_DIR = "services"
 CHARTS_DIR = "charts"
 DEPLOYER = "deployer"
 DEPLOYER_FOLDER = "platform/deployer"
+# One Dockerfile builds every service, told which by build arguments (Deployable.build_args);
+# the deployer has its own, in its folder.
+SERVICE_DOCKERFILE = f"{SERVICES_DIR}/Dockerfile"
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,17 @@ class Deployable:
 
     @property
     def dockerfile(self) -> str:
-        """Its Dockerfile, relative to the repository root (the build context)."""
-        return f"{self.folder}/Dockerfile"
+        """Its Dockerfile, relative to the repository root (the build context): the services'
+        shared one, or the deployer's own."""
+        return SERVICE_DOCKERFILE if self.is_service else f"{self.folder}/Dockerfile"
+
+    @property
+    def build_args(self) -> dict[str, str]:
+        """The build arguments its Dockerfile needs: a service's folder name and Python package
+        (the shared Dockerfile's SERVICE and PACKAGE); none for the deployer."""
+        if not self.is_service:
+            return {}
+        return {"SERVICE": self.name, "PACKAGE": naming.service_package(self.name)}
 
     @property
     def pyproject(self) -> str:
@@ -41,7 +53,7 @@ class Deployable:
     @property
     def image_name(self) -> str:
         """The repository name of its image: ``<name>-service``, or ``deployer``."""
-        return self.name if self.name == DEPLOYER else f"{self.name}-service"
+        return self.name if self.name == DEPLOYER else naming.service_distribution(self.name)
 
     @property
     def is_service(self) -> bool:

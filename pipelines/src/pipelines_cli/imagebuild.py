@@ -59,9 +59,13 @@ class BuildahBuild:
     build_args: Mapping[str, str] = field(default_factory=dict)
 
 
-def _used_base_args(target: ImageTarget, base: BaseImages, repo: Path) -> dict[str, str]:
+def _build_args(
+    target: ImageTarget, base: BaseImages, repo: Path, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """The base images the Dockerfile declares, the target's own arguments, then ``extra``."""
     text = (repo / target.dockerfile).read_text()
-    return {k: v for k, v in base.build_args.items() if f"ARG {k}" in text}
+    used_base = {k: v for k, v in base.build_args.items() if f"ARG {k}" in text}
+    return {**used_base, **target.build_args, **extra}
 
 
 def _base_ids(args: Mapping[str, str], base: BaseImages) -> dict[str, str]:
@@ -93,7 +97,7 @@ def buildah_command(
 
 def image_key(repo: Path, target: ImageTarget, base: BaseImages, extra: Mapping[str, str]) -> str:
     """The content key of ``target`` built with ``base`` and the build arguments ``extra``."""
-    args = {**_used_base_args(target, base, repo), **extra}
+    args = _build_args(target, base, repo, extra)
     return content_key(repo, repo / target.dockerfile, args, _base_ids(args, base))
 
 
@@ -101,7 +105,7 @@ def build_image(
     repo: Path, build: BuildahBuild, base: BaseImages, progress: Progress = stderr_progress
 ) -> BuiltImage:
     """Build ``build`` with buildah unless local storage has an image with its content key."""
-    args = {**_used_base_args(build.target, base, repo), **build.build_args}
+    args = _build_args(build.target, base, repo, build.build_args)
     key = content_key(repo, repo / build.target.dockerfile, args, _base_ids(args, base))
     cache_name = content_name(build.target, key)
     existing = buildah.image_id(cache_name)

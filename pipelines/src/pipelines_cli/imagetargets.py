@@ -9,7 +9,8 @@ does (``registry.k8s.io/pause:3.10.1``, the sandbox image containerd expects).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines_cli.deployables import discover, project_version
@@ -31,6 +32,8 @@ class ImageTarget:
     version: str
     fixed_reference: str | None = None
     is_deployable: bool = False
+    # What the Dockerfile needs to know which image it builds (the services share one).
+    build_args: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ignore_file(self) -> str:
@@ -85,6 +88,7 @@ def all_targets(repo: Path) -> dict[str, ImageTarget]:
             repository_name=deployable.image_name,
             version=project_version(repo, deployable),
             is_deployable=True,
+            build_args=deployable.build_args,
         )
         for name, deployable in discover(repo).items()
     }

@@ -3,7 +3,8 @@
 - the immutable image tag ``<semver>-<git sha>`` (CI makes it, the deployer and the charts'
   values.schema.json refuse anything else),
 - the OCI image repository (``[registry host[:port]/]path``) and the image digest,
-- the service name (folders, charts, NATS subjects, deploy events).
+- the service name (folders, charts, NATS subjects, deploy events), the stricter name of a service
+  `make new-service` creates, and the names derived from it (Python package, distribution).
 
 The patterns are plain strings that mean the same in Python's ``re``, Go's RE2 (Helm) and
 ECMA-262 (JSON Schema): only ``[0-9]`` classes and unnamed groups, anchored with ``^``/``$``.
@@ -32,6 +33,10 @@ IMAGE_REPOSITORY = (
 IMAGE_DIGEST = r"^sha256:[0-9a-f]{64}$"
 # A service: a folder services/<name>/, its chart and release, its NATS subjects <name>.>.
 SERVICE_NAME = r"^[a-z][a-z0-9-]{0,39}$"
+# A service `make new-service` creates: a SERVICE_NAME with single dashes, none at the end, and
+# at most NEW_SERVICE_MAX_LENGTH characters.
+NEW_SERVICE_NAME = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+NEW_SERVICE_MAX_LENGTH = 30
 
 _VERSION = re.compile(VERSION)
 _COMMIT_SHA = re.compile(COMMIT_SHA)
@@ -39,6 +44,7 @@ _IMAGE_TAG = re.compile(IMAGE_TAG)
 _IMAGE_REPOSITORY = re.compile(IMAGE_REPOSITORY)
 _IMAGE_DIGEST = re.compile(IMAGE_DIGEST)
 _SERVICE_NAME = re.compile(SERVICE_NAME)
+_NEW_SERVICE_NAME = re.compile(NEW_SERVICE_NAME)
 
 
 class NamingError(ValueError):
@@ -154,3 +160,31 @@ def check_service_name(name: str) -> str:
             "lowercase letters, digits or dashes (e.g. order, stock-level)"
         )
     return name
+
+
+def check_new_service_name(name: str) -> str:
+    """``name``, or NamingError when a new service (`make new-service`) may not take it."""
+    if _NEW_SERVICE_NAME.fullmatch(name) is None or len(name) > NEW_SERVICE_MAX_LENGTH:
+        raise NamingError(
+            f"{name!r} is not a valid service name: use lowercase letters, digits and single "
+            f"dashes, starting with a letter, at most {NEW_SERVICE_MAX_LENGTH} characters "
+            "(e.g. inventory, stock-level)"
+        )
+    if name == "service" or name.endswith("-service"):
+        base = name.removesuffix("-service") or "inventory"
+        raise NamingError(
+            f"{name!r}: leave out the -service suffix (name={base}); the scaffold adds it where "
+            f"it belongs (project and image {service_distribution(base)}, package "
+            f"{service_package(base)})"
+        )
+    return name
+
+
+def service_distribution(name: str) -> str:
+    """The service's workspace project (distribution) and image name: stock-level-service."""
+    return f"{name}-service"
+
+
+def service_package(name: str) -> str:
+    """The service's Python package: stock_level_service."""
+    return f"{name.replace('-', '_')}_service"
