@@ -21,7 +21,7 @@ from fastapi import APIRouter, Response
 
 from deployer.adapters.prometheus import PrometheusError, PrometheusQueries, selector
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, judge, measure
-from deployer.canary.run import measurement_json
+from deployer.canary.status import measurement_json
 from kit.app import ServiceSpec
 from kit.localstack.ports import free_port
 from kit.localstack.process import ServiceProcess

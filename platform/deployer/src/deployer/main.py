@@ -19,8 +19,9 @@ from deployer.drift.config import DriftConfig, load_drift_config
 from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
 from deployer.orchestrator import Orchestrator, Ports
 from deployer.settings import DeployerSettings
-from deployer.web.api import api_router, sse_stream
+from deployer.web.api import api_router
 from deployer.web.dashboard import dashboard_router
+from deployer.web.deps import install
 from deployer.web.tokens import TokenBook, TokenError
 from kit.app import Runtime, ServiceSpec
 from kit.events import CloudEvent, Delivery, EventBus, Subscription
@@ -180,14 +181,8 @@ def build_spec() -> ServiceSpec:
     return ServiceSpec(
         name="deployer",
         description="Pipeline events over NATS drive one Helm release per service.",
-        routers=[
-            api_router(
-                deployer.orchestrator,
-                deployer.tokens,
-                sse_stream(deployer.subscribe_deploy_events),
-            ),
-            dashboard_router(deployer.orchestrator, deployer.tokens),
-        ],
+        routers=[api_router(), dashboard_router()],
+        app_hooks=[install(deployer)],
         streams=[PIPELINE, DEPLOY],
         subscriptions=[
             Subscription(

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from deploy_contract.events import (
-    CanaryMeasurement,
-    CanaryNumbers,
     CanaryState,
     CanaryStatus,
     DeployPhase,
 )
 from deploy_contract.images import ImageRef
-from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict
+from deployer.canary.analysis import Measurement, Thresholds, Verdict
 from deployer.canary.control import CanaryControl, Command, Order
 from deployer.canary.replicas import Bounds, Split, canary_pods, moves
+from deployer.canary.status import measurement_json, thresholds_json
 from deployer.canary.strategy import CanaryStrategy, Step
 from deployer.intake.chartvalues import merge
 from deployer.reconcile.state import Outcome
@@ -84,35 +83,6 @@ class _InterruptedError(Exception):
         super().__init__(order.command.value if order else f"superseded by {newer}")
         self.order = order
         self.newer = newer
-
-
-def _numbers(measured: TrackNumbers) -> CanaryNumbers:
-    return CanaryNumbers(**asdict(measured))
-
-
-def measurement_json(measurement: Measurement) -> CanaryMeasurement:
-    """A measurement as the event contract carries it."""
-    return CanaryMeasurement(
-        verdict=measurement.verdict.value,
-        window_seconds=measurement.window_seconds,
-        canary=_numbers(measurement.canary),
-        stable=_numbers(measurement.stable),
-        broken=list(measurement.broken),
-        reason=measurement.reason,
-    )
-
-
-def thresholds_json(thresholds: Thresholds) -> dict[str, float]:
-    """The thresholds as numbers, named as in the chart values."""
-    return {
-        "successRate": thresholds.min_success_rate,
-        "p99Milliseconds": thresholds.max_p99_seconds * 1000,
-        "maxSuccessRateDrop": thresholds.max_success_rate_drop,
-        "maxP99Ratio": thresholds.max_p99_ratio,
-        "minRequests": thresholds.min_requests,
-        "maxHandlerFailures": thresholds.max_handler_failures,
-        "maxDeadLetters": thresholds.max_dead_letters,
-    }
 
 
 @dataclass

@@ -16,6 +16,7 @@ from deployer.queue.approvals import Approvals
 from deployer.records import DeploymentRecord, Origin
 from deployer.report.events import Reporter
 from deployer.report.outcomes import Outcomes
+from deployer.targets import Target
 from kit.events import CloudEvent, Delivery
 from kit.tracing import inject_trace_headers
 
@@ -68,7 +69,7 @@ class Admission:
         """``request`` when the intake accepts it (against what serves now); else
         RejectedError."""
         self._intake.known(request.service)
-        state = await self._reporter.store.service(self._record(request.service).target)
+        state = await self._reporter.store.service(Target(self.environment, request.service))
         return self._intake.check_request(request, state.image if state else None)
 
     async def enqueue(

@@ -5,46 +5,42 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
-from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
 from deployer.web.tokens import ApiToken, Scope, TokenBook
 
-_bearer = HTTPBearer(auto_error=False)
 CHALLENGE = 'Bearer, Basic realm="deployer"'
+# Browsers answer a Basic challenge only when it is the header's first (Chromium ignores the
+# API's combined "Bearer, Basic ..." and shows the 401 without asking): the pages send their own.
+BASIC_CHALLENGE = 'Basic realm="deployer", charset="UTF-8"'
 
 
-def token_dependency(tokens: Callable[[], TokenBook]) -> Callable[..., Any]:
-    """A dependency returning the caller's token; 401 without a known one."""
-
-    def caller(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiToken:
-        presented = (
-            credentials.credentials
-            if credentials is not None
-            else _basic_password(request.headers.get("authorization"))
+def authenticate(
+    tokens: TokenBook, request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> ApiToken:
+    """The token a request presents (Bearer, or Basic with the token as password); 401 when it
+    presents none, or one that is not known."""
+    presented = (
+        credentials.credentials
+        if credentials is not None
+        else _basic_password(request.headers.get("authorization"))
+    )
+    if not presented:
+        raise HTTPException(
+            401,
+            "Send Authorization: Bearer <token>, a deployer API token (DEPLOYER_API_TOKENS).",
+            headers={"WWW-Authenticate": CHALLENGE},
         )
-        if not presented:
-            raise HTTPException(
-                401,
-                "Send Authorization: Bearer <token>, a deployer API token (DEPLOYER_API_TOKENS).",
-                headers={"WWW-Authenticate": CHALLENGE},
-            )
-        token = tokens().find(presented)
-        if token is None:
-            raise HTTPException(
-                401,
-                "The bearer token is not one of the deployer's API tokens.",
-                headers={"WWW-Authenticate": CHALLENGE},
-            )
-        return token
-
-    return caller
+    token = tokens.find(presented)
+    if token is None:
+        raise HTTPException(
+            401,
+            "The bearer token is not one of the deployer's API tokens.",
+            headers={"WWW-Authenticate": CHALLENGE},
+        )
+    return token
 
 
 def require(token: ApiToken, scope: Scope, service: str | None = None) -> None:

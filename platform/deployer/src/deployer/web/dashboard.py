@@ -5,29 +5,22 @@ The page is rendered on the server (it reads fine without JavaScript) and then k
 ``/api/events`` and updates the tables in place (docs/dashboard.md).
 """
 
-from collections.abc import Callable
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from deployer.orchestrator import Orchestrator
 from deployer.records import DeploymentRecord
-from deployer.web.api import service_views
-from deployer.web.auth import require, token_dependency
-from deployer.web.tokens import ApiToken, Scope, TokenBook
+from deployer.web.auth import require
+from deployer.web.deps import BrowserCaller, Orch, visible_releases
+from deployer.web.tokens import Scope
 
 _templates = Environment(
     loader=PackageLoader("deployer.web", "templates"), autoescape=select_autoescape(["html"])
 )
 HISTORY_LIMIT = 30
-# Browsers answer a Basic challenge only when it is the header's first (Chromium ignores the
-# API's combined "Bearer, Basic ..." and shows the 401 without asking): the pages send their own.
-BASIC_CHALLENGE = 'Basic realm="deployer", charset="UTF-8"'
-_bearer = HTTPBearer(auto_error=False)
 # Scripts only from the deployer itself (no inline script, no eval); the page talks to its own
 # origin only; the inline <style> is the one exception.
 CONTENT_SECURITY_POLICY = (
@@ -42,39 +35,34 @@ _HEADERS = {
 }
 
 
-def dashboard_router(
-    orchestrator: Callable[[], Orchestrator], tokens: Callable[[], TokenBook]
-) -> APIRouter:
+def dashboard_router() -> APIRouter:
     """GET / renders the dashboard, GET /deployments/<id>/plan a deployment's plan; both need a
     token with the read scope (a browser asks for it: any user name, the token as password, and
     sends it again with the page's event stream and fetches, which are same-origin)."""
     router = APIRouter(include_in_schema=False)
-    # A local alias, evaluated here (this module has no postponed annotations for FastAPI).
-    Caller = Annotated[ApiToken, Depends(_browser_caller(tokens))]  # noqa: N806
 
     @router.get("/", response_class=HTMLResponse)
-    async def dashboard(caller: Caller) -> HTMLResponse:
+    async def dashboard(caller: BrowserCaller, orch: Orch) -> HTMLResponse:
         require(caller, Scope.READ)
-        orch = orchestrator()
         records = [r for r in reversed(await orch.views.deployments()) if caller.sees(r.service)]
         return _page(
             "dashboard.html",
             namespace=orch.namespace,
-            services=await service_views(orch, caller),
+            services=await visible_releases(orch, caller),
             live=[record for record in records if not record.phase.terminal],
             history=[record for record in records if record.phase.terminal][:HISTORY_LIMIT],
         )
 
     @router.get("/fragments/services", response_class=HTMLResponse)
-    async def services_fragment(caller: Caller) -> HTMLResponse:
+    async def services_fragment(caller: BrowserCaller, orch: Orch) -> HTMLResponse:
         """The rows of the services table, which the page swaps in after a deployment ends."""
         require(caller, Scope.READ)
-        return _page("services_rows.html", services=await service_views(orchestrator(), caller))
+        return _page("services_rows.html", services=await visible_releases(orch, caller))
 
     @router.get("/deployments/{deployment_id}/plan", response_class=HTMLResponse)
-    async def plan(caller: Caller, deployment_id: str) -> HTMLResponse:
+    async def plan(caller: BrowserCaller, orch: Orch, deployment_id: str) -> HTMLResponse:
         require(caller, Scope.READ)
-        record = await orchestrator().views.deployment(deployment_id)
+        record = await orch.views.deployment(deployment_id)
         if record is None or not caller.sees(record.service):
             raise HTTPException(404, f"no deployment {deployment_id} (that this token may read)")
         return _page("plan.html", d=record, plan=_plan_view(record))
@@ -90,27 +78,6 @@ def dashboard_router(
         )
 
     return router
-
-
-def _browser_caller(tokens: Callable[[], TokenBook]) -> Callable[..., ApiToken]:
-    """The API's token dependency, whose 401 challenges a browser with Basic alone."""
-    caller = token_dependency(tokens)
-
-    def browser_caller(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiToken:
-        try:
-            token: ApiToken = caller(request, credentials)
-        except HTTPException as exc:
-            if exc.status_code != 401:
-                raise
-            raise HTTPException(
-                401, exc.detail, headers={"WWW-Authenticate": BASIC_CHALLENGE}
-            ) from None
-        return token
-
-    return browser_caller
 
 
 def _page(template: str, **context: Any) -> HTMLResponse:

@@ -1,0 +1,48 @@
+"""``/api/services``: each service's release, and rolling one back."""
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+
+from deployer.intake.checks import RejectedError
+from deployer.records import DeploymentRecord
+from deployer.report.views import ServiceView
+from deployer.web.auth import require
+from deployer.web.deps import Caller, Orch, visible_releases
+from deployer.web.tokens import Scope
+from kit.problems import problem_responses
+
+router = APIRouter()
+
+
+class RollbackRequest(BaseModel):
+    """Roll a service back to ``revision`` (default: the previous one)."""
+
+    revision: int | None = Field(default=None, ge=1)
+
+
+@router.get(
+    "/services",
+    response_model=list[ServiceView],
+    summary="Every service's release (those the token may read)",
+    responses=problem_responses(401, 403),
+)
+async def services(caller: Caller, orch: Orch) -> list[ServiceView]:
+    require(caller, Scope.READ)
+    return await visible_releases(orch, caller)
+
+
+@router.post(
+    "/services/{service}/rollback",
+    status_code=202,
+    response_model=DeploymentRecord,
+    summary="Roll a service back to an earlier Helm revision (rollback scope)",
+    responses=problem_responses(401, 403, 422),
+)
+async def rollback(
+    caller: Caller, orch: Orch, service: str, body: RollbackRequest
+) -> DeploymentRecord:
+    require(caller, Scope.ROLLBACK, service)
+    try:
+        return await orch.admission.enqueue_rollback(service, body.revision)
+    except RejectedError as exc:
+        raise HTTPException(422, str(exc)) from None
