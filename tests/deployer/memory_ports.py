@@ -19,6 +19,7 @@ import yaml
 from deployer.adapters.helm import HelmFinalError, HelmRetryableError
 from deployer.plan.live import as_helm_applies
 from deployer.reconcile.objectkey import ObjectKey, key_of
+from deployer.reconcile.ports import ApplyRequest
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.targets import Target
 from kit.events import CloudEvent
@@ -157,22 +158,12 @@ class MemoryReleases:
         self.calls.append(f"template {release}")
         return render(release, values)
 
-    async def upgrade_install(
-        self,
-        release: str,
-        chart_dir: Path,
-        values: Mapping[str, Any],
-        *,
-        timeout_seconds: float,
-        description: str,
-        history_max: int = 10,
-        on_start: Callable[[float], None] | None = None,
-        stop: asyncio.Event | None = None,
-    ) -> Applied:
+    async def apply(self, request: ApplyRequest) -> Applied:
         """Apply ``values``; a scripted fault fails it (a rollout fault is rolled back)."""
+        release, values = request.release, request.values
         self.calls.append(f"upgrade {release}")
-        if on_start is not None:
-            on_start(asyncio.get_running_loop().time())
+        if request.on_start is not None:
+            request.on_start(asyncio.get_running_loop().time())
         if self.on_upgrade is not None:
             self.on_upgrade(release)
         if self.gate is not None:
@@ -181,7 +172,7 @@ class MemoryReleases:
         if isinstance(fault, Exception):
             raise fault
         before = self._deployed(release)
-        revision = self._add(release, "deployed", description, dict(values))
+        revision = self._add(release, "deployed", request.description, dict(values))
         if fault == "not-ready":
             revision.status = "failed"
             if before is None:

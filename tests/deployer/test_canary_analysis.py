@@ -366,7 +366,7 @@ async def scraped(
 
 
 async def test_a_canary_answering_one_in_five_with_500_fails(scraped: ScrapedStack) -> None:
-    measurement = await measure(scraped.queries, "t", "order", WINDOW, DEFAULTS)
+    measurement = await measure(scraped.queries.numbers, "t", "order", WINDOW, DEFAULTS)
     assert measurement.verdict is Verdict.FAIL, measurement.reason
     assert measurement.canary.requests == pytest.approx(REQUESTS)
     assert measurement.canary.success_rate == pytest.approx(0.8, abs=0.01)
@@ -377,13 +377,13 @@ async def test_a_canary_answering_one_in_five_with_500_fails(scraped: ScrapedSta
 
 async def test_a_burst_of_errors_in_a_fresh_series_counts(scraped: ScrapedStack) -> None:
     # Its 500 series is born with the burst and never grows: increase() would count 0 errors.
-    measurement = await measure(scraped.queries, "t", "gateway", WINDOW, DEFAULTS)
+    measurement = await measure(scraped.queries.numbers, "t", "gateway", WINDOW, DEFAULTS)
     assert measurement.canary.success_rate == pytest.approx(0.97)
     assert measurement.broken == ("success rate 97.0% is below the threshold 99.0%",)
 
 
 async def test_a_healthy_canary_passes_on_real_metrics(scraped: ScrapedStack) -> None:
-    measurement = await measure(scraped.queries, "t", "payment", WINDOW, DEFAULTS)
+    measurement = await measure(scraped.queries.numbers, "t", "payment", WINDOW, DEFAULTS)
     assert measurement.verdict is Verdict.PASS, measurement.reason
     assert measurement.canary.requests == pytest.approx(REQUESTS)
     assert measurement.stable.requests == pytest.approx(REQUESTS)
@@ -392,7 +392,7 @@ async def test_a_healthy_canary_passes_on_real_metrics(scraped: ScrapedStack) ->
 
 
 async def test_a_canary_that_only_answers_probes_is_inconclusive(scraped: ScrapedStack) -> None:
-    measurement = await measure(scraped.queries, "t", "auth", WINDOW, DEFAULTS)
+    measurement = await measure(scraped.queries.numbers, "t", "auth", WINDOW, DEFAULTS)
     assert measurement.verdict is Verdict.INCONCLUSIVE, measurement.reason
     assert measurement.canary.requests == 0
     assert measurement.reason.startswith("no traffic on the canary: 0 requests in 30 s")

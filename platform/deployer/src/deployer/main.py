@@ -106,7 +106,7 @@ class Deployer:
             apply=helm,
             rollouts=cluster,
             objects=cluster.objects if cluster else None,
-            metrics=self._prometheus,
+            metrics=self._prometheus.numbers if self._prometheus else None,
             store=store,
             publisher=runtime.bus,
         )

@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import yaml
 from pydantic import TypeAdapter
 from typer.testing import CliRunner
 
@@ -23,6 +22,7 @@ from deployer.cli.format import duration, render_history, render_plan, render_st
 from deployer.plan import Plan, plan_release
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.report.views import ServiceView
+from tests.deployer.sample_manifests import config, manifest
 
 OLD, NEW = "registry.local/app-service:1.0.0-a1b2c3d", "registry.local/app-service:1.1.0-b2c3d4e"
 AT = datetime(2026, 3, 4, 10, 0, 0, tzinfo=UTC)
@@ -55,19 +55,6 @@ def workload(
             },
         },
     }
-
-
-def config(level: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "app-config"},
-        "data": {"LOG_LEVEL": level},
-    }
-
-
-def manifest(*objects: dict[str, Any]) -> str:
-    return yaml.safe_dump_all(objects)
 
 
 def plan_body(plan: Plan) -> dict[str, Any]:

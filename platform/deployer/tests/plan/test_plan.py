@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from deployer.adapters.helm import Helm
 from deployer.plan import WorkloadPlan, parse_quantity, plan_objects, plan_release
 from kit import layout
+from tests.deployer.sample_manifests import config, manifest
 
 TAG = "1.0.0-a1b2c3d"
 NEW_TAG = "1.1.0-b2c3d4e"
@@ -207,19 +207,6 @@ def deployment(
     if kind != "DaemonSet":
         spec["replicas"] = replicas
     return {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "app"}, "spec": spec}
-
-
-def config(level: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": "app-config"},
-        "data": {"LOG_LEVEL": level},
-    }
-
-
-def manifest(*objects: dict[str, Any]) -> str:
-    return yaml.safe_dump_all(objects)
 
 
 def test_config_change_without_checksum_is_config_only_with_a_warning() -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 # Differences of fractions (0.99 - 0.98 is 0.010000000000000009) must not break a threshold
 # they only touch.
@@ -81,19 +80,9 @@ class Measurement:
     thresholds: Thresholds
 
 
-class TrackSource(Protocol):
-    """Where a track's numbers come from (deployer.adapters.prometheus.PrometheusQueries)."""
-
-    async def numbers(
-        self,
-        namespace: str,
-        service: str,
-        track: str,
-        window_seconds: float,
-        at: float | None = None,
-    ) -> TrackNumbers:
-        """``track``'s numbers over the ``window_seconds`` before ``at`` (now when None)."""
-        ...
+# Where a track's numbers come from: (namespace, service, track, window_seconds, at) -> the
+# track's numbers over the window before ``at`` (deployer.adapters.prometheus's numbers()).
+TrackSource = Callable[[str, str, str, float, float | None], Awaitable[TrackNumbers]]
 
 
 def _percent(value: float, decimals: int) -> str:
@@ -255,7 +244,7 @@ def judge(
 
 
 async def measure(
-    queries: TrackSource,
+    numbers: TrackSource,
     namespace: str,
     service: str,
     window_seconds: float,
@@ -265,7 +254,7 @@ async def measure(
     now) and judge them."""
     at = time.time()
     canary, stable = await asyncio.gather(
-        queries.numbers(namespace, service, Track.CANARY, window_seconds, at=at),
-        queries.numbers(namespace, service, Track.STABLE, window_seconds, at=at),
+        numbers(namespace, service, Track.CANARY, window_seconds, at),
+        numbers(namespace, service, Track.STABLE, window_seconds, at),
     )
     return judge(canary, stable, thresholds, window_seconds)

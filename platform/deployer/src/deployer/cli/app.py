@@ -114,13 +114,13 @@ def deploy(
     service: str,
     image: str,
     commit: Annotated[str, typer.Option(help="The commit the image was built from")],
-    url: UrlOption = "http://127.0.0.1:8090",
-    token: TokenOption = "",
     values: ValuesOption = None,
     rollback: Annotated[bool, typer.Option(help="Allow an older image")] = False,
     force: Annotated[
         bool, typer.Option(help="Upgrade even when the plan changes nothing (a new revision)")
     ] = False,
+    url: UrlOption = "http://127.0.0.1:8090",
+    token: TokenOption = "",
 ) -> None:
     """Queue a deployment of IMAGE as SERVICE (a plan that changes nothing ends unchanged)."""
     body = _request(service, image, commit, values, rollback, force)

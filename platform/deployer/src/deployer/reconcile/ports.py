@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -71,23 +72,27 @@ class Releases(Protocol):
         """The manifests the chart renders for ``values``."""
 
 
+@dataclass(frozen=True)
+class ApplyRequest:
+    """Values to apply to a release of a chart, waiting for the rollout; ``on_start`` gets the
+    monotonic time the apply started at, and setting ``stop`` gives up waiting (rolls back)."""
+
+    release: str
+    chart: Path
+    values: Mapping[str, Any]
+    description: str
+    timeout_seconds: float
+    history_max: int
+    on_start: Callable[[float], None] | None = None
+    stop: asyncio.Event | None = None
+
+
 class ApplyStep(Protocol):
     """Changing releases: apply values (waiting for the rollout), roll back, recover."""
 
-    async def upgrade_install(
-        self,
-        release: str,
-        chart_dir: Path,
-        values: Mapping[str, Any],
-        *,
-        timeout_seconds: float,
-        description: str,
-        history_max: int = 10,
-        on_start: Callable[[float], None] | None = None,
-        stop: asyncio.Event | None = None,
-    ) -> Applied:
-        """Apply ``values`` and wait until the rollout is ready; a failed rollout is rolled back.
-        Raises a StepError (retryable or final)."""
+    async def apply(self, request: ApplyRequest) -> Applied:
+        """Apply the request's values and wait until the rollout is ready; a failed rollout is
+        rolled back. Raises a StepError (retryable or final)."""
 
     async def rollback(
         self, release: str, revision: int | None, *, timeout_seconds: float, description: str

@@ -32,6 +32,7 @@ from deployer.adapters.helm.models import (
     ReleaseStatus,
 )
 from deployer.adapters.helm.process import run_helm
+from deployer.reconcile.ports import ApplyRequest
 
 READ_DEADLINE_SECONDS = 60.0
 # Server-side apply as field manager "helm", taking back fields someone changed by hand: the
@@ -122,6 +123,19 @@ class Helm:
             app_version=entry.app_version,
             image_repository=image.get("repository"),
             image_tag=image.get("tag"),
+        )
+
+    async def apply(self, request: ApplyRequest) -> HelmResult:
+        """The apply step of the reconcile loop: :meth:`upgrade_install` of the request."""
+        return await self.upgrade_install(
+            request.release,
+            request.chart,
+            request.values,
+            timeout_seconds=request.timeout_seconds,
+            description=request.description,
+            history_max=request.history_max,
+            on_start=request.on_start,
+            stop=request.stop,
         )
 
     async def upgrade_install(

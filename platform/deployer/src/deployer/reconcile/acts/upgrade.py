@@ -13,6 +13,7 @@ from deployer.reconcile.acts.started import report_started
 from deployer.reconcile.context import Crew, Ending, Pass
 from deployer.reconcile.decide import Upgrade, description_for
 from deployer.reconcile.errors import StepError
+from deployer.reconcile.ports import ApplyRequest
 from deployer.reconcile.state import Observation, Outcome, failure_outcome
 from deployer.reconcile.watch import PodWatch
 from deployer.records import DeploymentRecord
@@ -35,16 +36,17 @@ async def upgrade(
     target = record.target
     async with watch:
         try:
-            applied = await crew.apply.upgrade_install(
-                target.release,
-                crew.charts[target.service],
-                values,
-                timeout_seconds=crew.settings.helm_timeout_seconds,
+            request = ApplyRequest(
+                release=target.release,
+                chart=crew.charts[target.service],
+                values=values,
                 description=description or description_for(record),
+                timeout_seconds=crew.settings.helm_timeout_seconds,
                 history_max=crew.settings.history_max,
                 on_start=on_start,
                 stop=watch.give_up,
             )
+            applied = await crew.apply.apply(request)
         except StepError as exc:
             if exc.retryable:
                 raise
