@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from deployer.helm import Helm, HelmFinalError, HelmRetryableError, classify
-from kit.localstack.ports import free_port
+from devkit.localstack.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
