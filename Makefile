@@ -67,7 +67,7 @@ test: lint ## Lint, type-check, then every test suite
 	@echo "==> pytest"; $(BIN)/pytest $(PYTEST_ARGS)
 
 run: deps ## NATS and every service as local processes (Ctrl-C stops them); installs only uv and the venv
-	@$(BIN)/python -m kit.devrun $(RUN_ARGS)
+	@$(BIN)/python -m devkit.devrun $(RUN_ARGS)
 
 env: ## Shell exports for the project's tools: eval "$$(make -s env)"
 	@echo 'export PATH="$(CURDIR)/$(BIN)'"$$(platform/cluster/tool-paths.sh --dirs 2>/dev/null | sed 's/^/:/' | tr -d '\n')"':$$PATH"'

@@ -29,6 +29,7 @@ EVERYTHING = ("auth", "deployer", "gateway", "order", "payment")
         ("pyproject.toml", EVERYTHING),
         ("README.md", ()),
         ("pipelines/src/pipelines_cli/cli.py", ()),
+        ("platform/devkit/src/devkit/devrun.py", ()),  # development only, in no image
     ],
 )
 def test_a_commit_touching_one_path_changes_its_owners(

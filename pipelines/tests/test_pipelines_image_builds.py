@@ -112,6 +112,37 @@ def test_the_order_image_works(order_image: PushedImage) -> None:
     assert "No module named pip" in no_pip
 
 
+def _site_packages_files(image: str) -> set[str]:
+    """Every file installed in ``image``'s venv (/app/.venv), relative to its site-packages,
+    read from the image's own filesystem (mounted, nothing run in it)."""
+    container = buildah.run(["from", "--pull=never", image]).strip()
+    try:
+        root = Path(buildah.run(["mount", container]).strip())
+        found = sorted((root / "app" / ".venv" / "lib").glob("python3*/site-packages"))
+        assert len(found) == 1, f"no single site-packages under /app/.venv/lib: {found}"
+        return {p.relative_to(found[0]).as_posix() for p in found[0].rglob("*") if p.is_file()}
+    finally:
+        buildah.run(["rm", container])
+
+
+def test_a_built_service_image_contains_no_kit_development_tooling(
+    order_image: PushedImage,
+) -> None:
+    """The chassis is installed; the development kit (platform/devkit: the local stack, the
+    test fixtures, make run) is not, nor the modules it took out of kit."""
+    files = _site_packages_files(order_image.image.reference)
+    assert {"kit/app.py", "kit/events/bus.py", "order_service/main.py"} <= files
+    assert any(f.startswith("flotilla_kit-") and f.endswith(".dist-info/RECORD") for f in files)
+    development = sorted(
+        f
+        for f in files
+        if f.startswith(("kit/localstack/", "kit/testing/", "devkit/", "flotilla_devkit-"))
+        or f == "kit/devrun.py"
+        or f.startswith("kit/__pycache__/devrun.")
+    )
+    assert development == [], "development tooling in the order image"
+
+
 def test_an_unchanged_image_is_not_rebuilt_and_keeps_its_digest(
     order_image: PushedImage, repo_root: Path, registry: str
 ) -> None:

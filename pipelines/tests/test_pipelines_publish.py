@@ -7,9 +7,9 @@ import uuid
 from nats.aio.msg import Msg
 
 from deploy_contract.events import ARTIFACT_PUBLISHED, ArtifactPublished
+from devkit.localstack.nats import NatsServer
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import PIPELINE
-from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
 from pipelines_cli.publish import checked_traceparent, deployment_id, new_traceparent
 from pipelines_cli.testing import CliRun

@@ -23,9 +23,9 @@ from deploy_contract.events import (
     deploy_subject,
     drift_subject,
 )
+from devkit.localstack.nats import NatsServer
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
-from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
 from pipelines_cli.exitcodes import ExitCode
 from pipelines_cli.publish import deployment_id

@@ -103,7 +103,7 @@ componentsPatches:
       - key: service-cluster-ip-range
         value: ${SERVICE_CIDR}
       # NodePorts answer on 127.0.0.1 (kube-proxy): a range of their own, below the ports
-      # kwokctl takes (down from 32767) and above those the tests take (kit.localstack.ports).
+      # kwokctl takes (down from 32767) and above those the tests take (devkit.localstack.ports).
       - key: service-node-port-range
         value: ${NODE_PORT_RANGE}
       # The real node's kubelet trusts the cluster CA: logs, exec and port-forward go to it

@@ -33,7 +33,7 @@ demo_chapters_failures.py and demo_chapter_canary.py (the chapters), demo_platfo
 NATS, PostgreSQL, Prometheus, deployer), demo_ci.py (the simulated CI and the images),
 demo_events.py, demo_replicasets.py,
 demo_traffic.py, demo_render.py (output), and demo_supervisor.py (what was started, and
-stopping it). The processes, ports, tools and environments come from kit.localstack, which
+stopping it). The processes, ports, tools and environments come from devkit.localstack, which
 `make run` and the test stacks use too.
 """
 
@@ -58,7 +58,7 @@ from demo_stage import Demo
 from demo_supervisor import Supervisor
 from rich.markup import escape
 
-from kit.localstack.tools import MissingToolError
+from devkit.localstack.tools import MissingToolError
 
 __all__ = ["Demo", "Supervisor", "main", "play"]
 

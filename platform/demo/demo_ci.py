@@ -21,7 +21,7 @@ from demo_common import (
     run,
 )
 
-from kit.localstack.environment import local_password
+from devkit.localstack.environment import local_password
 from pipelines_cli.buildah import Progress
 from pipelines_cli.imagebuild import ensure_image
 from pipelines_cli.incluster import EXITS_AT_START, push_variant

@@ -12,8 +12,8 @@ import nats
 from demo_common import DEPLOY_TIMEOUT, DemoError
 
 from deploy_contract.events import DeployEventData
+from devkit.localstack.environment import local_password
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
-from kit.localstack.environment import local_password
 
 
 class DeployEvents:

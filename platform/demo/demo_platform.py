@@ -33,11 +33,11 @@ from demo_common import (
 from demo_replicasets import ReplicaSet, parse_replica_sets
 from demo_supervisor import Managed, Supervisor
 
-from kit.localstack.environment import deployer_environment, nats_command
-from kit.localstack.poddiscovery import PodDiscovery
-from kit.localstack.ports import free_port
-from kit.localstack.prometheus import PrometheusServer
-from kit.localstack.tools import built_tool, nats_server_binary
+from devkit.localstack.environment import deployer_environment, nats_command
+from devkit.localstack.poddiscovery import PodDiscovery
+from devkit.localstack.ports import free_port
+from devkit.localstack.prometheus import PrometheusServer
+from devkit.localstack.tools import built_tool, nats_server_binary
 from pipelines_cli.buildah import BUILD_LOG_ENV, Progress
 from pipelines_cli.imagebuild import ensure_image
 from pipelines_cli.incluster import (

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian's prometheus (2.42 on Debian 12), for the canary analysis and its tests, installed only
 # when /usr/bin/prometheus is missing. Idempotent. The tests run the binary themselves
-# (kit.localstack.prometheus), so the package's own daemon must not start nor be left running.
+# (devkit.localstack.prometheus), so the package's own daemon must not start nor be left running.
 set -euo pipefail
 [[ -x /usr/bin/prometheus ]] && exit 0
 

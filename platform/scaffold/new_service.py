@@ -16,7 +16,7 @@ A new service is rendered from the frozen templates next to this file (templates
 
 Everything else finds the service from its folder (kit.layout): the chart schemas
 (charts/schemagen), the vendored library (charts/vendor-lib.sh), CI's deployables, `make run`
-(kit.devrun) and the tests. Its pyproject.toml carries ``[tool.flotilla] scaffold =
+(devkit.devrun) and the tests. Its pyproject.toml carries ``[tool.flotilla] scaffold =
 "new-service"``, which is what lets `make remove-service` remove it; removal undoes exactly what
 creation did and refuses the platform's own services. Usage (make passes --uv):
 

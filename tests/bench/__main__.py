@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from kit.testing.postgres import PostgresServer
+from devkit.testing.postgres import PostgresServer
 from tests.bench.canary_bench import run_canary_bench
 from tests.bench.deployer_bench import run_deployer_bench
 from tests.bench.gateway_bench import Throughput, run_gateway_bench

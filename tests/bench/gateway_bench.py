@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from kit.testing.http import as_user
+from devkit.testing.http import as_user
 from tests.bench.stats import percentile
 from tests.integration.platform_stack import Platform
 from tests.integration.saga_stack import order_body

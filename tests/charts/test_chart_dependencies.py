@@ -16,8 +16,8 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
+from devkit.localstack.ports import free_port
 from kit import layout
-from kit.localstack.ports import free_port
 from tests.charts.chartsupport import Helm, Manifest, Rendered, containers, merge, walk_strings
 from tests.charts.test_chart_policies import RESTRICTED_VOLUME_TYPES, effective
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.localstack.ports import free_port
+from devkit.testing.postgres import postgres_bin_dir
 from kit import layout
-from kit.localstack.ports import free_port
-from kit.testing.postgres import postgres_bin_dir
 
 ENTRYPOINT = Path(__file__).parents[2] / "platform" / "images" / "postgres" / "entrypoint.sh"
 # One database per service that has one (its snake name, a PostgreSQL identifier).

@@ -19,13 +19,13 @@ from deploy_contract.events import (
     DeployEventData,
     pipeline_subject,
 )
+from devkit.localstack.environment import deployer_environment
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.process import ServiceProcess
+from devkit.localstack.tools import built_tool
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.layout import service_names, services_with_database
-from kit.localstack.environment import deployer_environment
-from kit.localstack.nats import NatsServer
-from kit.localstack.process import ServiceProcess
-from kit.localstack.tools import built_tool
 from kit.settings import NatsSettings
 
 SERVICES = service_names()

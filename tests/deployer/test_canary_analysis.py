@@ -22,10 +22,10 @@ from fastapi import APIRouter, Response
 from deployer.adapters.prometheus import PrometheusError, PrometheusQueries, selector
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, judge, measure
 from deployer.canary.status import measurement_json
+from devkit.localstack.ports import free_port
+from devkit.localstack.process import ServiceProcess
+from devkit.localstack.prometheus import PrometheusServer, Target, pod_targets
 from kit.app import ServiceSpec
-from kit.localstack.ports import free_port
-from kit.localstack.process import ServiceProcess
-from kit.localstack.prometheus import PrometheusServer, Target, pod_targets
 from kit.serve import serve
 
 router = APIRouter()

@@ -12,10 +12,10 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from devkit.localstack.environment import service_environment
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.process import ServiceProcess
 from kit.layout import service_names
-from kit.localstack.environment import service_environment
-from kit.localstack.nats import NatsServer
-from kit.localstack.process import ServiceProcess
 
 KID = "e2e-key"
 

@@ -13,10 +13,10 @@ from typing import Any
 import aiohttp
 from sqlalchemy import text
 
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.http import as_user
 from kit.db import Database
-from kit.localstack.nats import NatsServer
-from kit.localstack.process import ServiceProcess
-from kit.testing.http import as_user
 
 FINAL = {"paid", "payment_failed"}
 

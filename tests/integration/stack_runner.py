@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from kit.localstack.ports import free_port
+from devkit.localstack.ports import free_port
 from tests.integration.platform_stack import Platform
 
 REPO = Path(__file__).resolve().parents[2]

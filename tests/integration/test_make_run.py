@@ -8,8 +8,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from kit.devrun import SERVICES
-from kit.localstack.ports import free_port, free_ports
+from devkit.devrun import SERVICES
+from devkit.localstack.ports import free_port, free_ports
 
 
 def status(url: str) -> int | None:
@@ -25,7 +25,7 @@ def status(url: str) -> int | None:
 def test_make_run_starts_every_service_ready(repo_root: Path, tmp_path: Path) -> None:
     base_port = free_ports(max(s.port_offset for s in SERVICES) + 1)
     command = [
-        sys.executable, "-m", "kit.devrun",
+        sys.executable, "-m", "devkit.devrun",
         "--nats-port", str(free_port()),
         "--base-port", str(base_port),
         "--run-dir", str(tmp_path / "run"),
@@ -58,7 +58,7 @@ def test_make_run_installs_only_uv_and_the_venv(repo_root: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert "kit.devrun" in planned
+    assert "devkit.devrun" in planned
     assert "uv sync" in planned
     for heavy in ("build-tools.sh", "node-deps.sh", "install-tools.sh", "pipelines/tools.sh"):
         assert heavy not in planned, f"`make run` would run {heavy}:\n{planned}"

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.localstack.nats import NatsServer
 from kit.events import CloudEvent, EventBus, PublishDeniedError
 from kit.events.streams import AUTH, DEAD_LETTER, DEPLOY, ORDERS, PAYMENTS, PIPELINE
-from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
 
 PASSWORDS = {name: f"{name}-local-only" for name in ("order", "payment", "ci", "deployer")}

@@ -1,4 +1,4 @@
-"""Local stacks started at the same moment never take each other's ports (kit.localstack.ports):
+"""Local stacks started at the same moment never take each other's ports (devkit.localstack.ports):
 every port is reserved for the process that chose it, before its server binds it."""
 
 from __future__ import annotations

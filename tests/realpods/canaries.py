@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from deploy_contract.events import CanaryState, DeployEventData, DeployPhase
-from kit.localstack.poddiscovery import PodDiscovery
-from kit.localstack.prometheus import PrometheusServer
+from devkit.localstack.poddiscovery import PodDiscovery
+from devkit.localstack.prometheus import PrometheusServer
 from tests.deployer.deployer_stack import DeployerStack
 from tests.realpods.realcluster import SERVICES, Platform
 from tests.realpods.rollouts import real_pods_deployer

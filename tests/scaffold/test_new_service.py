@@ -303,7 +303,7 @@ def test_ci_skaffold_and_make_run_know_the_service(scaffolded: Path) -> None:
     devrun = run(
         scaffolded,
         ".venv/bin/python", "-c",
-        "from kit.devrun import SERVICES; print(*(s.name for s in SERVICES))",
+        "from devkit.devrun import SERVICES; print(*(s.name for s in SERVICES))",
     )  # fmt: skip
     assert NAME in devrun.stdout.split()
 

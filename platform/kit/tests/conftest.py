@@ -3,9 +3,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from devkit.localstack.nats import NatsServer
 from kit.events import EventBus, StreamSpec
 from kit.events.streams import DEAD_LETTER
-from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select, text
 
+from devkit.testing.postgres import PostgresServer
 from kit.db import Database
-from kit.testing.postgres import PostgresServer
 
 metadata = MetaData()
 notes = Table("notes", metadata, Column("id", Integer, primary_key=True), Column("body", Text))

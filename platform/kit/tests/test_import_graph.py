@@ -1,7 +1,10 @@
-"""The kit's modules import one another without a circle.
+"""The kit's modules import one another without a circle, and never the development kit.
 
 Every import counts: at module level, inside a function, and under ``if TYPE_CHECKING:`` (a
 circle hidden from the interpreter is still one for mypy and for the reader).
+
+The development kit (``devkit``, platform/devkit) is not installed in any image: a chassis module
+importing it would fail in every service's pod.
 """
 
 import ast
@@ -11,6 +14,7 @@ from pathlib import Path
 import kit
 
 KIT = Path(kit.__file__).parent
+DEV_PACKAGE = "devkit"
 
 
 def module_name(path: Path) -> str:
@@ -40,7 +44,7 @@ def imported_names(tree: ast.AST, module: str, package: bool) -> Iterator[str]:
 
 def kit_import_graph() -> dict[str, set[str]]:
     """Module -> the kit modules importing it runs (the imported one and its packages)."""
-    paths = {module_name(path): path for path in KIT.rglob("*.py")}
+    paths = kit_modules()
     graph: dict[str, set[str]] = {}
     for module, path in paths.items():
         tree = ast.parse(path.read_text(), filename=str(path))
@@ -55,6 +59,28 @@ def kit_import_graph() -> dict[str, set[str]]:
                     edges.add(target)
         graph[module] = edges
     return graph
+
+
+def dev_imports(modules: dict[str, Path]) -> dict[str, list[str]]:
+    """Module -> the names of the development kit (``devkit`` and below) it imports."""
+    found: dict[str, list[str]] = {}
+    for module, path in sorted(modules.items()):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        names = sorted(
+            {
+                name
+                for name in imported_names(tree, module, is_package(path))
+                if name.partition(".")[0] == DEV_PACKAGE
+            }
+        )
+        if names:
+            found[module] = names
+    return found
+
+
+def kit_modules() -> dict[str, Path]:
+    """Every module of the chassis, by dotted name."""
+    return {module_name(path): path for path in KIT.rglob("*.py")}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -110,3 +136,24 @@ def test_relative_imports_are_resolved() -> None:
     tree = ast.parse("from .bus import EventBus\nfrom .. import db\n")
     names = set(imported_names(tree, "kit.events.consumer", package=False))
     assert {"kit.events.bus", "kit.db"} <= names
+
+
+def test_the_kit_never_imports_the_development_kit() -> None:
+    modules = kit_modules()
+    assert {"kit.app", "kit.layout"} <= modules.keys()
+    assert not {"kit.localstack", "kit.testing", "kit.devrun"} & modules.keys()  # moved to devkit
+    assert dev_imports(modules) == {}, "the chassis imports the development kit (in no image)"
+
+
+def test_the_check_finds_a_development_kit_import_anywhere(tmp_path: Path) -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from devkit.localstack.ports import free_port\n"
+        "def later() -> None:\n    import devkit.testing.http\n"
+    )
+    planted = tmp_path / "planted.py"
+    planted.write_text(source)
+    assert dev_imports({"kit.planted": planted}) == {
+        "kit.planted": ["devkit.localstack.ports", "devkit.localstack.ports.free_port",
+                        "devkit.testing.http"],
+    }  # fmt: skip

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from devkit.localstack.nats import NatsServer
 from kit.db import Database
 from kit.events import CloudEvent, EventBus, StreamSpec
 from kit.events.idempotency import kit_metadata
 from kit.events.outbox import Outbox
-from kit.localstack.nats import NatsServer
 from kit.settings import NatsSettings
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from devkit.localstack.nats import NatsServer
 from kit.app import Runtime, ServiceSpec, Settings
 from kit.events import CloudEvent, Delivery, EventBus, StreamSpec, Subscription
 from kit.events.consumer import Consumer
-from kit.localstack.nats import NatsServer
 from kit.settings import (
     DatabaseSettings,
     IdentitySettings,

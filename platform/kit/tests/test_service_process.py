@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.process import ServiceProcess
 from kit.events import CloudEvent, EventBus
-from kit.localstack.nats import NatsServer
-from kit.localstack.process import ServiceProcess
 from kit.settings import NatsSettings
 
 SAMPLE = Path(__file__).with_name("sample_service.py")

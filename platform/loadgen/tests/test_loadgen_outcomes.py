@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.client_reqrep import ConnectionKey
 
-from kit.localstack.ports import free_port
+from devkit.localstack.ports import free_port
 from loadgen.outcomes import Outcome, classify_error, classify_status
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kit.localstack.process import ServiceProcess
+from devkit.localstack.process import ServiceProcess
 from loadgen.plan import LoadPlan
 from loadgen.traffic import ORDER_PATH, ORDERS_PATH, run_load
 from tests.integration.platform_stack import Platform

@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kit.localstack.nats import NatsServer
-from kit.localstack.process import ServiceProcess
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.process import ServiceProcess
 
 IDENTITY_SECRET = b"auth-tests-identity-secret-5d1f0c"
 # Cheap hashing where a test does not measure hashing: its cost is a setting of its own.

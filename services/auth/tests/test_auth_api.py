@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nats.js.errors import NotFoundError
 
 from auth_service.domain.keys import thumbprint
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.process import ServiceProcess
 from kit.events import CloudEvent, EventBus
 from kit.identity import sign_identity
-from kit.localstack.nats import NatsServer
-from kit.localstack.process import ServiceProcess
 from kit.settings import NatsSettings
 
 PASSWORD = "correct horse battery staple"

@@ -7,8 +7,8 @@ import uuid
 
 import aiohttp
 
-from kit.localstack.process import ServiceProcess
-from kit.testing.contract import openapi_failures
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.contract import openapi_failures
 
 PASSWORD = "correct horse battery staple"
 # Per operation and mode: enough to find what a schema mismatch looks like, in seconds.

@@ -27,9 +27,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kit.localstack.nats import NatsServer
-from kit.localstack.ports import free_port
-from kit.localstack.process import ServiceProcess
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.ports import free_port
+from devkit.localstack.process import ServiceProcess
 
 IDENTITY_SECRET = "gateway-tests-identity-secret-91ab"
 ECHO = Path(__file__).with_name("gateway_echo_upstream.py")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kit.localstack.process import ServiceProcess
-from kit.testing.contract import openapi_failures
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.contract import openapi_failures
 
 # Per operation and mode; the gateway documents 35 operations.
 EXAMPLES = 5

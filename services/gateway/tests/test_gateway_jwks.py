@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kit.localstack.process import ServiceProcess
+from devkit.localstack.process import ServiceProcess
 
 MIN_INTERVAL_SECONDS = 1.0  # GATEWAY_JWKS_REFRESH_MIN_INTERVAL_SECONDS of the test gateways
 

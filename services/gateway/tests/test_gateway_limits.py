@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from kit.localstack.process import ServiceProcess
+from devkit.localstack.process import ServiceProcess
 
 # As configured for the edge gateway in conftest: 2 a second, bursts of 4.
 RATE = 2

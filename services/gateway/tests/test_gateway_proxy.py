@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from yarl import URL
 
+from devkit.localstack.process import ServiceProcess
 from kit.identity import verify_identity
-from kit.localstack.process import ServiceProcess
 
 PASSWORD = "correct horse battery staple"
 Mint = Callable[..., str]

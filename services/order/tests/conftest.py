@@ -2,8 +2,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from kit.localstack.process import ServiceProcess
-from kit.testing.fixtures import DATABASE_KINDS, service_per_database
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.fixtures import DATABASE_KINDS, service_per_database
 
 
 @pytest.fixture(scope="module", params=DATABASE_KINDS)

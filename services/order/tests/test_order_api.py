@@ -6,8 +6,8 @@ from typing import Any
 
 import aiohttp
 
-from kit.localstack.process import ServiceProcess
-from kit.testing.http import as_user
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.http import as_user
 
 BODY = {
     "items": [{"sku": "tea-1", "quantity": 2, "unit_price_cents": 450}],

@@ -2,9 +2,9 @@
 
 import uuid
 
-from kit.localstack.process import ServiceProcess
-from kit.testing.contract import openapi_failures
-from kit.testing.http import as_user
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.contract import openapi_failures
+from devkit.testing.http import as_user
 
 
 def test_every_operation_matches_the_openapi_document(order_service: ServiceProcess) -> None:

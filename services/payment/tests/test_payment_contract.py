@@ -4,9 +4,9 @@ import uuid
 
 import aiohttp
 
-from kit.localstack.process import ServiceProcess
-from kit.testing.contract import openapi_failures
-from kit.testing.http import as_user
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.contract import openapi_failures
+from devkit.testing.http import as_user
 
 
 def test_every_operation_matches_the_openapi_document(payment_service: ServiceProcess) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from deployer.adapters.helm import Helm, HelmFinalError, HelmRetryableError
-from kit.localstack.ports import free_port
+from devkit.localstack.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-# `make run` puts the gateway on 127.0.0.1:8000 (platform/kit/src/kit/devrun.py, --base-port).
+# `make run` puts the gateway on 127.0.0.1:8000 (platform/devkit/src/devkit/devrun.py, --base-port).
 DEFAULT_TARGET = "http://127.0.0.1:8000"
 MAX_RATE = 2000.0
 MAX_DURATION = 3600.0

@@ -1,6 +1,6 @@
 """Pod discovery for the local Prometheus: a thread that lists a namespace's pods every second
 and hands their scrape targets to the server (Debian's Prometheus has no Kubernetes discovery of
-its own; see kit.localstack.prometheus)."""
+its own; see devkit.localstack.prometheus)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kit.localstack.prometheus import PrometheusServer, Target, pod_targets
+from devkit.localstack.prometheus import PrometheusServer, Target, pod_targets
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kit.localstack.ports import free_port
-from kit.localstack.process import http_status, terminate
-from kit.localstack.tools import MissingToolError
+from devkit.localstack.ports import free_port
+from devkit.localstack.process import http_status, terminate
+from devkit.localstack.tools import MissingToolError
 
 DEBIAN_BINARY = Path("/usr/bin/prometheus")
 JOB = "flotilla"

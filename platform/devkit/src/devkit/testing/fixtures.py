@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kit.localstack.nats import NatsServer
-from kit.localstack.process import ServiceProcess
-from kit.testing.postgres import PostgresServer
+from devkit.localstack.nats import NatsServer
+from devkit.localstack.process import ServiceProcess
+from devkit.testing.postgres import PostgresServer
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from devkit.localstack.environment import nats_command, service_environment
+from devkit.localstack.tools import nats_server_binary
 from kit.layout import service_names
-from kit.localstack.environment import nats_command, service_environment
-from kit.localstack.tools import nats_server_binary
 
 COLOURS = ("36", "35", "33", "32", "34", "31")
 LEVEL_COLOURS = {"WARNING": "33", "ERROR": "31", "CRITICAL": "31"}

@@ -11,7 +11,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from kit.localstack.ports import free_port
+from devkit.localstack.ports import free_port
 
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:

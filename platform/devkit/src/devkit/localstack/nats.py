@@ -7,10 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from kit.localstack.environment import nats_command
-from kit.localstack.ports import free_port
-from kit.localstack.process import terminate
-from kit.localstack.tools import nats_server_binary
+from devkit.localstack.environment import nats_command
+from devkit.localstack.ports import free_port
+from devkit.localstack.process import terminate
+from devkit.localstack.tools import nats_server_binary
 
 
 class NatsServer:

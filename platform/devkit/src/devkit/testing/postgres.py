@@ -11,7 +11,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from kit.localstack.ports import free_port
+from devkit.localstack.ports import free_port
 
 SERVER_OPTIONS = (
     # Durability is not what these tests measure; speed is welcome.
