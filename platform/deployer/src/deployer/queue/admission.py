@@ -140,4 +140,5 @@ class Admission:
         log.warning(
             "rejected a pipeline event", extra={"deployment_id": deployment_id, "reason": reason}
         )
+        self._outcomes.ran(deployment_id)
         await self._outcomes.reject(record, reason)

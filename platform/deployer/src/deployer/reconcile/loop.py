@@ -81,16 +81,16 @@ class Reconciler:
                 self._on_busy()
 
     async def _to_the_end(self, record: DeploymentRecord) -> None:
-        observed: list[Pass] = []  # the last pass, for a failure's "before"
+        last_pass: list[Pass] = []  # for a failure's "before"
         try:
             ending = await retried(
-                lambda: self._pass(record, observed),
+                lambda: self._pass(record, last_pass),
                 delay_seconds=self._crew.settings.retry_seconds,
                 what="a step",
                 context={"deployment_id": record.id},
             )
         except GaveUpError as gave_up:
-            ending = Ending(record, await self._gave_up(record, observed, gave_up))
+            ending = Ending(record, await self._gave_up(record, last_pass, gave_up))
         except Exception as exc:  # a bug must end the deployment, not leave it queued forever
             log.exception("deployment stopped on an unexpected error", extra={"id": record.id})
             reason = f"the deployer stopped on an unexpected error: {exc}"
@@ -103,6 +103,7 @@ class Reconciler:
         settled once, at the end, whatever happened."""
         crew, target = self._crew, record.target
         ending: Ending | None = None
+        passes.clear()  # a failed observation leaves no "before" from an earlier pass
         try:
             while ending is None:
                 current = Pass(record, await crew.observer.observe(target))
