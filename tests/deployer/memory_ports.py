@@ -19,7 +19,7 @@ import yaml
 from deployer.adapters.helm import HelmFinalError, HelmRetryableError
 from deployer.plan.live import as_helm_applies
 from deployer.reconcile.objectkey import ObjectKey, key_of
-from deployer.reconcile.ports import ApplyRequest
+from deployer.reconcile.ports import ApplyRequest, Ports
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.targets import Target
 from kit.events import CloudEvent
@@ -290,3 +290,17 @@ class MemoryPublisher:
             and event.data.get("deployment_id") == deployment_id
             and event.data.get("phase") not in ("progressing", "canary")
         ]
+
+
+def memory_ports(releases: MemoryReleases, store: MemoryStore, events: MemoryPublisher) -> Ports:
+    """The deployer's ports in memory: ``releases`` reads and applies (over its live objects,
+    when it has them); no rollouts to watch and no canary metrics."""
+    return Ports(
+        releases=releases,
+        apply=releases,
+        rollouts=None,
+        objects=releases.objects,
+        metrics=None,
+        store=store,
+        publisher=events,
+    )

@@ -17,7 +17,8 @@ from deployer.adapters.prometheus import PrometheusQueries
 from deployer.adapters.store import Store
 from deployer.drift.config import DriftConfig, load_drift_config
 from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
-from deployer.orchestrator import Orchestrator, Ports
+from deployer.orchestrator import Orchestrator
+from deployer.reconcile.ports import Ports
 from deployer.settings import DeployerSettings
 from deployer.web.api import api_router
 from deployer.web.dashboard import dashboard_router

@@ -8,11 +8,9 @@ API's commands to them. It runs no helm, builds no events and keeps no state of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from deploy_contract.events import ArtifactPublished
-from deployer.canary.analysis import TrackSource
 from deployer.canary.registry import Canaries
 from deployer.drift.config import DriftConfig
 from deployer.drift.watch import DriftWatch
@@ -26,29 +24,14 @@ from deployer.reconcile.context import Crew
 from deployer.reconcile.loop import Reconciler
 from deployer.reconcile.observe import ReleaseObserver
 from deployer.reconcile.planner import Planner
-from deployer.reconcile.ports import ApplyStep, LiveObjects, Releases, Rollouts
+from deployer.reconcile.ports import Ports
 from deployer.records import DeploymentRecord
 from deployer.report.events import Reporter
 from deployer.report.metrics import BUSY_LANES, QUEUE_DEPTH
 from deployer.report.outcomes import Outcomes
-from deployer.report.ports import Publisher, RecordStore
 from deployer.report.views import ReleaseViews
 from deployer.settings import DeployerSettings
 from deployer.targets import Target
-
-
-@dataclass
-class Ports:
-    """The world the deployer works on: releases (read and applied), the cluster's rollouts and
-    live objects (None without a Kubernetes API), canary metrics, records and events."""
-
-    releases: Releases
-    apply: ApplyStep
-    rollouts: Rollouts | None
-    objects: LiveObjects | None
-    metrics: TrackSource | None
-    store: RecordStore
-    publisher: Publisher
 
 
 class Orchestrator:
@@ -80,20 +63,16 @@ class Orchestrator:
         )
         self.planner = Planner(ports.releases, ports.objects, self.intake, self.charts)
         crew = Crew(
-            settings=settings,
-            charts=self.charts,
-            releases=ports.releases,
-            apply=ports.apply,
-            rollouts=ports.rollouts,
-            objects=ports.objects,
-            observer=self.observer,
-            intake=self.intake,
-            reporter=self.reporter,
-            outcomes=outcomes,
-            approvals=self.approvals,
-            canaries=self.canaries,
-            metrics=ports.metrics,
-            queued=self.lanes.queued,
+            settings,
+            self.charts,
+            ports,
+            self.observer,
+            self.intake,
+            self.reporter,
+            outcomes,
+            self.approvals,
+            self.canaries,
+            self.lanes.queued,
         )
         self.reconciler = Reconciler(crew, self.planner, self._gauges)
         self.drift = DriftWatch(

@@ -21,7 +21,7 @@ from deployer.canary.control import Command
 from deployer.canary.registry import NoCanaryError
 from deployer.drift.config import DriftConfig, DriftRules
 from deployer.intake.policy import DeployPolicy
-from deployer.orchestrator import Orchestrator, Ports
+from deployer.orchestrator import Orchestrator
 from deployer.reconcile.objectkey import ObjectKey
 from deployer.records import DeploymentRecord, Origin
 from deployer.settings import DeployerSettings
@@ -31,6 +31,7 @@ from tests.deployer.memory_ports import (
     MemoryPublisher,
     MemoryReleases,
     MemoryStore,
+    memory_ports,
     transient,
 )
 
@@ -89,15 +90,7 @@ def world(
     releases = MemoryReleases(objects=objects)
     releases.install("order", image_values("1.0.0-aaaaaaa"))
     store, events = MemoryStore(), MemoryPublisher()
-    ports = Ports(
-        releases=releases,
-        apply=releases,
-        rollouts=None,
-        objects=objects,
-        metrics=None,
-        store=store,
-        publisher=events,
-    )
+    ports = memory_ports(releases, store, events)
     settings = DeployerSettings(retry_seconds=0.001, fail_fast_restarts=0)
     orchestrator = Orchestrator(
         settings, ports, policy, drift=drift, charts={"order": CHARTS / "order"}

@@ -48,7 +48,7 @@ class ReleaseCanaryHost:
         crew = self.crew
         observed = await crew.observer.status(self.record.target)
         pods = PodWatch(
-            crew.rollouts if watch else None,
+            crew.ports.rollouts if watch else None,
             self.record.target.release,
             crew.settings.fail_fast_restarts,
             pods="the canary's pods",
@@ -62,7 +62,7 @@ class ReleaseCanaryHost:
     async def measure(self, window_seconds: float, thresholds: Thresholds) -> Measurement:
         """The canary against the stable pods; without metrics, or when they cannot be asked,
         inconclusive (never a pass) with the reason."""
-        source = self.crew.metrics
+        source = self.crew.ports.metrics
         if source is None:
             return self._inconclusive(
                 window_seconds,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from deploy_contract.drift import DriftMode, DriftReport
@@ -32,27 +33,20 @@ def unchecked(service: str, mode: DriftMode, why: str) -> DriftReport:
     return DriftReport(service=service, mode=mode, checked_at=datetime.now(UTC), error=why)
 
 
+@dataclass
 class DriftWatch:
     """Checks releases for drift and keeps each one's last report."""
 
-    def __init__(
-        self,
-        config: DriftConfig,
-        objects: LiveObjects | None,
-        observer: ReleaseObserver,
-        lanes: Lanes,
-        reporter: Reporter,
-    ) -> None:
-        self._config = config
-        self._objects = objects
-        self._observer = observer
-        self._lanes = lanes
-        self._reporter = reporter
-        self._last: dict[str, DriftReport] = {}
+    config: DriftConfig
+    objects: LiveObjects | None
+    observer: ReleaseObserver
+    lanes: Lanes
+    reporter: Reporter
+    _last: dict[str, DriftReport] = field(default_factory=dict)
 
     def mode(self, service: str) -> DriftMode:
         """What the deployer does about ``service``'s drift."""
-        return self._config.rules(service).mode
+        return self.config.rules(service).mode
 
     def reports(self) -> dict[str, DriftReport]:
         """The last drift check of each service."""
@@ -62,19 +56,19 @@ class DriftWatch:
         """Check ``target`` now; report drift (an event when it is new or different, and a
         metric) and, in ``correct`` mode, correct it through the release's lane."""
         service = target.service
-        rules = self._config.rules(service)
+        rules = self.config.rules(service)
         if rules.mode is DriftMode.OFF:
             report = unchecked(service, rules.mode, "drift detection is off for this service")
-        elif self._objects is None:
+        elif self.objects is None:
             report = unchecked(service, rules.mode, "the deployer has no Kubernetes API")
-        elif self._lanes.running(target) is not None:
+        elif self.lanes.running(target) is not None:
             report = unchecked(service, rules.mode, "a deployment is running")
         else:
-            found = await self._observe(target, rules, self._objects)
+            found = await self._observe(target, rules, self.objects)
             report = found.report if isinstance(found, Drift) else found
             if report.drifted and rules.mode is DriftMode.CORRECT:
-                objects = self._objects
-                report = await self._lanes.after_deployments(
+                objects = self.objects
+                report = await self.lanes.after_deployments(
                     target, lambda: self._correct(target, rules, objects)
                 )
         await self._note(report)
@@ -83,7 +77,7 @@ class DriftWatch:
     async def _observe(
         self, target: Target, rules: DriftRules, objects: LiveObjects
     ) -> Drift | DriftReport:
-        observed = await self._observer.observe(target)
+        observed = await self.observer.observe(target)
         if observed.status is None:
             return unchecked(target.service, rules.mode, "the service is not installed")
         if observed.status != "deployed":
@@ -121,7 +115,7 @@ class DriftWatch:
             if report.corrected:
                 DRIFT_CORRECTIONS.labels(service).inc()
             if report.corrected or previous is None or previous.fields != report.fields:
-                await self._reporter.drift(report)
+                await self.reporter.drift(report)
 
     async def loop(self, targets: Callable[[], list[Target]], interval: float) -> None:
         """Check every target every ``interval`` seconds, until cancelled."""

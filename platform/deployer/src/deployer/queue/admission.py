@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from deploy_contract.events import ArtifactPublished, DeployPhase, service_from_subject
@@ -23,31 +24,23 @@ from kit.tracing import inject_trace_headers
 log = logging.getLogger(__name__)
 
 
+@dataclass
 class Admission:
     """Checks what arrives and queues it in the lane of its target (this deployer's environment
     and the service)."""
 
-    def __init__(
-        self,
-        environment: str,
-        intake: Intake,
-        submit: Callable[[DeploymentRecord], Awaitable[None]],
-        approvals: Approvals,
-        reporter: Reporter,
-        outcomes: Outcomes,
-    ) -> None:
-        self.environment = environment
-        self._intake = intake
-        self._submit = submit
-        self._approvals = approvals
-        self._reporter = reporter
-        self._outcomes = outcomes
+    environment: str
+    intake: Intake
+    submit: Callable[[DeploymentRecord], Awaitable[None]]
+    approvals: Approvals
+    reporter: Reporter
+    outcomes: Outcomes
 
     async def on_pipeline_event(self, event: CloudEvent, delivery: Delivery) -> None:
         """Accept (queued) or reject one pipeline event; the same event id is handled once."""
-        if await self._reporter.known(event.id):
+        if await self.reporter.known(event.id):
             return
-        self._outcomes.received(event.id)
+        self.outcomes.received(event.id)
         traceparent = inject_trace_headers({}).get("traceparent")
         try:
             request = await self.check(request_of(event, delivery.subject))
@@ -60,7 +53,7 @@ class Admission:
     async def on_invalid_event(self, raw: bytes, error: str, delivery: Delivery) -> None:
         """A message that is not a CloudEvent: reject it with the parse error."""
         deployment_id = f"invalid-{delivery.subject}-{delivery.stream_sequence}"
-        if await self._reporter.known(deployment_id):
+        if await self.reporter.known(deployment_id):
             return
         service = service_from_subject(delivery.subject) or "unknown"
         await self._reject(deployment_id, service, f"malformed event: {error}", None)
@@ -68,9 +61,9 @@ class Admission:
     async def check(self, request: ArtifactPublished) -> ArtifactPublished:
         """``request`` when the intake accepts it (against what serves now); else
         RejectedError."""
-        self._intake.known(request.service)
-        state = await self._reporter.store.service(Target(self.environment, request.service))
-        return self._intake.check_request(request, state.image if state else None)
+        self.intake.known(request.service)
+        state = await self.reporter.store.service(Target(self.environment, request.service))
+        return self.intake.check_request(request, state.image if state else None)
 
     async def enqueue(
         self,
@@ -90,14 +83,14 @@ class Admission:
             rollback_to_revision=rollback_to_revision,
             traceparent=traceparent,
         ).moved_to(DeployPhase.QUEUED)
-        await self._reporter.record(record)
-        await self._approvals.superseded_by(record)
-        await self._submit(record)
+        await self.reporter.record(record)
+        await self.approvals.superseded_by(record)
+        await self.submit(record)
         return record
 
     async def enqueue_rollback(self, service: str, revision: int | None) -> DeploymentRecord:
         """Queue a rollback of ``service`` to ``revision`` (None: the previous one)."""
-        self._intake.known(service)
+        self.intake.known(service)
         deployment_id = f"rollback-{service}-{int(time.time() * 1000)}"
         return await self.enqueue(
             deployment_id, None, Origin.API, None, rollback_to_revision=revision or 0,
@@ -107,8 +100,8 @@ class Admission:
     async def resume(self) -> int:
         """After a restart: every unfinished deployment back in its lane, oldest first (one
         waiting for approval keeps waiting: helm never ran for it)."""
-        records = await self._reporter.store.all()
-        self._reporter.saw([record.id for record in records])
+        records = await self.reporter.store.all()
+        self.reporter.saw([record.id for record in records])
         unfinished = [
             r.model_copy(update={"environment": r.environment or self.environment})
             for r in records
@@ -116,10 +109,10 @@ class Admission:
         ]
         for record in unfinished:
             if record.phase is DeployPhase.PENDING_APPROVAL:
-                await self._approvals.keep(record)
+                await self.approvals.keep(record)
                 continue
-            await self._approvals.superseded_by(record)
-            await self._submit(record)
+            await self.approvals.superseded_by(record)
+            await self.submit(record)
         return len(unfinished)
 
     def _record(self, service: str, **fields: object) -> DeploymentRecord:
@@ -140,5 +133,5 @@ class Admission:
         log.warning(
             "rejected a pipeline event", extra={"deployment_id": deployment_id, "reason": reason}
         )
-        self._outcomes.ran(deployment_id)
-        await self._outcomes.reject(record, reason)
+        self.outcomes.ran(deployment_id)
+        await self.outcomes.reject(record, reason)

@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deployer.canary.analysis import TrackSource
 from deployer.canary.registry import Canaries
 from deployer.intake.checks import Intake
 from deployer.queue.approvals import Approvals
 from deployer.reconcile.decide import Planned
 from deployer.reconcile.observe import ReleaseObserver
-from deployer.reconcile.ports import ApplyStep, LiveObjects, Releases, Rollouts
+from deployer.reconcile.ports import Ports
 from deployer.reconcile.state import Observation, Outcome
 from deployer.records import DeploymentRecord
 from deployer.report.events import Reporter
@@ -29,17 +28,13 @@ class Crew:
 
     settings: DeployerSettings
     charts: dict[str, Path]
-    releases: Releases
-    apply: ApplyStep
-    rollouts: Rollouts | None
-    objects: LiveObjects | None
+    ports: Ports
     observer: ReleaseObserver
     intake: Intake
     reporter: Reporter
     outcomes: Outcomes
     approvals: Approvals
     canaries: Canaries
-    metrics: TrackSource | None  # what measures a canary (Prometheus); None: inconclusive
     queued: Callable[[Target], DeploymentRecord | None]
 
 

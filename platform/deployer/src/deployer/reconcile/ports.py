@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from deploy_contract.events import RolloutProgress
+from deployer.canary.analysis import TrackSource
 from deployer.reconcile.objectkey import ObjectKey
+from deployer.report.ports import Publisher, RecordStore
 
 OnProgress = Callable[[RolloutProgress], Awaitable[None]]
 
@@ -122,3 +124,17 @@ class Rollouts(Protocol):
 
     async def watch(self, release: str, on_progress: OnProgress, *, track: str = "stable") -> None:
         """Report each change of the rollout's progress until cancelled."""
+
+
+@dataclass
+class Ports:
+    """The world the deployer works on: releases (read and applied), the cluster's rollouts and
+    live objects (None without a Kubernetes API), canary metrics, records and events."""
+
+    releases: Releases
+    apply: ApplyStep
+    rollouts: Rollouts | None
+    objects: LiveObjects | None
+    metrics: TrackSource | None
+    store: RecordStore
+    publisher: Publisher

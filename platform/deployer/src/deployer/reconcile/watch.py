@@ -5,9 +5,10 @@ waiting for its timeout. The rolling and the canary paths both use it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from types import TracebackType
 
 from deploy_contract.events import DeployPhase, PodProblem, RolloutProgress
 from deployer.reconcile.podproblems import cannot_run, describe
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PodWatch:
-    """Watches the pods of ``track`` of a release during one upgrade (``async with``).
+    """Watches the pods of ``track`` of a release during one upgrade (``async with running()``).
 
     ``restarts``: the restarts after which pods count as unable to run (0: never give up early);
     ``on_progress`` gets each change of the rollout. Without ``rollouts`` it watches nothing.
@@ -34,23 +35,21 @@ class PodWatch:
     deployment_id: str = ""
     give_up: asyncio.Event = field(default_factory=asyncio.Event)
     problems: list[PodProblem] = field(default_factory=list)
-    _task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> PodWatch:
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[PodWatch]:
+        """Watch while the body runs (helm waits for the rollout)."""
+        task = None
         if self.rollouts is not None and (self.on_progress is not None or self.restarts):
-            watch = self.rollouts.watch(self.release, self._seen, track=self.track)
-            self._task = asyncio.create_task(watch)
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            task = asyncio.create_task(
+                self.rollouts.watch(self.release, self._seen, track=self.track)
+            )
+        try:
+            yield self
+        finally:
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
     async def _seen(self, progress: RolloutProgress) -> None:
         if progress.problems:  # kept: helm's rollback deletes the pods that had them

@@ -22,7 +22,7 @@ async def canary_plan(crew: Crew, current: Pass, action: RunCanary) -> CanaryPla
     by a restart of the deployer starts again from the split it left)."""
     record = current.record
     assert record.request is not None
-    stable_values = await crew.releases.get_values(current.target.release) or {}
+    stable_values = await crew.ports.releases.get_values(current.target.release) or {}
     live = stable_values.pop("canary", None) or {}
     merged = crew.intake.merged(record.service, stable_values)
     replicas = int(merged.get("replicaCount", 1))

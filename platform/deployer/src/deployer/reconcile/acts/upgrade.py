@@ -34,7 +34,7 @@ async def upgrade(
     release before (to tell a rollback happened), ``description`` the release description
     (default: the deployment's). Raises a retryable StepError (the caller retries)."""
     target = record.target
-    async with watch:
+    async with watch.running():
         try:
             request = ApplyRequest(
                 release=target.release,
@@ -46,7 +46,7 @@ async def upgrade(
                 on_start=on_start,
                 stop=watch.give_up,
             )
-            applied = await crew.apply.apply(request)
+            applied = await crew.ports.apply.apply(request)
         except StepError as exc:
             if exc.retryable:
                 raise
@@ -77,7 +77,7 @@ async def act(crew: Crew, current: Pass, action: Upgrade) -> Ending:
         await crew.reporter.publish(started, DeployPhase.PROGRESSING, progress=progress)
 
     watch = PodWatch(
-        crew.rollouts,
+        crew.ports.rollouts,
         current.target.release,
         crew.settings.fail_fast_restarts,
         on_progress=progressed,
