@@ -226,14 +226,14 @@ class MemoryReleases:
         revision = Revision(number, status, description, values, render(release, values))
         history.append(revision)
         if status == "deployed":
-            self._apply(revision)
+            self._apply(release, revision)
         return revision
 
-    def _apply(self, revision: Revision) -> None:
+    def _apply(self, release: str, revision: Revision) -> None:
         if self.objects is not None:
             namespace = self.objects.namespace
             for obj in yaml.safe_load_all(revision.manifest):
-                self.objects.live[key_of(obj)] = as_helm_applies(obj, "order", namespace)
+                self.objects.live[key_of(obj)] = as_helm_applies(obj, release, namespace)
 
 
 def transient(message: str = "the API server is slow") -> HelmRetryableError:

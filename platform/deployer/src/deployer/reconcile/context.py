@@ -53,6 +53,14 @@ class Pass:
         """The release the pass works on."""
         return self.record.target
 
+    def with_plan(self, note: str = "") -> DeploymentRecord:
+        """The deployment carrying the pass's plan and its summary (``note`` leads it)."""
+        assert self.planned is not None, "the pass made no plan"
+        plan = self.planned.plan
+        return self.record.model_copy(
+            update={"plan": plan.model_dump(mode="json"), "plan_summary": note + plan.summary()}
+        )
+
 
 @dataclass(frozen=True)
 class Ending:

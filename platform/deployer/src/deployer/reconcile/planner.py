@@ -4,7 +4,6 @@ approvals the deploy policy wants for it, and the canary to run when the service
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +57,9 @@ class Planner:
 
     async def preview(self, target: Target, request: ArtifactPublished) -> Plan:
         """What ``request`` would change in ``target``'s release now (asked of Helm)."""
-        recorded, rendered = await asyncio.gather(
-            self._releases.get_manifest(target.release),
-            self._releases.template(
-                target.release, self._charts[target.service], self.values(request)
-            ),
-        )
-        if self._objects is None:
-            return plan_release(target.service, recorded, rendered)
-        return await plan_on_server(target.service, self._objects, recorded, rendered)
+        recorded = await self._releases.get_manifest(target.release)
+        plan, _ = await self.render(target, self.values(request), recorded)
+        return plan
 
     async def plan(
         self, record: DeploymentRecord, observed: Observation

@@ -9,11 +9,7 @@ from deployer.reconcile.decide import HoldForApproval
 async def act(crew: Crew, current: Pass, action: HoldForApproval) -> Ending:
     """The deployment waits in ``pending_approval`` with its plan; a newer deployment that
     arrived while it was planned supersedes it at once."""
-    assert current.planned is not None
-    plan = current.planned.plan
-    planned = current.record.model_copy(
-        update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
-    )
+    planned = current.with_plan()
     held = await crew.approvals.hold(planned, list(action.needed))
     newer = crew.queued(current.target)
     if newer is not None:

@@ -10,9 +10,5 @@ from deployer.reconcile.state import Outcome
 
 async def act(crew: Crew, current: Pass, action: SkipUnchanged) -> Ending:
     """The deployment ends ``unchanged`` with its plan, saying why and how to force it."""
-    assert current.planned is not None
-    plan = current.planned.plan
-    planned = current.record.model_copy(
-        update={"plan": plan.model_dump(mode="json"), "plan_summary": plan.summary()}
-    )
+    planned = current.with_plan()
     return Ending(planned, Outcome(DeployPhase.UNCHANGED, action.reason), changed=False)

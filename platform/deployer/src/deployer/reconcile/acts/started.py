@@ -9,10 +9,6 @@ from deployer.records import DeploymentRecord
 
 async def report_started(crew: Crew, current: Pass, note: str = "") -> DeploymentRecord:
     """Record and publish ``started`` with the plan (``note`` leads its summary)."""
-    assert current.planned is not None
-    plan = current.planned.plan
-    started = current.record.moved_to(DeployPhase.STARTED).model_copy(
-        update={"plan": plan.model_dump(mode="json"), "plan_summary": note + plan.summary()}
-    )
+    started = current.with_plan(note).moved_to(DeployPhase.STARTED)
     await crew.reporter.record(started)
     return started
