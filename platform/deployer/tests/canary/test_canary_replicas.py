@@ -45,7 +45,7 @@ def test_bounds_resolve_like_the_deployment_controller() -> None:
 
 def within(path: list[Split], start: Split, bounds: Bounds) -> None:
     for before, after in itertools.pairwise([start, *path]):
-        assert bounds.fewest <= after.total <= bounds.most, (before, after, bounds)
+        assert bounds.fewest <= after.total() <= bounds.most, (before, after, bounds)
         # One side at a time: pods are only removed once those added are ready.
         assert after.stable == before.stable or after.canary == before.canary
 

@@ -88,7 +88,13 @@ def canary_run(
 ) -> CanaryRun:
     strategy = CanaryStrategy(
         steps=steps,
-        analysis=AnalysisSettings(interval_seconds=0, count=2, failure_limit=failure_limit),
+        analysis=AnalysisSettings(
+            interval_seconds=0,
+            count=2,
+            failure_limit=failure_limit,
+            inconclusive_limit=2,
+            thresholds=Thresholds(),
+        ),
     )
     plan = CanaryPlan(
         strategy=strategy, stable_values=STABLE, new_values=NEW,

@@ -34,7 +34,7 @@ def test_steps_and_defaults() -> None:
         Step("analysis"),
         Step("analysis", count=5),
     )
-    assert strategy.analysis == AnalysisSettings()
+    assert strategy.analysis == AnalysisSettings(30, 3, 1, 2, Thresholds())
     assert strategy.describe() == (
         "weight 25% → pause until promoted → pause 30 s → analysis → analysis x5 → promote"
     )

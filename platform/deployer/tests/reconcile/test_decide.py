@@ -14,15 +14,15 @@ from deployer.adapters.helm import HelmFinalError, HelmRetryableError
 from deployer.adapters.kubeobjects import KubeApiError
 from deployer.plan import Plan
 from deployer.reconcile.decide import (
+    NO_OP_REASON,
     Action,
     AlreadyApplied,
+    Conclude,
     HoldForApproval,
     MakePlan,
     Planned,
     RecoverPending,
-    RejectOlder,
     RollBack,
-    SkipUnchanged,
     Upgrade,
     decide,
     description_for,
@@ -92,7 +92,8 @@ def test_a_deployment_already_in_helm_is_not_run_again() -> None:
 
 def test_an_older_image_is_rejected_unless_it_is_a_rollback() -> None:
     action = choose_action(record("order:1.0.0-ccccccc"), deployed("1.1.0-aaaaaaa"))
-    assert isinstance(action, RejectOlder)
+    assert isinstance(action, Conclude)
+    assert action.phase is DeployPhase.REJECTED
     assert "older than the deployed 1.1.0-aaaaaaa" in action.reason
     assert "rollback=true" in action.reason
     assert (
@@ -125,7 +126,8 @@ UPGRADE = Plan(service="order", action="upgrade")
 
 def test_a_no_op_plan_is_skipped_unless_forced() -> None:
     step = choose_step(record(), NO_OP, [])
-    assert isinstance(step, SkipUnchanged)
+    assert isinstance(step, Conclude)
+    assert step.phase is DeployPhase.UNCHANGED
     assert "force=true" in step.reason
     assert choose_step(record(force=True), NO_OP, []) == Upgrade()
     assert choose_step(record(), UPGRADE, []) == Upgrade()
@@ -135,7 +137,7 @@ def test_approvals_hold_an_upgrade_until_approved_but_never_a_no_op() -> None:
     needed = ["replicas-changed: Deployment/order replicas 1 -> 3 (x3)"]
     assert choose_step(record(), UPGRADE, needed) == HoldForApproval(tuple(needed))
     assert choose_step(record(approved_by="ops"), UPGRADE, needed) == Upgrade()
-    assert isinstance(choose_step(record(), NO_OP, needed), SkipUnchanged)
+    assert choose_step(record(), NO_OP, needed) == Conclude(DeployPhase.UNCHANGED, NO_OP_REASON)
 
 
 def error(kind: type[Exception], **more: Any) -> Exception:

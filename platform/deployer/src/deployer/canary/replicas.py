@@ -26,16 +26,17 @@ class Split:
     """Pods of the stable and of the canary Deployment."""
 
     stable: int
+    """Pods of ``<service>``, the Deployment that runs the image serving before the canary."""
     canary: int
+    """Pods of ``<service>-canary``, the Deployment that runs the new image."""
 
-    @property
     def total(self) -> int:
         """Pods of both Deployments."""
         return self.stable + self.canary
 
     def share(self) -> float:
         """The canary's share of the pods (and so of the requests), 0..1."""
-        return self.canary / self.total if self.total else 0.0
+        return self.canary / self.total() if self.total() else 0.0
 
 
 def canary_pods(replicas: int, weight: int) -> int:
@@ -100,7 +101,7 @@ def moves(start: Split, target: Split, bounds: Bounds) -> list[Split]:
     current, path = start, []
     while current != target:
         before = current
-        room = bounds.most - current.total
+        room = bounds.most - current.total()
         if target.canary > current.canary:
             current = Split(
                 current.stable, current.canary + min(target.canary - current.canary, room)
@@ -112,7 +113,7 @@ def moves(start: Split, target: Split, bounds: Bounds) -> list[Split]:
         if current != before:
             path.append(current)
         grown = current
-        room = current.total - bounds.fewest
+        room = current.total() - bounds.fewest
         if current.stable > target.stable:
             current = Split(
                 current.stable - min(current.stable - target.stable, room), current.canary

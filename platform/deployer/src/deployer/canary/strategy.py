@@ -9,10 +9,11 @@ are the deployer's; the charts' values.yaml set every key.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from deployer.canary.analysis import Thresholds
 
@@ -40,13 +41,14 @@ class Step:
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """How the canary is measured: one measurement per interval, over that window."""
+    """How the canary is measured (one measurement per interval, over that window), typed from
+    :class:`AnalysisValues`, which holds the defaults."""
 
-    interval_seconds: int = 30
-    count: int = 3
-    failure_limit: int = 1
-    inconclusive_limit: int = 2
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    interval_seconds: int
+    count: int
+    failure_limit: int
+    inconclusive_limit: int
+    thresholds: Thresholds
 
 
 @dataclass(frozen=True)
@@ -144,82 +146,41 @@ def _first_step_schema(schema: dict[str, Any]) -> None:
 
 
 _DEFAULT_LIMITS = Thresholds()
-_DEFAULT_SETTINGS = AnalysisSettings()
 
 
 class AnalysisValues(BaseModel):
-    """``strategy.canary.analysis``: what one analysis step measures, and its thresholds."""
+    """``strategy.canary.analysis``: what one analysis step measures, and its thresholds (the
+    keys are the fields in camelCase; each field's docstring is its description in the schema)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=to_camel,
+        use_attribute_docstrings=True,
+    )
 
-    interval_seconds: int = Field(
-        default=_DEFAULT_SETTINGS.interval_seconds,
-        ge=5,
-        le=3600,
-        alias="intervalSeconds",
-        description="One measurement per interval, over that window.",
-    )
-    count: int = Field(
-        default=_DEFAULT_SETTINGS.count,
-        ge=1,
-        le=1000,
-        description="Measurements per analysis step.",
-    )
-    failure_limit: int = Field(
-        default=_DEFAULT_SETTINGS.failure_limit,
-        ge=1,
-        alias="failureLimit",
-        description="Failed measurements that abort the canary.",
-    )
-    inconclusive_limit: int = Field(
-        default=_DEFAULT_SETTINGS.inconclusive_limit,
-        ge=1,
-        alias="inconclusiveLimit",
-        description="Inconclusive measurements (no traffic) that pause it.",
-    )
-    min_requests: int = Field(
-        default=_DEFAULT_LIMITS.min_requests,
-        ge=1,
-        alias="minRequests",
-        description="Canary requests (or handler deliveries) per window, else the measurement "
-        "is inconclusive.",
-    )
-    success_rate: float = Field(
-        default=_DEFAULT_LIMITS.min_success_rate,
-        ge=0,
-        le=1,
-        alias="successRate",
-        description="Lowest non-5xx share of canary requests.",
-    )
-    p99_milliseconds: float = Field(
-        default=_DEFAULT_LIMITS.max_p99_seconds * 1000,
-        gt=0,
-        alias="p99Milliseconds",
-        description="Highest canary p99 latency.",
-    )
-    max_success_rate_drop: float = Field(
-        default=_DEFAULT_LIMITS.max_success_rate_drop,
-        ge=0,
-        le=1,
-        alias="maxSuccessRateDrop",
-        description="Largest drop below the stable pods' success rate (same window).",
-    )
-    max_p99_ratio: float = Field(
-        default=_DEFAULT_LIMITS.max_p99_ratio,
-        ge=1,
-        alias="maxP99Ratio",
-        description="Highest canary p99 / stable p99.",
-    )
-    max_handler_failures: int = Field(
-        default=_DEFAULT_LIMITS.max_handler_failures,
-        ge=0,
-        alias="maxHandlerFailures",
-        description="Event deliveries the canary retried or dead-lettered.",
-    )
-    max_dead_letters: int = Field(
-        default=_DEFAULT_LIMITS.max_dead_letters, ge=0, alias="maxDeadLetters",
-        description="Dead letters from the canary.",
-    )  # fmt: skip
+    interval_seconds: int = Field(default=30, ge=5, le=3600)
+    """One measurement per interval, over that window."""
+    count: int = Field(default=3, ge=1, le=1000)
+    """Measurements per analysis step."""
+    failure_limit: int = Field(default=1, ge=1)
+    """Failed measurements that abort the canary."""
+    inconclusive_limit: int = Field(default=2, ge=1)
+    """Inconclusive measurements (no traffic) that pause it."""
+    min_requests: int = Field(default=_DEFAULT_LIMITS.min_requests, ge=1)
+    """Canary requests (or handler deliveries) per window, else the measurement is inconclusive."""
+    success_rate: float = Field(default=_DEFAULT_LIMITS.min_success_rate, ge=0, le=1)
+    """Lowest non-5xx share of canary requests."""
+    p99_milliseconds: float = Field(default=_DEFAULT_LIMITS.max_p99_seconds * 1000, gt=0)
+    """Highest canary p99 latency."""
+    max_success_rate_drop: float = Field(default=_DEFAULT_LIMITS.max_success_rate_drop, ge=0, le=1)
+    """Largest drop below the stable pods' success rate (same window)."""
+    max_p99_ratio: float = Field(default=_DEFAULT_LIMITS.max_p99_ratio, ge=1)
+    """Highest canary p99 / stable p99."""
+    max_handler_failures: int = Field(default=_DEFAULT_LIMITS.max_handler_failures, ge=0)
+    """Event deliveries the canary retried or dead-lettered."""
+    max_dead_letters: int = Field(default=_DEFAULT_LIMITS.max_dead_letters, ge=0)
+    """Dead letters from the canary."""
 
     def to_settings(self) -> AnalysisSettings:
         """The typed analysis settings."""

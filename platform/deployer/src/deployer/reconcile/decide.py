@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from deploy_contract.events import DeployPhase
 from deploy_contract.images import ImageRejectedError
 from deployer.canary.strategy import CanaryStrategy
 from deployer.plan import Plan
@@ -59,9 +60,12 @@ class AlreadyApplied:
 
 
 @dataclass(frozen=True)
-class RejectOlder:
-    """The image is older than the deployed one and the request is not a rollback."""
+class Conclude:
+    """The deployment ends here and the release is not touched: ``rejected`` (an image older than
+    the deployed one, and the request is not a rollback) or ``unchanged`` (the plan changes
+    nothing: no helm upgrade, no revision)."""
 
+    phase: Literal[DeployPhase.REJECTED, DeployPhase.UNCHANGED]
     reason: str
 
 
@@ -75,13 +79,6 @@ class RollBack:
 @dataclass(frozen=True)
 class MakePlan:
     """Render the new values and ask the API server what they change, then decide again."""
-
-
-@dataclass(frozen=True)
-class SkipUnchanged:
-    """The plan changes nothing: no helm upgrade, no revision; the deployment ends unchanged."""
-
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -106,10 +103,9 @@ class RunCanary:
 Action = (
     RecoverPending
     | AlreadyApplied
-    | RejectOlder
+    | Conclude
     | RollBack
     | MakePlan
-    | SkipUnchanged
     | HoldForApproval
     | Upgrade
     | RunCanary
@@ -130,13 +126,13 @@ def decide(record: DeploymentRecord, observed: Observation, planned: Planned | N
         try:
             refusal = request.refusal_over(observed.image)
         except ImageRejectedError as exc:  # validated at intake; kept for resumed records
-            return RejectOlder(str(exc))
+            return Conclude(DeployPhase.REJECTED, str(exc))
         if refusal is not None:
-            return RejectOlder(refusal)
+            return Conclude(DeployPhase.REJECTED, refusal)
     if planned is None:
         return MakePlan()
     if planned.plan.action == "no-op" and not (request is not None and request.force):
-        return SkipUnchanged(NO_OP_REASON)
+        return Conclude(DeployPhase.UNCHANGED, NO_OP_REASON)
     if planned.needed and record.approved_by is None:
         return HoldForApproval(planned.needed)
     if planned.canary is not None:

@@ -4,11 +4,13 @@ approvals, canary commands, drift, live events (one routes module per resource).
 from fastapi import APIRouter
 
 from deployer.web.routes import canary, deployments, drift, events, services
+from kit.problems import problem_responses
 
 
 def api_router() -> APIRouter:
-    """Every API route; each needs a token with its scope (see deployer.web.deps)."""
-    router = APIRouter(prefix="/api", tags=["deployer"])
+    """Every API route; each needs a token with its scope (see deployer.web.deps), so each may
+    answer 401 and 403; a refused request (deployer.intake.checks.RejectedError) is a 422."""
+    router = APIRouter(prefix="/api", tags=["deployer"], responses=problem_responses(401, 403))
     for routes in (services, deployments, canary, drift, events):
         router.include_router(routes.router)
     return router

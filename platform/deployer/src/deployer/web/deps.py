@@ -10,14 +10,17 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from deployer.intake.checks import RejectedError
 from deployer.orchestrator import Orchestrator
 from deployer.records import DeploymentRecord
 from deployer.report.views import ServiceView
 from deployer.web.auth import BASIC_CHALLENGE, authenticate, require
 from deployer.web.tokens import ApiToken, Scope, TokenBook
+from kit.problems import problem_response
 
 _bearer = HTTPBearer(auto_error=False)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -39,8 +42,12 @@ class WebApp(Protocol):
 def install(service: WebApp) -> Callable[[FastAPI], None]:
     """An app hook that makes ``service`` what the routes' dependencies find."""
 
+    async def refused(_: Request, exc: Exception) -> JSONResponse:
+        return problem_response(422, str(exc))
+
     def hook(app: FastAPI) -> None:
         app.state.deployer = service
+        app.add_exception_handler(RejectedError, refused)
 
     return hook
 

@@ -15,10 +15,9 @@ router = APIRouter()
 @router.post(
     "/deployments/{deployment_id}/canary/{command}",
     status_code=202,
-    response_model=DeploymentRecord,
     summary="Tell a running canary to promote (now), abort (back to the stable pods), pause "
     "or resume (deploy scope)",
-    responses=problem_responses(401, 403, 404, 409),
+    responses=problem_responses(404, 409),
 )
 async def canary(
     caller: Caller,

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 
 from deploy_contract.events import ArtifactPublished, DeployPhase
-from deployer.intake.checks import RejectedError
 from deployer.queue.approvals import NotPendingError
 from deployer.records import DeploymentRecord, Origin
 from deployer.web.auth import require
@@ -21,9 +20,8 @@ router = APIRouter()
 
 @router.get(
     "/deployments",
-    response_model=list[DeploymentRecord],
     summary="Deployment history, newest first",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(422),
 )
 async def history(
     caller: Caller,
@@ -45,8 +43,7 @@ async def history(
 
 @router.get(
     "/deployments/{deployment_id}",
-    response_model=DeploymentRecord,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def deployment(caller: Caller, orch: Orch, deployment_id: str) -> DeploymentRecord:
     require(caller, Scope.READ)
@@ -59,30 +56,23 @@ async def deployment(caller: Caller, orch: Orch, deployment_id: str) -> Deployme
 @router.post(
     "/plan",
     summary="Plan a deployment without changing anything (read scope)",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(422),
 )
 async def plan(caller: Caller, orch: Orch, request: ArtifactPublished) -> dict[str, Any]:
     require(caller, Scope.READ, request.service)
-    try:
-        result = await orch.plan(request)
-    except RejectedError as exc:
-        raise HTTPException(422, str(exc)) from None
+    result = await orch.plan(request)
     return {"summary": result.summary(), "plan": result.model_dump(mode="json")}
 
 
 @router.post(
     "/deployments",
     status_code=202,
-    response_model=DeploymentRecord,
     summary="Deploy an image now (the same path and checks as a pipeline event)",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(422),
 )
 async def deploy(caller: Caller, orch: Orch, request: ArtifactPublished) -> DeploymentRecord:
     require(caller, Scope.DEPLOY, request.service)
-    try:
-        checked = await orch.admission.check(request)
-    except RejectedError as exc:
-        raise HTTPException(422, str(exc)) from None
+    checked = await orch.admission.check(request)
     return await orch.admission.enqueue(f"api-{uuid.uuid4()}", checked, Origin.API, None)
 
 
@@ -115,5 +105,5 @@ for decision, summary in (
         methods=["POST"],
         response_model=DeploymentRecord,
         summary=summary,
-        responses=problem_responses(401, 403, 404, 409),
+        responses=problem_responses(404, 409),
     )

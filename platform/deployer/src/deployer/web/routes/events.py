@@ -10,7 +10,6 @@ from fastapi.responses import StreamingResponse
 from deployer.web.auth import require
 from deployer.web.deps import Caller, Service, WebApp
 from deployer.web.tokens import ApiToken, Scope
-from kit.problems import problem_responses
 
 router = APIRouter()
 KEEP_ALIVE_SECONDS = 15
@@ -19,7 +18,6 @@ KEEP_ALIVE_SECONDS = 15
 @router.get(
     "/events",
     summary="Deploy events as they happen (server-sent events), of the token's services",
-    responses=problem_responses(401, 403),
 )
 async def events(caller: Caller, service: Service) -> StreamingResponse:
     require(caller, Scope.READ)
