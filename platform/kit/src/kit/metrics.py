@@ -9,6 +9,13 @@ from starlette.responses import Response
 HTTP_REQUESTS = Counter(
     "http_requests_total", "HTTP requests handled.", ["method", "route", "status"]
 )
+# Requests the server refused before the application saw them (kit.edge_limits): a head too
+# large (431, 414) or too slow (408). They have no route, so they are counted apart.
+HTTP_REFUSED = Counter(
+    "http_requests_refused_total",
+    "Requests refused before the application saw them, by status and reason.",
+    ["status", "reason"],
+)
 HTTP_LATENCY = Histogram(
     "http_request_duration_seconds",
     "HTTP request latency by route template.",

@@ -1,4 +1,4 @@
-"""Run a service under uvicorn with the chassis's logging and graceful shutdown."""
+"""Run a service under uvicorn with the chassis's logging, limits and graceful shutdown."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 import uvicorn
 
 from kit.app import ServiceSpec, Settings, create_app
+from kit.edge_limits import EdgeLimits, limited_http_protocol
 from kit.settings import ConfigurationError
 
 
@@ -31,5 +32,8 @@ def serve(spec: ServiceSpec | Callable[[], ServiceSpec]) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # uvicorn's httptools protocol with the limits of kit.edge_limits (SERVICE_MAX_HEADER_*,
+        # SERVICE_*_TIMEOUT_SECONDS) enforced while it reads a request.
+        http=limited_http_protocol(EdgeLimits.from_settings(settings.service)),
         timeout_graceful_shutdown=int(settings.service.shutdown_timeout_seconds),
     )

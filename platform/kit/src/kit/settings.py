@@ -54,6 +54,20 @@ class ServiceSettings(BaseSettings):
     # A keep-alive connection is closed after its response once this old (0: never), so the
     # clients' pools spread over pods that joined later (kit.draining.CloseConnections).
     connection_max_age_seconds: float = Field(default=5.0, ge=0)
+    # The edge (kit.edge_limits), enforced by the server while it reads, before the application
+    # runs: a head (request line and header fields) larger or with more fields than this gets
+    # 431. 32 KiB is what an nginx ingress lets through by default (4 buffers of 8 KiB), room
+    # for a bearer token, tracing headers and cookies; 100 fields is gunicorn's and Apache's.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: int = Field(default=100, ge=10, le=10000)
+    # 408 and the connection closed when a request's head has not arrived this long after its
+    # first byte, or its body this long after its head (slow clients hold a connection each).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # A connection with no request under way (new, or kept alive) is closed after this long.
+    # Keep it above the keep-alive time of this service's clients (the gateway's pools: 4 s),
+    # so they drop an idle connection before the server does.
+    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
     # A drill, never a feature: answer 500 to this share of the API's requests (probes and
     # /metrics excepted), so a canary analysis has a bad image to catch (kit.faults).
     fault_error_ratio: float = Field(default=0.0, ge=0.0, le=1.0)

@@ -24,6 +24,7 @@ from gateway_service.api.proxy import Gateway
 from gateway_service.domain.errors import GatewayError
 from gateway_service.settings import GatewaySettings
 from kit.app import Runtime
+from kit.http_middleware import set_route_template
 from kit.problems import PROBLEM_MEDIA_TYPE, Problem
 from kit.settings import load_settings
 
@@ -78,6 +79,7 @@ async def gateway_lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _forwarder(route: ProxyRoute) -> Callable[[Request], Awaitable[Response]]:
     async def forward(request: Request) -> Response:
+        set_route_template(request.scope, route.path)  # FastAPI names no plain route's template
         gateway: Gateway = request.app.state.gateway
         public = (request.method, request.scope["path"]) in PUBLIC
         try:
