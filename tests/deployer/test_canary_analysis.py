@@ -2,7 +2,8 @@
 scrapes real service processes on the chassis (kit's middleware and /metrics, so the series are
 the ones every service exports).
 
-Run as a script, this file is that service: GET /work answers the status its query asks for.
+Run as a script, this file is that service: GET /work answers the status its query asks for,
+POST /work reads a body.
 """
 
 import asyncio
@@ -17,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from deployer.adapters.prometheus import PrometheusError, PrometheusQueries, selector
 from deployer.canary.analysis import Measurement, Thresholds, TrackNumbers, Verdict, judge, measure
@@ -25,6 +26,7 @@ from deployer.canary.status import measurement_json
 from devkit.localstack.ports import free_port
 from devkit.localstack.process import ServiceProcess
 from devkit.localstack.prometheus import PrometheusServer, Target, pod_targets
+from devkit.testing.rawclients import hang_up_after, request_head
 from kit.app import ServiceSpec
 from kit.serve import serve
 
@@ -34,6 +36,12 @@ router = APIRouter()
 @router.get("/work")
 async def work(status: int = 200) -> Response:
     return Response(status_code=status)
+
+
+@router.post("/work")
+async def upload(request: Request) -> Response:
+    await request.body()
+    return Response(status_code=204)
 
 
 SAMPLE = ServiceSpec(name="canary-sample", routers=[router], uses_nats=False)
@@ -262,13 +270,14 @@ REQUESTS = 100
 @dataclass(frozen=True)
 class Sample:
     """One sample service process: its labels in Prometheus and the 500s it answers (a share of
-    its requests, or its first ones in a burst)."""
+    its requests, or its first ones in a burst), and how many of its clients hang up mid-body."""
 
     service: str
     track: str
     error_share: float = 0.0
     burst_errors: int = 0
     only_probes: bool = False
+    hang_ups: int = 0
 
 
 SAMPLES = [
@@ -278,6 +287,7 @@ SAMPLES = [
     Sample("payment", "stable"),
     Sample("auth", "canary", only_probes=True),
     Sample("gateway", "canary", burst_errors=3),
+    Sample("edge", "canary", hang_ups=10),
 ]
 
 
@@ -309,6 +319,9 @@ async def drive(client: httpx.AsyncClient, sample: Sample, process: ServiceProce
         # The burst's errors come together, so that one scrape sees them all.
         if number > sample.burst_errors:
             await asyncio.sleep(0.03)
+    partial = request_head("POST", "/work", "Content-Length: 100") + b"part of it"
+    for _ in range(sample.hang_ups):
+        await hang_up_after(process.port, partial)  # kit counts each 499
 
 
 async def wait_until_scraped(queries: PrometheusQueries, sample: Sample, count: int) -> None:
@@ -361,7 +374,9 @@ async def scraped(
         await asyncio.gather(
             *(drive(client, s, p) for s, p in zip(SAMPLES, processes, strict=True))
         )
-        await asyncio.gather(*(wait_until_scraped(queries, s, REQUESTS) for s in SAMPLES))
+        await asyncio.gather(
+            *(wait_until_scraped(queries, s, REQUESTS + s.hang_ups) for s in SAMPLES)
+        )
         yield ScrapedStack(prometheus, queries)
 
 
@@ -396,6 +411,19 @@ async def test_a_canary_that_only_answers_probes_is_inconclusive(scraped: Scrape
     assert measurement.verdict is Verdict.INCONCLUSIVE, measurement.reason
     assert measurement.canary.requests == 0
     assert measurement.reason.startswith("no traffic on the canary: 0 requests in 30 s")
+
+
+async def test_clients_hanging_up_are_traffic_and_no_failure_of_the_canary(
+    scraped: ScrapedStack,
+) -> None:
+    """499 (the client closed the connection) is not 5xx: the errors' status=~"5.." leaves it
+    out, and the requests count it as traffic of its route."""
+    hung_up = selector("t", "edge", "canary", 'status="499"', 'route="/work"')
+    assert await scraped.queries.value(f"sum(http_requests_total{hung_up})") == 10
+    measurement = await measure(scraped.queries.numbers, "t", "edge", WINDOW, DEFAULTS)
+    assert measurement.verdict is Verdict.PASS, measurement.reason
+    assert measurement.canary.requests == pytest.approx(REQUESTS + 10)
+    assert measurement.canary.success_rate == 1.0
 
 
 async def test_a_query_prometheus_refuses_names_it(scraped: ScrapedStack) -> None:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 
 from kit.app import ServiceSpec
 from kit.events import CloudEvent, Delivery, StreamSpec, Subscription
@@ -23,6 +24,15 @@ router = APIRouter()
 @router.get("/items/{item_id}")
 async def get_item(item_id: int) -> dict[str, int]:
     return {"item_id": item_id}
+
+
+class Item(BaseModel):
+    name: str
+
+
+@router.post("/items", status_code=201)
+async def create_item(item: Item) -> Item:
+    return item
 
 
 async def work(event: CloudEvent, delivery: Delivery) -> None:

@@ -38,3 +38,27 @@ def test_real_secrets_are_accepted_in_production() -> None:
     nats = NatsSettings(user="order", password=SecretStr("s3-Kq9!long-random"))
     database = DatabaseSettings(url=SecretStr("postgresql://order:x7Yq@db/order"))
     refuse_placeholder_secrets(Environment.PRODUCTION, nats, database)
+
+
+def test_the_edge_limits_come_from_service_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit.edge_limits import EdgeLimits
+
+    defaults = EdgeLimits.from_settings(load_settings(ServiceSettings, name="order"))
+    assert defaults == EdgeLimits(
+        max_header_bytes=32768,
+        max_headers=100,
+        header_timeout=10.0,
+        body_timeout=30.0,
+        keepalive_timeout=5.0,
+    )
+    monkeypatch.setenv("SERVICE_MAX_HEADER_BYTES", "16384")
+    monkeypatch.setenv("SERVICE_MAX_HEADERS", "50")
+    monkeypatch.setenv("SERVICE_HEADER_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("SERVICE_BODY_TIMEOUT_SECONDS", "60")
+    monkeypatch.setenv("SERVICE_KEEPALIVE_TIMEOUT_SECONDS", "7")
+    assert EdgeLimits.from_settings(load_settings(ServiceSettings, name="order")) == EdgeLimits(
+        16384, 50, 2.5, 60.0, 7.0
+    )
+    monkeypatch.setenv("SERVICE_MAX_HEADERS", "0")
+    with pytest.raises(ConfigurationError, match="SERVICE_MAX_HEADERS"):
+        load_settings(ServiceSettings, name="order")

@@ -158,19 +158,22 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 if self._head_raw > self.limits.max_header_bytes:
                     self._refuse(self._head_too_large())
                     return
-        elif self._body_pending and self._deadline is None and not self.pipeline:
-            self._arm(self.limits.body_timeout, self._body_timed_out)
-        elif not self._body_pending:
+            # Armed once per head, when a chunk leaves it unfinished (most heads come whole).
+            if self._deadline is None:
+                self._arm(self.limits.header_timeout, self._head_timed_out)
+        elif self._body_pending:
+            if self._deadline is None and not self.pipeline:
+                self._arm(self.limits.body_timeout, self._body_timed_out)
+        else:
             self._idle()
 
     # ---- parser callbacks ---------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
-        """A request's first byte: its head must be complete within the header timeout."""
+        """A request's first byte: its head is measured from here."""
         super().on_message_begin()
         self._in_head = True
         self._head_bytes = self._head_raw = self._fields = 0
-        self._arm(self.limits.header_timeout, self._head_timed_out)
 
     def on_url(self, url: bytes) -> None:
         """A piece of the request target: 414 once the target alone is over the head limit."""
@@ -271,7 +274,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _scope_of(cycle)[CONNECTION_ENDING] = 408
         detail = f"the request's body did not arrive within {self.limits.body_timeout:g} s"
         log.info(
-            "request refused: its body came too slowly",
+            "request refused",
             extra={"status": 408, "reason": "body_timeout", "client": self._client()},
         )
         self._answer(408, detail)
