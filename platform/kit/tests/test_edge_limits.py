@@ -188,6 +188,21 @@ async def test_a_client_hanging_up_while_a_route_reads_its_body_is_499(
     assert "the client closed the connection before its response" in service.logs()
 
 
+async def test_a_body_malformed_while_a_route_reads_it_is_400_under_its_route(
+    service: ServiceProcess,
+) -> None:
+    before = requests_total(service, method="POST", route="/items", status="400")
+    chunked = post_item("Transfer-Encoding: chunked")
+    answer, _ = await send_and_wait(
+        service.port, chunked + b'8\r\n{"name":\r\nnot a chunk size\r\n', timeout=5
+    )
+    assert statuses(answer) == [400]  # once, from the server: the application's is dropped
+    deadline = time.monotonic() + 5
+    while requests_total(service, method="POST", route="/items", status="400") < before + 1:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+
+
 def test_a_request_target_over_the_limit_is_414(service: ServiceProcess) -> None:
     answer, _ = exchange(service.port, request_head("GET", "/items/" + "1" * 40_000))
     assert status_of(answer) == 414

@@ -143,13 +143,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._bad_request()
             return
         except httptools.HttpParserUpgrade:
-            self._cancel_deadline()
-            self._body_pending = False
             if self._should_upgrade():
+                # The connection is the WebSocket protocol's from here: no timer of ours.
+                self._cancel_deadline()
+                self._body_pending = False
                 self.handle_websocket_upgrade()
-            else:
-                self._unsupported_upgrade_warning()
-            return
+                return
+            self._unsupported_upgrade_warning()  # served as plain HTTP, timed as such
         if self._in_head:
             # The whole chunk went into this head when it neither began inside a body nor
             # finished a request first (then the head started at its first byte).
@@ -304,10 +304,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._answer(refusal.status, refusal.detail)
 
     def _bad_request(self) -> None:
+        """uvicorn's 400 for what the parser cannot read; a body malformed while the application
+        runs ends its request as a 400 (the application sees a disconnect)."""
         message = "Invalid HTTP request received."
         self.logger.warning(message)
         self._refused = True
         self._cancel_deadline()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            started = cycle.response_started
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if started:
+                self._close()
+                return
+            _scope_of(cycle)[CONNECTION_ENDING] = 400
         self.send_400_response(message)
 
     def _answer(self, status: int, detail: str) -> None:
