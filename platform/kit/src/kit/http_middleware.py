@@ -27,8 +27,9 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 UNMATCHED_ROUTE = "<unmatched>"
 CLIENT_CLOSED_REQUEST = 499
 # Scope keys. The server's protocol (kit.edge_limits) sets CONNECTION_ENDING to the status that
-# ended a request on the client's side (499 or 408); a plain Starlette route, which FastAPI's
-# router does not put in the scope, names its template with set_route_template.
+# ended a request on the client's side while the application ran (499 hung up, 408 too slow,
+# 400 a malformed body); a plain Starlette route, which FastAPI's router does not put in the
+# scope, names its template with set_route_template.
 CONNECTION_ENDING = "kit.connection_ending"
 ROUTE_TEMPLATE = "kit.route_template"
 
