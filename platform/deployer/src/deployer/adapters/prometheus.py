@@ -30,9 +30,9 @@ import httpx
 from deployer.canary.analysis import TrackNumbers
 
 PROBE_ROUTES = "/healthz|/readyz|/metrics"
-# kit's middleware labels a request no route template matched "<unmatched>": 404s of unknown
-# paths and, as kit serves /metrics on a plain Starlette route, Prometheus's own scrapes (which
-# would pass for traffic). Only their 5xx say something about the canary.
+# kit's middleware labels a request no route template matched "<unmatched>" (404s of unknown
+# paths); they are not the canary's traffic, and only their 5xx say something about it. The
+# probes and Prometheus's own scrapes have routes of their own (PROBE_ROUTES), left out too.
 UNMATCHED_ROUTE = "<unmatched>"
 SERVER_ERRORS = 'status=~"5.."'
 FAILED_OUTCOMES = "retry|dead_lettered"
