@@ -1,5 +1,6 @@
 """What the canary suite and bench share: a real Prometheus scraping the platform's pods, a
-deployer whose environment gives order the canary strategy, and the canary events."""
+deployer whose environment gives order (and the gateway) the canary strategy, and the canary
+events."""
 
 from __future__ import annotations
 
@@ -56,15 +57,20 @@ def pod_prometheus(platform: Platform, directory: Path) -> Iterator[str]:
 
 
 def canary_deployer_stack(
-    platform: Platform, directory: Path, prometheus: str, strategy: dict[str, Any]
+    platform: Platform,
+    directory: Path,
+    prometheus: str,
+    strategy: dict[str, Any],
+    services: tuple[str, ...] = ("order",),
 ) -> DeployerStack:
-    """A deployer (not started) whose environment gives order ``strategy``, measured by
-    ``prometheus``."""
+    """A deployer (not started) whose environment gives ``services`` (order by default)
+    ``strategy``, measured by ``prometheus``."""
     env = {
         "DEPLOYER_PROMETHEUS_URL": prometheus,
         "DEPLOYER_PROMETHEUS_SCRAPE_INTERVAL_SECONDS": str(SCRAPE_SECONDS),
     }
-    return real_pods_deployer(platform, directory, env, {"order": {"strategy": strategy}})
+    values = {service: {"strategy": strategy} for service in services}
+    return real_pods_deployer(platform, directory, env, values)
 
 
 async def canary_events(deployer: DeployerStack, deployment_id: str) -> list[DeployEventData]:

@@ -2,7 +2,8 @@
 Prometheus that scrapes the pods: a good order image goes through every step and is promoted
 without a failed request; an image answering 500 to a fifth of its requests is aborted at the
 first analysis, naming the success rate it measured and the threshold; a canary without traffic
-pauses as inconclusive; a newer image mid-canary aborts it and starts its own canary.
+pauses as inconclusive; a newer image mid-canary aborts it and starts its own canary; a canary of
+the gateway is measured on the gateway's own traffic, counted by route.
 
 Named to run after the rollout suites: the package's first suites expect the platform as
 installed (test_realpods_platform) or no cluster up yet (test_realpods_crash)."""
@@ -51,11 +52,13 @@ def prometheus(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> 
 async def canary_deployer(
     platform: Platform, prometheus: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[DeployerStack]:
-    """A deployer whose environment gives order the canary strategy: half the pods, then two
-    measurements INTERVAL s apart; one failed measurement aborts."""
+    """A deployer whose environment gives order and the gateway the canary strategy: half the
+    pods, then two measurements INTERVAL s apart; one failed measurement aborts."""
     strategy = canary_strategy(INTERVAL, count=2, failure_limit=1)
     directory = tmp_path_factory.mktemp("canary-deployer")
-    stack = canary_deployer_stack(platform, directory, prometheus, strategy)
+    stack = canary_deployer_stack(
+        platform, directory, prometheus, strategy, services=("order", "gateway")
+    )
     await stack.start()
     await in_thread(settled, platform, "order")
     yield stack
@@ -198,3 +201,42 @@ async def test_a_newer_image_mid_canary_aborts_it_and_starts_its_own(
     no_failures(load.report, "a canary superseded by a newer one")
     images = {p["spec"]["containers"][0]["image"] for p in platform.service_pods("order")}
     assert images == {second}
+
+
+def gateway_canary_routes(prometheus: str) -> dict[str, float]:
+    """The gateway canary's requests over the last ten minutes, by route (Prometheus keeps the
+    series of the canary pod after it is gone)."""
+    query = (
+        'sum by (route) (max_over_time(http_requests_total{service="gateway", '
+        'track="canary"}[10m]))'
+    )
+    answer = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=10)
+    answer.raise_for_status()
+    return {
+        series["metric"].get("route", ""): float(series["value"][1])
+        for series in answer.json()["data"]["result"]
+    }
+
+
+async def test_a_gateway_canary_is_measured_on_its_own_traffic_by_route(
+    platform: Platform, canary_deployer: DeployerStack, prometheus: str
+) -> None:
+    image = await in_thread(new_image, platform, "gateway")
+    with traffic(platform) as load:
+        await asyncio.sleep(3)
+        deployment = await canary_deployer.publish("gateway", data=artifact("gateway", image))
+        outcome = await canary_deployer.outcome(deployment, timeout=300)
+        await in_thread(settled, platform, "gateway")
+        await asyncio.sleep(2)
+    assert outcome.phase is DeployPhase.SUCCEEDED, outcome
+    no_failures(load.report, "a good canary of the gateway")
+    assert outcome.canary is not None
+    passes = [m for m in outcome.canary.measurements if m.verdict == "pass"]
+    assert len(passes) == 2, outcome.canary.measurements
+    # The gateway's own proxied requests are its traffic (they were all "<unmatched>" before).
+    assert all(m.canary.requests >= 10 for m in passes), passes
+    routes = await in_thread(gateway_canary_routes, prometheus)
+    proxied = {route: count for route, count in routes.items() if route.startswith("/api/")}
+    assert sum(proxied.values()) >= 20, routes
+    images = {p["spec"]["containers"][0]["image"] for p in platform.service_pods("gateway")}
+    assert images == {image}
