@@ -54,13 +54,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--base-port", type=int, default=8000, help="gateway port; others follow")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--nats-config", type=Path, default=Path("platform/nats/local.conf"))
+    parser.add_argument(
+        "--services",
+        type=_service_selection,
+        default=SERVICES,
+        help="comma-separated services to run (default: all); each keeps its port",
+    )
     return parser
 
 
-def planned_ports(nats_port: int, base_port: int) -> dict[int, str]:
-    """Every port `make run` listens on, with what listens there."""
+def _service_selection(text: str) -> tuple[LocalService, ...]:
+    wanted = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = wanted - {s.name for s in SERVICES}
+    if unknown or not wanted:
+        known = ", ".join(s.name for s in SERVICES)
+        raise argparse.ArgumentTypeError(f"not a service: {', '.join(sorted(unknown))} ({known})")
+    return tuple(s for s in SERVICES if s.name in wanted)
+
+
+def planned_ports(
+    nats_port: int, base_port: int, services: tuple[LocalService, ...] = SERVICES
+) -> dict[int, str]:
+    """Every port `make run` listens on (running ``services``), with what listens there."""
     ports = {nats_port: "nats"}
-    ports.update({base_port + s.port_offset: s.name for s in SERVICES})
+    ports.update({base_port + s.port_offset: s.name for s in services})
     return ports
 
 
@@ -73,6 +90,8 @@ def _start_all(children: Children, args: argparse.Namespace) -> None:
     children.start("nats", nats_argv, os.environ, _prefix("nats", NATS_COLOUR, width))
     urls = {s.name: f"http://127.0.0.1:{args.base_port + s.port_offset}" for s in SERVICES}
     for index, service in enumerate(SERVICES):
+        if service not in args.services:
+            continue
         database = f"sqlite+aiosqlite:///{args.run_dir / 'data' / service.name}.db"
         env = {
             **os.environ,
@@ -84,7 +103,7 @@ def _start_all(children: Children, args: argparse.Namespace) -> None:
         command = [sys.executable, "-m", f"{service.name}_service.main"]
         prefix = _prefix(service.name, COLOURS[index % len(COLOURS)], width)
         children.start(service.name, command, env, prefix)
-    for service in SERVICES:
+    for service in args.services:
         print(f"{service.name:>{width}}: {urls[service.name]}")
     print(f"{'nats':>{width}}: {nats_url}   (Ctrl-C stops everything; a second Ctrl-C at once)")
     sys.stdout.flush()
@@ -132,7 +151,7 @@ def _stop(children: Children) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run NATS and every service until Ctrl-C, SIGTERM or SIGHUP, then stop them in order."""
     args = _parser().parse_args(argv)
-    taken = taken_ports_message(planned_ports(args.nats_port, args.base_port))
+    taken = taken_ports_message(planned_ports(args.nats_port, args.base_port, args.services))
     if taken is not None:
         print(taken, file=sys.stderr)
         return PORTS_TAKEN
