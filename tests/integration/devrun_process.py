@@ -5,95 +5,23 @@ gateway, signal it, and check that nothing of it is left."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from devkit.devrun import SERVICES, planned_ports
 from devkit.localstack.portholders import port_holders, port_is_taken
 from devkit.localstack.ports import free_port, free_ports
 from devkit.localstack.process import http_status
+from devkit.testing.processes import ProcessIdentity, descendants_of, wait_until_gone
 from loadgen.plan import LoadPlan
 from loadgen.report import LoadReport
 from loadgen.traffic import run_load
 
-PROC = Path("/proc")
 READY_SECONDS = 90.0
-
-
-@dataclass(frozen=True)
-class ProcessIdentity:
-    """A process by PID and start time, so that a reused PID is never mistaken for it."""
-
-    pid: int
-    start_ticks: int
-
-    @classmethod
-    def of(cls, pid: int) -> ProcessIdentity | None:
-        """The process ``pid`` now, or None when there is none."""
-        fields = _stat_fields(pid)
-        return None if fields is None else cls(pid, int(fields[19]))
-
-    def alive(self) -> bool:
-        """Whether this very process still exists and has not exited (a zombie has)."""
-        fields = _stat_fields(self.pid)
-        return fields is not None and int(fields[19]) == self.start_ticks and fields[0] != "Z"
-
-    def command(self) -> str:
-        """Its command line ("" once it has gone)."""
-        try:
-            raw = (PROC / str(self.pid) / "cmdline").read_bytes()
-        except OSError:
-            return ""
-        return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part)
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
-    try:
-        stat = (PROC / str(pid) / "stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()
-
-
-def children_of(pid: int) -> list[int]:
-    """The PIDs whose parent is ``pid`` (living or zombie)."""
-    found = []
-    for entry in PROC.iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None and int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def descendants_of(pid: int) -> list[ProcessIdentity]:
-    """Every living process below ``pid``: its children, their children, and so on."""
-    found: list[ProcessIdentity] = []
-    todo = children_of(pid)
-    while todo:
-        identity = ProcessIdentity.of(todo.pop())
-        if identity is not None and identity.alive():
-            found.append(identity)
-            todo += children_of(identity.pid)
-    return found
-
-
-def wait_until_gone(processes: list[ProcessIdentity], timeout: float) -> list[ProcessIdentity]:
-    """Wait up to ``timeout`` seconds for ``processes`` to exit; those still alive."""
-    deadline = time.monotonic() + timeout
-    alive = [p for p in processes if p.alive()]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.05)
-        alive = [p for p in alive if p.alive()]
-    return alive
 
 
 class DevRun:
@@ -207,12 +135,4 @@ class DevRun:
             self.process.kill()
             self.process.wait()
         for process in self.stack:
-            if process.alive():
-                signal_if_alive(process, signal.SIGKILL)
-
-
-def signal_if_alive(process: ProcessIdentity, sig: signal.Signals) -> None:
-    """Send ``sig`` to ``process`` if it is still that process."""
-    if process.alive():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, sig)
+            process.kill()
