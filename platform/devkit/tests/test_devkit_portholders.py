@@ -80,4 +80,3 @@ def test_the_message_names_the_holder_and_both_ways_out() -> None:
     assert f"stop it (kill {process.pid})" in message
     assert "--nats-port 4333 --base-port 9000" in message
     assert str(free) not in message
-
