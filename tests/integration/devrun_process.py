@@ -120,13 +120,16 @@ class DevRun:
             time.sleep(0.02)
 
     def leftovers(self, timeout: float) -> str:
-        """What is left of the stack after ``timeout`` seconds: processes still alive and ports
-        still taken, described; "" when nothing is."""
+        """What is left of the stack after up to ``timeout`` seconds: processes still alive and
+        ports still taken, described; "" as soon as nothing is."""
+        deadline = time.monotonic() + timeout
         alive = wait_until_gone(self.stack, timeout)
+        taken = [port for port in self.ports if port_is_taken(port)]
+        while taken and time.monotonic() < deadline:
+            time.sleep(0.05)
+            taken = [port for port in taken if port_is_taken(port)]
         lines = [f"process {p.pid} still alive: {p.command()}" for p in alive]
-        for port, name in self.ports.items():
-            if port_is_taken(port):
-                lines.append(f"port {port} ({name}) still taken by {port_holders(port)}")
+        lines += [f"port {p} ({self.ports[p]}) still taken by {port_holders(p)}" for p in taken]
         return "\n".join(lines)
 
     def kill(self) -> None:

@@ -12,8 +12,8 @@ OTHER_PORTS_HINT = "make run RUN_ARGS='--nats-port 4333 --base-port 9000'"
 def _holder_lines(port: int, user: str, holders: list[PortHolder]) -> list[str]:
     if not holders:
         return [
-            f"  {port} ({user}): taken by a process this user cannot see (another user's, or "
-            "one in another network namespace)"
+            f"  {port} ({user}): taken, but no process of this user listens there (another "
+            "user's, one in another network namespace, or one still exiting: try again)"
         ]
     return [f"  {port} ({user}): PID {holder.pid}: {holder.command}" for holder in holders]
 

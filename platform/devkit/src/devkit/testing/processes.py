@@ -13,6 +13,7 @@ from pathlib import Path
 PROC = Path("/proc")
 _START_TIME = 19  # in the fields after the command name: state is 0, starttime 19
 _PARENT = 1
+_EXITED = ("Z", "X")  # zombie, dead
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,15 @@ class ProcessIdentity:
         return None if fields is None else cls(pid, int(fields[_START_TIME]))
 
     def alive(self) -> bool:
-        """Whether this very process still exists and has not exited (a zombie has exited)."""
+        """Whether this very process still exists and has not finished exiting.
+
+        A zombie has exited, but only once all its threads have: the first thread can be a
+        zombie while the others are still closing the process's files (its sockets)."""
         fields = _stat_fields(self.pid)
-        return (
-            fields is not None
-            and int(fields[_START_TIME]) == self.start_ticks
-            and (fields[0] not in ("Z", "X"))
+        if fields is None or int(fields[_START_TIME]) != self.start_ticks:
+            return False
+        return fields[0] not in _EXITED or any(
+            state not in _EXITED for state in _thread_states(self.pid)
         )
 
     def command(self) -> str:
@@ -52,13 +56,24 @@ class ProcessIdentity:
                 os.kill(self.pid, signal.SIGKILL)
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
+def _stat_fields(pid: int, stat_file: Path | None = None) -> list[str] | None:
+    """The fields of /proc/<pid>/stat (or ``stat_file``) after the command name (state first),
+    or None when it is gone."""
     try:
-        stat = (PROC / str(pid) / "stat").read_text()
+        stat = (stat_file or PROC / str(pid) / "stat").read_text()
     except OSError:
         return None
     return stat[stat.rindex(")") + 2 :].split()
+
+
+def _thread_states(pid: int) -> list[str]:
+    """The state of each thread of process ``pid`` still listed."""
+    try:
+        threads = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return []
+    states = [_stat_fields(pid, thread / "stat") for thread in threads]
+    return [fields[0] for fields in states if fields is not None]
 
 
 def children_of(pid: int) -> list[int]:
