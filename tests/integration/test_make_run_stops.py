@@ -112,7 +112,7 @@ def test_a_second_signal_while_stopping_ends_make_run_at_once(
         status = run.wait(timeout=AT_ONCE_SECONDS)
         assert time.monotonic() - started < AT_ONCE_SECONDS
         assert status == exit_status(signal.SIGINT), run.output()
-        assert "SIGINT again: killing everything" in run.output()
+        assert "SIGINT while stopping: killing everything" in run.output()
         assert run.leftovers(timeout=AT_ONCE_SECONDS) == ""
     finally:
         run.kill()

@@ -138,7 +138,7 @@ def _stop(children: Children) -> int:
     for stage, grace in ((services, SERVICE_GRACE_SECONDS), (nats, NATS_GRACE_SECONDS)):
         result = children.stop_stage(stage, grace)
         if result.interrupted_by is not None:
-            _say(f"{result.interrupted_by.name} again: killing everything")
+            _say(f"{result.interrupted_by.name} while stopping: killing everything")
             children.kill_all()
             return exit_status(result.interrupted_by)
         killed += result.killed
