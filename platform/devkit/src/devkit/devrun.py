@@ -1,28 +1,34 @@
 """`make run`: NATS (with the per-service users of platform/nats/local.conf) and every service as
-local processes, their JSON logs turned into readable lines prefixed by the service name."""
+local processes, their JSON logs turned into readable lines prefixed by the service name.
+
+It refuses to start when one of its ports is taken, naming the process that holds it. The first
+Ctrl-C, SIGTERM or SIGHUP stops the services together, then NATS (each given a grace period, then
+killed); a second one kills everything at once. The children die with it even when it is killed
+with SIGKILL (devkit.localstack.lifeline)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
+from devkit.localstack.children import Child, Children
 from devkit.localstack.environment import nats_command, service_environment
+from devkit.localstack.stopsignals import exit_status, hold_stop_signals, next_stop_signal
+from devkit.localstack.takenports import taken_ports_message
 from devkit.localstack.tools import nats_server_binary
 from kit.layout import service_names
 
 COLOURS = ("36", "35", "33", "32", "34", "31")
-LEVEL_COLOURS = {"WARNING": "33", "ERROR": "31", "CRITICAL": "31"}
-QUIET_KEYS = {"time", "level", "logger", "message", "service", "request_id", "trace_id", "span_id"}
+NATS_COLOUR = "37"
+# Above the services' own graceful shutdown (kit's SERVICE_SHUTDOWN_TIMEOUT_SECONDS, 20 s).
+SERVICE_GRACE_SECONDS = 25.0
+NATS_GRACE_SECONDS = 10.0
+WATCH_SECONDS = 0.5
+PORTS_TAKEN = 2
+CHILD_FAILED = 1
 
 
 @dataclass(frozen=True)
@@ -42,79 +48,50 @@ def local_services() -> tuple[LocalService, ...]:
 SERVICES = local_services()
 
 
-def _readable(line: str) -> str:
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return line
-    if not isinstance(record, dict) or "message" not in record:
-        return line
-    level = str(record.get("level", ""))
-    extras = " ".join(
-        f"{key}={value}"
-        for key, value in record.items()
-        if key not in QUIET_KEYS and value is not None
-    )
-    colour = LEVEL_COLOURS.get(level)
-    message = f"\033[{colour}m{record['message']}\033[0m" if colour else str(record["message"])
-    ids = f" trace={record['trace_id'][:8]}" if record.get("trace_id") else ""
-    return f"{level[:4]:<4} {message}{(' ' + extras) if extras else ''}{ids}"
-
-
-def _pump(name: str, colour: str, stream: IO[bytes], width: int) -> None:
-    prefix = f"\033[{colour}m{name:>{width}} |\033[0m "
-    for raw in iter(stream.readline, b""):
-        sys.stdout.write(prefix + _readable(raw.decode(errors="replace").rstrip()) + "\n")
-        sys.stdout.flush()
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _start(
-    name: str, command: list[str], env: dict[str, str], colour: str, width: int
-) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    assert process.stdout is not None
-    threading.Thread(target=_pump, args=(name, colour, process.stdout, width), daemon=True).start()
-    return process
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run NATS and every service until Ctrl-C or SIGTERM, then stop them in order."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__)
     parser.add_argument("--nats-port", type=int, default=4222)
     parser.add_argument("--base-port", type=int, default=8000, help="gateway port; others follow")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--nats-config", type=Path, default=Path("platform/nats/local.conf"))
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--services",
+        type=_service_selection,
+        default=SERVICES,
+        help="comma-separated services to run (default: all); each keeps its port",
+    )
+    return parser
 
-    ports = [args.nats_port, *(args.base_port + s.port_offset for s in SERVICES)]
-    busy = [port for port in ports if not _port_is_free(port)]
-    if busy:
-        print(
-            f"make run: port(s) {', '.join(map(str, busy))} on 127.0.0.1 are in use. Stop what "
-            "listens there (another `make run`?) or choose others: "
-            "make run RUN_ARGS='--nats-port 4333 --base-port 9000'",
-            file=sys.stderr,
-        )
-        return 2
 
-    width = max(len(s.name) for s in SERVICES)
+def _service_selection(text: str) -> tuple[LocalService, ...]:
+    wanted = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = wanted - {s.name for s in SERVICES}
+    if unknown or not wanted:
+        known = ", ".join(s.name for s in SERVICES)
+        raise argparse.ArgumentTypeError(f"not a service: {', '.join(sorted(unknown))} ({known})")
+    return tuple(s for s in SERVICES if s.name in wanted)
+
+
+def planned_ports(
+    nats_port: int, base_port: int, services: tuple[LocalService, ...] = SERVICES
+) -> dict[int, str]:
+    """Every port `make run` listens on (running ``services``), with what listens there."""
+    ports = {nats_port: "nats"}
+    ports.update({base_port + s.port_offset: s.name for s in services})
+    return ports
+
+
+def _start_all(children: Children, args: argparse.Namespace) -> None:
+    width = max(len(name) for name in ["nats", *(s.name for s in SERVICES)])
     nats_url = f"nats://127.0.0.1:{args.nats_port}"
-    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     nats_argv = nats_command(
         nats_server_binary(), args.nats_port, args.run_dir / "nats", args.nats_config
     )
-    processes.append(("nats", _start("nats", nats_argv, dict(os.environ), "37", width)))
+    children.start("nats", nats_argv, os.environ, _prefix("nats", NATS_COLOUR, width))
     urls = {s.name: f"http://127.0.0.1:{args.base_port + s.port_offset}" for s in SERVICES}
     for index, service in enumerate(SERVICES):
+        if service not in args.services:
+            continue
         database = f"sqlite+aiosqlite:///{args.run_dir / 'data' / service.name}.db"
         env = {
             **os.environ,
@@ -124,30 +101,71 @@ def main(argv: list[str] | None = None) -> int:
             "SERVICE_PORT": str(args.base_port + service.port_offset),
         }
         command = [sys.executable, "-m", f"{service.name}_service.main"]
-        colour = COLOURS[index % len(COLOURS)]
-        processes.append((service.name, _start(service.name, command, env, colour, width)))
-    for service in SERVICES:
-        print(f"{service.name:>{width}}: http://127.0.0.1:{args.base_port + service.port_offset}")
-    print(f"{'nats':>{width}}: {nats_url}   (Ctrl-C stops everything)")
+        prefix = _prefix(service.name, COLOURS[index % len(COLOURS)], width)
+        children.start(service.name, command, env, prefix)
+    for service in args.services:
+        print(f"{service.name:>{width}}: {urls[service.name]}")
+    print(f"{'nats':>{width}}: {nats_url}   (Ctrl-C stops everything; a second Ctrl-C at once)")
+    sys.stdout.flush()
 
-    try:
-        while not stop.is_set():
-            exited = [(name, p.returncode) for name, p in processes if p.poll() is not None]
-            if exited:
-                print(f"make run: {exited[0][0]} exited with {exited[0][1]}; stopping the rest")
-                break
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    # Services first (they drain into NATS), NATS last.
-    for _, process in reversed(processes):
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=25)
-            except subprocess.TimeoutExpired:
-                process.kill()
+
+def _prefix(name: str, colour: str, width: int) -> str:
+    return f"\033[{colour}m{name:>{width}} |\033[0m "
+
+
+def _say(message: str) -> None:
+    print(f"make run: {message}", flush=True)
+
+
+def _watch(children: Children) -> Child | None:
+    """Until a stop signal (None) or a child exiting on its own (that child)."""
+    while True:
+        received = next_stop_signal(WATCH_SECONDS)
+        if received is not None:
+            _say(f"{received.name}: stopping (the services, then NATS); again to stop at once")
+            return None
+        exited = children.first_exited()
+        if exited is not None:
+            _say(f"{exited.name} exited with {exited.process.returncode}; stopping the rest")
+            return exited
+
+
+def _stop(children: Children) -> int:
+    """Stop the services together (they drain into NATS), then NATS; the exit status."""
+    services = [child for child in children.started if child.name != "nats"]
+    nats = [child for child in children.started if child.name == "nats"]
+    killed: list[str] = []
+    for stage, grace in ((services, SERVICE_GRACE_SECONDS), (nats, NATS_GRACE_SECONDS)):
+        result = children.stop_stage(stage, grace)
+        if result.interrupted_by is not None:
+            _say(f"{result.interrupted_by.name} while stopping: killing everything")
+            children.kill_all()
+            return exit_status(result.interrupted_by)
+        killed += result.killed
+    if killed:
+        _say(f"killed {', '.join(killed)}: not stopped within the grace period")
+        return CHILD_FAILED
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run NATS and every service until Ctrl-C, SIGTERM or SIGHUP, then stop them in order."""
+    args = _parser().parse_args(argv)
+    taken = taken_ports_message(planned_ports(args.nats_port, args.base_port, args.services))
+    if taken is not None:
+        print(taken, file=sys.stderr)
+        return PORTS_TAKEN
+    # Before any thread or child starts: they inherit the mask (see stopsignals).
+    hold_stop_signals()
+    children = Children()
+    try:
+        _start_all(children, args)
+        exited = _watch(children)
+        status = _stop(children)
+        return CHILD_FAILED if exited is not None and status == 0 else status
+    finally:
+        children.kill_all()  # whatever is left, also after an error
+        children.drain_output()
 
 
 if __name__ == "__main__":
