@@ -228,7 +228,7 @@ async def test_a_gateway_canary_is_measured_on_its_own_traffic_by_route(
         outcome = await canary_deployer.outcome(deployment, timeout=300)
         await in_thread(settled, platform, "gateway")
         await asyncio.sleep(2)
-    assert outcome.phase is DeployPhase.SUCCEEDED, outcome
+    assert outcome.phase is DeployPhase.SUCCEEDED, (outcome.reason, outcome.canary)
     no_failures(load.report, "a good canary of the gateway")
     assert outcome.canary is not None
     passes = [m for m in outcome.canary.measurements if m.verdict == "pass"]
