@@ -4,7 +4,11 @@ import os
 
 import pytest
 
-pytest_plugins = ["devkit.testing.fixtures", "tests.e2e.cluster_fixtures"]
+pytest_plugins = [
+    "devkit.testing.fixtures",
+    "devkit.testing.suitetimes",
+    "tests.e2e.cluster_fixtures",
+]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
