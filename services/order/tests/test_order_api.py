@@ -3,6 +3,7 @@
 import asyncio
 import uuid
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -39,7 +40,10 @@ async def test_create_get_and_list_own_orders(order_service: ServiceProcess) -> 
         status, order, headers = await post_order(http, order_service, alice)
         assert status == 201
         assert order["status"] == "pending"
-        assert headers["Location"] == f"/orders/{order['id']}"
+        # Relative to the request's URL, so it is right here and through the gateway alike.
+        assert headers["Location"] == f"orders/{order['id']}"
+        location = urljoin(f"{order_service.base_url}/orders", headers["Location"])
+        assert location == f"{order_service.base_url}/orders/{order['id']}"
 
         url = f"{order_service.base_url}/orders/{order['id']}"
         async with http.get(url, headers=as_user(alice)) as response:

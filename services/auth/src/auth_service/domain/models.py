@@ -9,23 +9,37 @@ from pydantic_core import PydanticCustomError
 
 from auth_service.domain.errors import InvalidInputError
 from auth_service.domain.rules import (
-    MAX_EMAIL_LENGTH,
+    EMAIL_PATTERN,
+    EMAIL_RULE,
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
+    PASSWORD_PATTERN,
+    PASSWORD_RULE,
     check_password,
     normalise_email,
 )
 
 
 class RegisterRequest(BaseModel):
-    """A new account: an email address and a password of the user's choosing."""
+    """A new account: an email address and a password of the user's choosing.
 
+    The schema's patterns are the service's own rules (``domain/rules.py``), checked by the
+    validators below; a value that breaks one is a 422 naming the field and the fix.
+    """
+
+    # In json_schema_extra, not as constraints: the validators check the rules and say why.
     email: str = Field(
-        json_schema_extra={"format": "email", "maxLength": MAX_EMAIL_LENGTH},
+        description=EMAIL_RULE,
+        json_schema_extra={"pattern": EMAIL_PATTERN},
         examples=["ada@example.com"],
     )
     password: str = Field(
-        json_schema_extra={"minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
+        description=PASSWORD_RULE,
+        json_schema_extra={
+            "minLength": MIN_PASSWORD_LENGTH,
+            "maxLength": MAX_PASSWORD_LENGTH,
+            "pattern": PASSWORD_PATTERN,
+        },
         examples=["correct horse battery staple"],
     )
 

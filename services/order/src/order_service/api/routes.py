@@ -25,13 +25,36 @@ IdempotencyKey = Annotated[
 ]
 
 
+# Relative to the request's own URL, so it names the order both here (/orders -> /orders/<id>)
+# and through the gateway (/api/orders -> /api/orders/<id>), which passes it on unchanged.
+LOCATION = {
+    "Location": {
+        "description": "The order's URL, relative to the request's: orders/<id> (RFC 3986 5.2).",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+
 @router.post(
     "",
     status_code=201,
     response_model=Order,
     summary="Create an order (pending until payment reports)",
     responses={
-        200: {"model": Order, "description": "A replay of an earlier request with this key"},
+        201: {"description": "The order, created", "headers": LOCATION},
+        200: {
+            "model": Order,
+            "description": "A replay of an earlier request with this key",
+            "headers": {
+                **LOCATION,
+                "Idempotent-Replayed": {
+                    "description": "Always true: this order was created by an earlier request.",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        },
         **problem_responses(400, 401, 409, 422),
     },
 )
@@ -48,7 +71,7 @@ async def create_order(
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/orders/{order.id}"
+    response.headers["Location"] = f"orders/{order.id}"
     return order
 
 
