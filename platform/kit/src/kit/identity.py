@@ -19,21 +19,22 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 
-USER_HEADER = "x-flotilla-user"
-IDENTITY_HEADER = "x-flotilla-identity"
+# As the OpenAPI documents name them (header names are case-insensitive on the wire).
+USER_HEADER = "X-Flotilla-User"
+IDENTITY_HEADER = "X-Flotilla-Identity"
 MAX_AGE_SECONDS = 60
 
 # The security schemes of the two headers in the services' OpenAPI documents (both required).
 IDENTITY_SCHEMES = ("gatewayUser", "gatewayIdentity")
 # auto_error=False: current_user answers a missing header itself, with the same 401 as a bad one.
 _USER_SCHEME = APIKeyHeader(
-    name="X-Flotilla-User",
+    name=USER_HEADER,
     scheme_name=IDENTITY_SCHEMES[0],
     description="The caller's user id, as the gateway vouches for it (with X-Flotilla-Identity).",
     auto_error=False,
 )
 _IDENTITY_SCHEME = APIKeyHeader(
-    name="X-Flotilla-Identity",
+    name=IDENTITY_HEADER,
     scheme_name=IDENTITY_SCHEMES[1],
     description=(
         "'<issued-at>.<HMAC-SHA256 of user id and issued-at>' made with the secret only the "

@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from auth_service.domain.errors import InvalidInputError
 from auth_service.domain.rules import (
+    EMAIL_LENGTH_PATTERNS,
     EMAIL_PATTERN,
     EMAIL_RULE,
     MAX_PASSWORD_LENGTH,
@@ -30,7 +31,10 @@ class RegisterRequest(BaseModel):
     # In json_schema_extra, not as constraints: the validators check the rules and say why.
     email: str = Field(
         description=EMAIL_RULE,
-        json_schema_extra={"pattern": EMAIL_PATTERN},
+        json_schema_extra={
+            "pattern": EMAIL_PATTERN,
+            "allOf": [{"pattern": pattern} for pattern in EMAIL_LENGTH_PATTERNS],
+        },
         examples=["ada@example.com"],
     )
     password: str = Field(
