@@ -25,7 +25,7 @@ REFUSED = (403, 404)
 @st.composite
 def orders(draw: st.DrawFn) -> dict[str, Any]:
     """A valid POST /orders body: its amount is the sum of its items, at least one cent."""
-    items = draw(
+    items: list[dict[str, Any]] = draw(
         st.lists(
             st.fixed_dictionaries(
                 {

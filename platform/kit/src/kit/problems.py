@@ -16,6 +16,13 @@ from kit.http_methods import allowed_methods
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # Every service's document holds the schema under this name (kit.api_document).
 PROBLEM_REF = "#/components/schemas/Problem"
+CHALLENGE_HEADER = {
+    "WWW-Authenticate": {
+        "description": "How to authenticate (RFC 9110 11.6.1).",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 
 class Problem(BaseModel):
@@ -42,11 +49,13 @@ def problem_response(
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries documenting the problem details a route can return."""
+    """OpenAPI ``responses=`` entries documenting the problem details a route can return (a
+    401 with its challenge: RFC 9110 wants one on every 401)."""
     return {
         status: {
             "description": HTTPStatus(status).phrase,
             "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+            **({"headers": CHALLENGE_HEADER} if status == 401 else {}),
         }
         for status in statuses
     }

@@ -118,10 +118,11 @@ def _provider(credentials: Credentials) -> type[Any]:
     """A schemathesis auth provider that adds ``credentials()`` to each request's headers."""
 
     class Provider:
-        def get(self, case: schemathesis.Case, context: Any) -> Mapping[str, str]:
+        def get(self, case: schemathesis.Case[Any], context: Any) -> Mapping[str, str]:
             return credentials()
 
-        def set(self, case: schemathesis.Case, data: Mapping[str, str], context: Any) -> None:
-            case.headers = {**(case.headers or {}), **data}
+        def set(self, case: schemathesis.Case[Any], data: Mapping[str, str], context: Any) -> None:
+            # Into the case's own (case-insensitive) headers, from which checks remove them.
+            case.headers.update(data)
 
     return Provider

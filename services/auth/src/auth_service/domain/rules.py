@@ -37,7 +37,7 @@ EMAIL_RULE = (
     f"whose last one starts with a letter, at most {MAX_EMAIL_LENGTH} characters in all. "
     "Spaces and tabs around it are ignored."
 )
-_COMMON_PASSWORDS = frozenset(
+COMMON_PASSWORDS = frozenset(
     {
         "1234567890",
         "12345678910",
@@ -65,7 +65,7 @@ def _in_any_case(word: str) -> str:
 def _password_pattern() -> str:
     """Not a common password (in any case), and at least MIN_DISTINCT_CHARACTERS distinct
     characters: a first one, then each later one unlike all those before it."""
-    common = "|".join(_in_any_case(word) for word in sorted(_COMMON_PASSWORDS))
+    common = "|".join(_in_any_case(word) for word in sorted(COMMON_PASSWORDS))
     distinct = f"({_ANY})"
     for n in range(2, MIN_DISTINCT_CHARACTERS + 1):
         earlier = "|".join(f"\\{group}" for group in range(1, n))
@@ -104,7 +104,7 @@ def check_password(password: str, email: str | None = None) -> None:
         raise InvalidInputError(
             f"the password is too long: use at most {MAX_PASSWORD_LENGTH} characters"
         )
-    if len(set(password)) < MIN_DISTINCT_CHARACTERS or password.lower() in _COMMON_PASSWORDS:
+    if len(set(password)) < MIN_DISTINCT_CHARACTERS or password.lower() in COMMON_PASSWORDS:
         raise InvalidInputError(
             "the password is too easy to guess: avoid repeated characters and common "
             "passwords; a passphrase of a few unrelated words works well"

@@ -145,9 +145,14 @@ def _adopt_schemas(
     todo = list(_schema_names(forwarded))
     while todo:
         name = todo.pop()
-        if name not in needed:
-            needed.append(name)
-            todo.extend(_schema_names(available[name]))
+        if name in needed:
+            continue
+        if name not in available:
+            if name in schemas:
+                continue  # one the gateway holds already, such as Problem
+            raise ValueError(f"the {service} service refers to a schema {name!r} it lacks")
+        needed.append(name)
+        todo.extend(_schema_names(available[name]))
     for name in sorted(needed):
         if name in schemas and schemas[name] != available[name]:
             raise ValueError(
