@@ -53,6 +53,12 @@ async def test_weak_or_malformed_input_is_422_with_the_reason(
         async with http.post("/auth/token", json={"username": "a", "password": "b"}) as r:
             assert r.status == 415
             assert "application/x-www-form-urlencoded" in (await r.json())["detail"]
+        # Not an email (a NUL would be an error in PostgreSQL, a 500): refused before the lookup.
+        form = {"grant_type": "password", "username": "ada\x00@example.com", "password": "x"}
+        async with http.post("/auth/token", data=form) as r:
+            assert r.status == 422
+            [error] = (await r.json())["errors"]
+            assert error["loc"] == ["body", "username"]
         async with http.post("/auth/token", data={"grant_type": "client_credentials"}) as r:
             assert r.status == 422
             messages = [error["msg"] for error in (await r.json())["errors"]]

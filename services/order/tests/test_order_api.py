@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
+from yarl import URL
 
 from devkit.localstack.process import ServiceProcess
 from devkit.testing.http import as_user
@@ -111,3 +112,15 @@ async def test_one_key_replayed_concurrently_creates_one_order(
     assert sorted(status for status, _, _ in results) == [200] * 9 + [201]
     assert len({body["id"] for _, body, _ in results}) == 1
     assert len(orders) == 1
+
+
+async def test_an_id_that_is_not_a_uuid_is_refused_before_the_database(
+    order_service: ServiceProcess,
+) -> None:
+    # A NUL reaching PostgreSQL would be an error there (a 500), not a missing order.
+    async with aiohttp.ClientSession() as http:
+        for raw in ("not-an-order-id", "a%00b"):
+            url = URL(f"{order_service.base_url}/orders/{raw}", encoded=True)
+            async with http.get(url, headers=as_user(user())) as response:
+                assert response.status == 422
+                assert response.content_type == "application/problem+json"

@@ -4,6 +4,7 @@ its answers for unknown payments."""
 import uuid
 
 import aiohttp
+from yarl import URL
 
 from devkit.localstack.process import ServiceProcess
 from devkit.testing.contract import ApiRun, api_report
@@ -26,3 +27,7 @@ async def test_an_unknown_payment_is_a_404_problem(payment_service: ServiceProce
             assert "not settled yet" in (await response.json())["detail"]
         async with http.get(url) as response:
             assert response.status == 401
+        # Not a UUID (a NUL would be an error in PostgreSQL, a 500): refused before the database.
+        url = URL(f"{payment_service.base_url}/payments/a%00b", encoded=True)
+        async with http.get(url, headers=as_user("someone")) as response:
+            assert response.status == 422

@@ -66,12 +66,27 @@ class RegisterRequest(BaseModel):
 
 
 class TokenForm(BaseModel):
-    """The OAuth2 password grant (RFC 6749 section 4.3), sent as form fields."""
+    """The OAuth2 password grant (RFC 6749 section 4.3), sent as form fields: at most 8 KB and
+    20 fields (a 413 or a 400 otherwise)."""
 
     grant_type: str = Field(json_schema_extra={"enum": ["password"]})
-    username: str = Field(description="The account's email address.", min_length=1)
+    username: str = Field(
+        description=f"The account's email address. {EMAIL_RULE}",
+        json_schema_extra={
+            "pattern": EMAIL_PATTERN,
+            "allOf": [{"pattern": pattern} for pattern in EMAIL_LENGTH_PATTERNS],
+        },
+    )
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
     scope: str = ""
+
+    @field_validator("username")
+    @classmethod
+    def _an_email(cls, value: str) -> str:
+        try:
+            return normalise_email(value)
+        except InvalidInputError as exc:
+            raise PydanticCustomError("invalid_email", str(exc)) from None
 
     @field_validator("grant_type")
     @classmethod

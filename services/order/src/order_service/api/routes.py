@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from kit.app import RuntimeDep
 from kit.identity import CurrentUser
@@ -24,6 +24,16 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+
+# Ids are the UUIDs POST /orders returns; anything else is refused before it reaches the
+# database (PostgreSQL answers a NUL in a string with an error, not with no row).
+OrderId = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="The order's id, as POST /orders returned it.",
+    ),
+]
 
 # Relative to the request's own URL, so it names the order both here (/orders -> /orders/<id>)
 # and through the gateway (/api/orders -> /api/orders/<id>), which passes it on unchanged.
@@ -95,5 +105,5 @@ async def list_orders(
     summary="One of the caller's orders",
     responses=problem_responses(401, 404, 422),
 )
-async def get_order(order_id: str, user: CurrentUser, runtime: RuntimeDep) -> Order:
+async def get_order(order_id: OrderId, user: CurrentUser, runtime: RuntimeDep) -> Order:
     return await repository.get_order(runtime.database, user, order_id)
