@@ -28,6 +28,6 @@ async def test_an_unknown_payment_is_a_404_problem(payment_service: ServiceProce
         async with http.get(url) as response:
             assert response.status == 401
         # Not a UUID (a NUL would be an error in PostgreSQL, a 500): refused before the database.
-        url = URL(f"{payment_service.base_url}/payments/a%00b", encoded=True)
-        async with http.get(url, headers=as_user("someone")) as response:
+        not_an_id = URL(f"{payment_service.base_url}/payments/a%00b", encoded=True)
+        async with http.get(not_an_id, headers=as_user("someone")) as response:
             assert response.status == 422
