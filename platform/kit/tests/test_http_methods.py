@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,3 +85,12 @@ def test_head_stays_out_of_the_openapi_document(service: ServiceProcess) -> None
     with urllib.request.urlopen(service.base_url + "/openapi.json") as response:
         document = response.read().decode()
     assert '"head"' not in document
+
+
+def test_a_path_nothing_serves_is_a_404_that_says_where_to_look(service: ServiceProcess) -> None:
+    request = urllib.request.Request(service.base_url + "/nothing-here")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 404
+    problem = json.loads(refused.value.read())
+    assert problem["detail"] == "nothing is served at this path; /openapi.json lists what is"

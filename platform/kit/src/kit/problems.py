@@ -83,6 +83,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             return method_not_allowed(request)
         detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
+            # No route at all (a route's own 404 says what it did not find).
+            detail = "nothing is served at this path; /openapi.json lists what is"
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(exc.status_code, detail, headers=headers)
 
