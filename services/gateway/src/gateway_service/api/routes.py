@@ -5,9 +5,10 @@ route needs ``Authorization: Bearer <access token>``.
 
 The routes are plain Starlette routes, one per forwarded path with exactly the methods the
 service serves there (``route_table``): another method is the gateway's own 405, with the
-path's methods in Allow, and never reaches the service. Every request is matched against them
-(twice, with tracing), so few and simple routes keep the hot path short. Their OpenAPI
-operations come from the same document (:func:`document_routes`).
+path's methods in Allow, and never reaches the service; a HEAD arrives as the GET it stands for
+(``kit.http_methods``), so the service's answer has the GET's headers. Every request is matched
+against the routes (twice, with tracing), so few and simple routes keep the hot path short.
+Their OpenAPI operations come from the same document (:func:`document_routes`).
 """
 
 from __future__ import annotations
