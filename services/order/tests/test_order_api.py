@@ -124,3 +124,14 @@ async def test_an_id_that_is_not_a_uuid_is_refused_before_the_database(
             async with http.get(url, headers=as_user(user())) as response:
                 assert response.status == 422
                 assert response.content_type == "application/problem+json"
+
+
+async def test_numbers_are_read_as_json_schema_reads_them(order_service: ServiceProcess) -> None:
+    # 2.0 is the integer 2, as the schema says; "2" and true are not integers.
+    alice = user()
+    async with aiohttp.ClientSession() as http:
+        for quantity, expected in ((2.0, 201), ("2", 422), (True, 422)):
+            item = {"sku": "tea-1", "quantity": quantity, "unit_price_cents": 450}
+            body = {**BODY, "items": [item]}
+            status, answer, _ = await post_order(http, order_service, alice, body)
+            assert status == expected, (quantity, answer)
