@@ -12,6 +12,7 @@ from kit.problems import PROBLEM_MEDIA_TYPE, PROBLEM_REF, problem_responses
 
 
 def document_of(router: APIRouter) -> dict[str, Any]:
+    """The document of an app of ``router`` with the chassis's rules."""
     app = FastAPI()
     app.include_router(router)
     install_document_rules(app)

@@ -25,6 +25,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def service_accepts(email: str, password: str) -> bool:
+    """Whether the service's own validation accepts this registration."""
     try:
         RegisterRequest.model_validate({"email": email, "password": password})
     except ValidationError:
@@ -33,6 +34,7 @@ def service_accepts(email: str, password: str) -> bool:
 
 
 def mixed_case(word: str) -> st.SearchStrategy[str]:
+    """``word`` with any of its letters in upper case."""
     return st.lists(st.booleans(), min_size=len(word), max_size=len(word)).map(
         lambda upper: "".join(c.upper() if u else c for c, u in zip(word, upper, strict=True))
     )

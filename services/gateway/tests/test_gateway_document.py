@@ -65,10 +65,12 @@ def test_each_operation_documents_the_gateways_own_answers() -> None:
 
 
 def service_document(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """A service's OpenAPI document with these paths and schemas."""
     return {"openapi": "3.1.0", "paths": paths, "components": {"schemas": schemas}}
 
 
 def operation(**responses: Any) -> dict[str, Any]:
+    """An operation answering these responses (``s404=...`` for status 404)."""
     return {"responses": {status.removeprefix("s"): answer for status, answer in responses.items()}}
 
 

@@ -15,6 +15,7 @@ from devkit.localstack.process import ServiceProcess
 
 
 def bearer(token: str) -> dict[str, str]:
+    """The Authorization header for ``token``."""
     return {"Authorization": f"Bearer {token}"}
 
 
