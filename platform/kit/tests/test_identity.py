@@ -16,3 +16,4 @@ def test_forged_swapped_or_stale_identities_are_refused() -> None:
     assert not verify_identity(SECRET, "user-1", signature, now=1_061)
     assert not verify_identity(SECRET, "user-1", "1000.deadbeef", now=1_000)
     assert not verify_identity(SECRET, "user-1", "garbage", now=1_000)
+    assert not verify_identity(SECRET, "user-1", "\u00b2.deadbeef", now=1_000)  # a digit to isdigit

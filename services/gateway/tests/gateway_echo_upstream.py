@@ -23,7 +23,7 @@ async def slow(seconds: float) -> dict[str, float]:
     return {"slept": seconds}
 
 
-@router.get("/orders/status/{status}")
+@router.get("/orders/status-{status}")
 async def status(
     status: Annotated[int, Path(ge=400, le=599)],
     allow_5xx: Annotated[str | None, Header(alias="X-Test-Allow-5xx")] = None,

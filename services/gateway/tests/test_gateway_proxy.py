@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -91,8 +93,8 @@ async def test_request_id_and_trace_context_are_forwarded(
         "X-Request-ID": "req-gateway-test-1",
         "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01",
     }
-    received = await echoed(gateway, "/api/payments", sent)
-    assert received["path"] == "/payments"
+    received = await echoed(gateway, "/api/payments/p-1", sent)
+    assert received["path"] == "/payments/p-1"
     assert received["headers"]["x-request-id"] == ["req-gateway-test-1"]
     assert received["response_headers"]["X-Request-ID"] == "req-gateway-test-1"
     [traceparent] = received["headers"]["traceparent"]
@@ -111,7 +113,7 @@ async def test_upstream_errors_pass_through_unchanged(
     async with (
         aiohttp.ClientSession() as http,
         http.get(
-            gateway.base_url + f"/api/orders/status/{status}",
+            gateway.base_url + f"/api/orders/status-{status}",
             headers={**bearer(mint()), "X-Test-Allow-5xx": "yes"},
         ) as response,
     ):
@@ -239,32 +241,71 @@ async def test_a_refused_connection_is_retried_even_for_a_post(
     assert requests[0].startswith(b"POST /")
 
 
+def reset_every_connection(port: int, requests: list[bytes], stop: threading.Event) -> None:
+    """Listen on ``port`` until ``stop``: read each request's head, then reset the connection."""
+    with socket.create_server(("127.0.0.1", port)) as listener:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                requests.append(connection.recv(65536))
+                # Linger 0: close with a TCP reset instead of a clean FIN.
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 async def test_malformed_or_dropped_answers_are_502(
-    edge_gateway: ServiceProcess, mint: Mint, broken_requests: list[str]
+    edge_gateway: ServiceProcess, mint: Mint, broken_requests: list[str], down_order_port: int
 ) -> None:
     async with aiohttp.ClientSession(headers=bearer(mint())) as http:
         async with http.get(edge_gateway.base_url + "/api/payments/garbage") as r:
             assert r.status == 502
             assert "the payment service sent a malformed response" in (await r.json())["detail"]
-        for method in ("GET", "POST"):
-            before = len(broken_requests)
-            async with http.request(method, edge_gateway.base_url + "/api/payments/reset") as r:
+        before = len(broken_requests)
+        async with http.get(edge_gateway.base_url + "/api/payments/reset") as r:
+            assert r.status == 502
+            assert (await r.json())["detail"] == (
+                "the payment service dropped the connection without answering; retry later"
+            )
+        # aiohttp retries a GET once (it may have met a stale pooled connection)...
+        assert len(broken_requests) - before == 2
+
+        # ...never a POST (only payments' GET is forwarded: orders drop this one).
+        requests: list[bytes] = []
+        stop = threading.Event()
+        server = threading.Thread(
+            target=reset_every_connection, args=(down_order_port, requests, stop), daemon=True
+        )
+        server.start()
+        await asyncio.sleep(0.3)
+        try:
+            async with http.post(edge_gateway.base_url + "/api/orders", json={"x": 1}) as r:
                 assert r.status == 502
                 assert (await r.json())["detail"] == (
-                    "the payment service dropped the connection without answering; retry later"
+                    "the order service dropped the connection without answering; retry later"
                 )
-            # aiohttp retries a GET once (it may have met a stale pooled connection), never a POST.
-            assert len(broken_requests) - before == (2 if method == "GET" else 1)
+            await asyncio.sleep(0.3)
+        finally:
+            stop.set()
+            server.join(timeout=5)
+        assert [request.split(b" ", 1)[0] for request in requests] == [b"POST"]
 
 
 async def test_dot_segments_and_oversized_bodies_are_refused(
     gateway: ServiceProcess, mint: Mint
 ) -> None:
     async with aiohttp.ClientSession(headers=bearer(mint())) as http:
-        sneaky = URL(gateway.base_url + "/api/orders/%2E%2E/admin", encoded=True)
+        sneaky = URL(gateway.base_url + "/api/orders/%2E%2E", encoded=True)
         async with http.get(sneaky) as r:
             assert r.status == 400
             assert "'.' or '..' segments" in (await r.json())["detail"]
+        # A path no service serves is not forwarded at all, resolved or not.
+        sneakier = URL(gateway.base_url + "/api/orders/%2E%2E/admin", encoded=True)
+        async with http.get(sneakier) as r:
+            assert r.status == 404
+            assert r.content_type == "application/problem+json"
         async with http.post(gateway.base_url + "/api/orders", data=b"x" * 70_000) as r:
             assert r.status == 413
             assert "larger than 65536 bytes" in (await r.json())["detail"]

@@ -3,8 +3,10 @@
 import asyncio
 import uuid
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
+from yarl import URL
 
 from devkit.localstack.process import ServiceProcess
 from devkit.testing.http import as_user
@@ -39,7 +41,10 @@ async def test_create_get_and_list_own_orders(order_service: ServiceProcess) -> 
         status, order, headers = await post_order(http, order_service, alice)
         assert status == 201
         assert order["status"] == "pending"
-        assert headers["Location"] == f"/orders/{order['id']}"
+        # Relative to the request's URL, so it is right here and through the gateway alike.
+        assert headers["Location"] == f"orders/{order['id']}"
+        location = urljoin(f"{order_service.base_url}/orders", headers["Location"])
+        assert location == f"{order_service.base_url}/orders/{order['id']}"
 
         url = f"{order_service.base_url}/orders/{order['id']}"
         async with http.get(url, headers=as_user(alice)) as response:
@@ -107,3 +112,26 @@ async def test_one_key_replayed_concurrently_creates_one_order(
     assert sorted(status for status, _, _ in results) == [200] * 9 + [201]
     assert len({body["id"] for _, body, _ in results}) == 1
     assert len(orders) == 1
+
+
+async def test_an_id_that_is_not_a_uuid_is_refused_before_the_database(
+    order_service: ServiceProcess,
+) -> None:
+    # A NUL reaching PostgreSQL would be an error there (a 500), not a missing order.
+    async with aiohttp.ClientSession() as http:
+        for raw in ("not-an-order-id", "a%00b"):
+            url = URL(f"{order_service.base_url}/orders/{raw}", encoded=True)
+            async with http.get(url, headers=as_user(user())) as response:
+                assert response.status == 422
+                assert response.content_type == "application/problem+json"
+
+
+async def test_numbers_are_read_as_json_schema_reads_them(order_service: ServiceProcess) -> None:
+    # 2.0 is the integer 2, as the schema says; "2" and true are not integers.
+    alice = user()
+    async with aiohttp.ClientSession() as http:
+        for quantity, expected in ((2.0, 201), ("2", 422), (True, 422)):
+            item = {"sku": "tea-1", "quantity": quantity, "unit_price_cents": 450}
+            body = {**BODY, "items": [item]}
+            status, answer, _ = await post_order(http, order_service, alice, body)
+            assert status == expected, (quantity, answer)

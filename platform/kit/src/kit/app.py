@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kit.api_document import install_document_rules
 from kit.db import Database
 from kit.draining import CloseConnections, Drain
 from kit.events.bus import EventBus
@@ -24,6 +25,7 @@ from kit.events.outbox import Outbox
 from kit.events.streams import DEAD_LETTER, StreamSpec
 from kit.faults import injected_errors
 from kit.health import ReadinessCheck, health_router
+from kit.http_methods import HeadServedAsGet
 from kit.http_middleware import RequestObservabilityMiddleware
 from kit.logs import configure_logging
 from kit.metrics import metrics_endpoint
@@ -295,11 +297,14 @@ def create_app(spec: ServiceSpec, settings: Settings | None = None) -> FastAPI:
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in spec.routers:
         app.include_router(router)
+    install_document_rules(app)
     for hook in spec.app_hooks:
         hook(app)
     FastAPIInstrumentor.instrument_app(
         app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
     )
+    # Added first, so innermost: the middlewares around it see the request's own method.
+    app.add_middleware(HeadServedAsGet)
     app.add_middleware(RequestObservabilityMiddleware)
     app.add_middleware(
         CloseConnections,

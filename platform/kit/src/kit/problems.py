@@ -11,7 +11,18 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from kit.http_methods import allowed_methods
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# Every service's document holds the schema under this name (kit.api_document).
+PROBLEM_REF = "#/components/schemas/Problem"
+CHALLENGE_HEADER = {
+    "WWW-Authenticate": {
+        "description": "How to authenticate (RFC 9110 11.6.1).",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 
 class Problem(BaseModel):
@@ -38,23 +49,43 @@ def problem_response(
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses=`` entries documenting the problem details a route can return."""
+    """OpenAPI ``responses=`` entries documenting the problem details a route can return (a
+    401 with its challenge: RFC 9110 wants one on every 401)."""
     return {
         status: {
-            "model": Problem,
             "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_MEDIA_TYPE: {}},
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+            **({"headers": CHALLENGE_HEADER} if status == 401 else {}),
         }
         for status in statuses
     }
 
 
+def method_not_allowed(request: Request) -> JSONResponse:
+    """The 405 for ``request``: its Allow header lists every method served at the path.
+
+    Each route raises its own 405 naming only its own methods; several routes may share a path
+    (``GET /orders`` and ``POST /orders``), so the answer is made from all of them.
+    """
+    allow = allowed_methods(request.app.router.routes, request.scope)
+    return problem_response(
+        405,
+        f"{request.method} is not served at this path; it serves {', '.join(allow)}",
+        headers={"Allow": ", ".join(allow)},
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map HTTP and validation errors to problem details once, for the whole app."""
 
-    async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return method_not_allowed(request)
         detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
+            # No route at all (a route's own 404 says what it did not find).
+            detail = "nothing is served at this path; /openapi.json lists what is"
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(exc.status_code, detail, headers=headers)
 

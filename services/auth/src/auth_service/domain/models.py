@@ -9,23 +9,41 @@ from pydantic_core import PydanticCustomError
 
 from auth_service.domain.errors import InvalidInputError
 from auth_service.domain.rules import (
-    MAX_EMAIL_LENGTH,
+    EMAIL_LENGTH_PATTERNS,
+    EMAIL_PATTERN,
+    EMAIL_RULE,
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
+    PASSWORD_PATTERN,
+    PASSWORD_RULE,
     check_password,
     normalise_email,
 )
 
 
 class RegisterRequest(BaseModel):
-    """A new account: an email address and a password of the user's choosing."""
+    """A new account: an email address and a password of the user's choosing.
 
+    The schema's patterns are the service's own rules (``domain/rules.py``), checked by the
+    validators below; a value that breaks one is a 422 naming the field and the fix.
+    """
+
+    # In json_schema_extra, not as constraints: the validators check the rules and say why.
     email: str = Field(
-        json_schema_extra={"format": "email", "maxLength": MAX_EMAIL_LENGTH},
+        description=EMAIL_RULE,
+        json_schema_extra={
+            "pattern": EMAIL_PATTERN,
+            "allOf": [{"pattern": pattern} for pattern in EMAIL_LENGTH_PATTERNS],
+        },
         examples=["ada@example.com"],
     )
     password: str = Field(
-        json_schema_extra={"minLength": MIN_PASSWORD_LENGTH, "maxLength": MAX_PASSWORD_LENGTH},
+        description=PASSWORD_RULE,
+        json_schema_extra={
+            "minLength": MIN_PASSWORD_LENGTH,
+            "maxLength": MAX_PASSWORD_LENGTH,
+            "pattern": PASSWORD_PATTERN,
+        },
         examples=["correct horse battery staple"],
     )
 
@@ -48,12 +66,27 @@ class RegisterRequest(BaseModel):
 
 
 class TokenForm(BaseModel):
-    """The OAuth2 password grant (RFC 6749 section 4.3), sent as form fields."""
+    """The OAuth2 password grant (RFC 6749 section 4.3), sent as form fields: at most 8 KB and
+    20 fields (a 413 or a 400 otherwise)."""
 
     grant_type: str = Field(json_schema_extra={"enum": ["password"]})
-    username: str = Field(description="The account's email address.", min_length=1)
+    username: str = Field(
+        description=f"The account's email address. {EMAIL_RULE}",
+        json_schema_extra={
+            "pattern": EMAIL_PATTERN,
+            "allOf": [{"pattern": pattern} for pattern in EMAIL_LENGTH_PATTERNS],
+        },
+    )
     password: str = Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)
     scope: str = ""
+
+    @field_validator("username")
+    @classmethod
+    def _an_email(cls, value: str) -> str:
+        try:
+            return normalise_email(value)
+        except InvalidInputError as exc:
+            raise PydanticCustomError("invalid_email", str(exc)) from None
 
     @field_validator("grant_type")
     @classmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from kit.app import RuntimeDep
 from kit.identity import CurrentUser
@@ -25,13 +25,46 @@ IdempotencyKey = Annotated[
 ]
 
 
+# Ids are the UUIDs POST /orders returns; anything else is refused before it reaches the
+# database (PostgreSQL answers a NUL in a string with an error, not with no row).
+OrderId = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="The order's id, as POST /orders returned it.",
+    ),
+]
+
+# Relative to the request's own URL, so it names the order both here (/orders -> /orders/<id>)
+# and through the gateway (/api/orders -> /api/orders/<id>), which passes it on unchanged.
+LOCATION = {
+    "Location": {
+        "description": "The order's URL, relative to the request's: orders/<id> (RFC 3986 5.2).",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+
+
 @router.post(
     "",
     status_code=201,
     response_model=Order,
     summary="Create an order (pending until payment reports)",
     responses={
-        200: {"model": Order, "description": "A replay of an earlier request with this key"},
+        201: {"description": "The order, created", "headers": LOCATION},
+        200: {
+            "model": Order,
+            "description": "A replay of an earlier request with this key",
+            "headers": {
+                **LOCATION,
+                "Idempotent-Replayed": {
+                    "description": "Always true: this order was created by an earlier request.",
+                    "required": True,
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        },
         **problem_responses(400, 401, 409, 422),
     },
 )
@@ -48,7 +81,7 @@ async def create_order(
     if not created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    response.headers["Location"] = f"/orders/{order.id}"
+    response.headers["Location"] = f"orders/{order.id}"
     return order
 
 
@@ -72,5 +105,5 @@ async def list_orders(
     summary="One of the caller's orders",
     responses=problem_responses(401, 404, 422),
 )
-async def get_order(order_id: str, user: CurrentUser, runtime: RuntimeDep) -> Order:
+async def get_order(order_id: OrderId, user: CurrentUser, runtime: RuntimeDep) -> Order:
     return await repository.get_order(runtime.database, user, order_id)

@@ -9,6 +9,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from kit.json_types import JsonInt
+
 
 class OrderStatus(StrEnum):
     """An order is pending until payment reports; then it is paid or payment_failed."""
@@ -24,17 +26,27 @@ class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    quantity: int = Field(ge=1, le=1000)
-    unit_price_cents: int = Field(ge=0, le=100_000_000)
+    quantity: JsonInt = Field(ge=1, le=1000)
+    unit_price_cents: JsonInt = Field(ge=0, le=100_000_000)
+
+
+AMOUNT_RULE = (
+    "The order's total in cents: it must equal the sum of quantity x unit_price_cents over the "
+    "items (a 422 otherwise), so the items add up to at least 1. JSON Schema cannot compare "
+    "fields, so this rule is stated here only."
+)
 
 
 class NewOrder(BaseModel):
-    """The body of POST /orders; ``amount_cents`` must equal the sum of the items."""
+    """The body of POST /orders: items, their total in cents, the currency and a payment token.
+
+    ``amount_cents`` must equal the sum of the items.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     items: list[OrderItem] = Field(min_length=1, max_length=100)
-    amount_cents: int = Field(gt=0, le=1_000_000_000)
+    amount_cents: JsonInt = Field(gt=0, le=1_000_000_000, description=AMOUNT_RULE)
     currency: str = Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])
     payment_token: str = Field(
         min_length=1, max_length=64, pattern=r"^tok_[A-Za-z0-9_]+$", examples=["tok_visa"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Path
 from sqlalchemy import select
 
 from kit.app import RuntimeDep
@@ -14,14 +16,24 @@ from payment_service.infra.tables import PaymentRow
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 
+# Ids are the UUIDs POST /orders returns; anything else is refused before it reaches the
+# database (PostgreSQL answers a NUL in a string with an error, not with no row).
+OrderId = Annotated[
+    str,
+    Path(
+        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        description="The order's id, as POST /orders returned it.",
+    ),
+]
+
 
 @router.get(
     "/{order_id}",
     response_model=Payment,
     summary="The payment of one of the caller's orders",
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 404, 422),
 )
-async def get_payment(order_id: str, user: CurrentUser, runtime: RuntimeDep) -> Payment:
+async def get_payment(order_id: OrderId, user: CurrentUser, runtime: RuntimeDep) -> Payment:
     async with runtime.database.transaction() as session:
         query = select(PaymentRow).where(PaymentRow.order_id == order_id)
         row = (await session.execute(query)).scalar_one_or_none()
