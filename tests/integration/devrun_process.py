@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from devkit.devrun import SERVICES, planned_ports
@@ -63,6 +65,16 @@ class DevRun:
             self.process = subprocess.Popen(
                 self.command(), cwd=self.repo_root, stdout=log, stderr=subprocess.STDOUT
             )
+
+    @contextmanager
+    def running(self) -> Iterator[DevRun]:
+        """Start it and wait until its stack is ready; whatever is left of it is killed after."""
+        self.start()
+        try:
+            self.wait_ready()
+            yield self
+        finally:
+            self.kill()
 
     def wait_ready(self, timeout: float = READY_SECONDS) -> None:
         """Wait until every service answers /readyz with 200, then record the processes of the

@@ -47,9 +47,7 @@ def load_the_gateway(run: DevRun) -> None:
 def stop_after_load(run: DevRun, load: Callable[[DevRun], None], stack_size: int) -> float:
     """Start ``run``, ``load`` it, SIGTERM it and check that it ended cleanly within the bound,
     leaving no process and no port behind; how long the stop took."""
-    run.start()
-    try:
-        run.wait_ready()
+    with run.running():
         assert len(run.stack) == stack_size, [p.command() for p in run.stack]
         load(run)
         started = time.monotonic()
@@ -59,8 +57,6 @@ def stop_after_load(run: DevRun, load: Callable[[DevRun], None], stack_size: int
         assert status == 0, run.output()
         assert run.leftovers(timeout=0) == ""
         return took
-    finally:
-        run.kill()
 
 
 def report_stops(stops: list[float]) -> None:
@@ -98,10 +94,7 @@ def test_make_run_of_the_gateway_alone_stops_on_the_first_sigterm_after_load_eve
 def test_a_second_signal_while_stopping_ends_make_run_at_once(
     repo_root: Path, tmp_path: Path
 ) -> None:
-    run = DevRun(repo_root, tmp_path)
-    run.start()
-    try:
-        run.wait_ready()
+    with DevRun(repo_root, tmp_path).running() as run:
         # A service that does not stop: frozen, it cannot act on the SIGTERM make run sends.
         stuck = next(p for p in run.stack if "payment_service" in p.command())
         subprocess.run(["kill", "-STOP", str(stuck.pid)], check=True)
@@ -117,17 +110,12 @@ def test_a_second_signal_while_stopping_ends_make_run_at_once(
         assert status == exit_status(signal.SIGINT), run.output()
         assert "SIGINT while stopping: killing everything" in run.output()
         assert run.leftovers(timeout=AT_ONCE_SECONDS) == ""
-    finally:
-        run.kill()
 
 
 def test_make_run_killed_with_sigkill_leaves_no_process_and_frees_its_ports(
     repo_root: Path, tmp_path: Path
 ) -> None:
-    run = DevRun(repo_root, tmp_path)
-    run.start()
-    try:
-        run.wait_ready()
+    with DevRun(repo_root, tmp_path).running() as run:
         # Its children start nothing of their own: the kernel's parent-death signal, which
         # reaches children only, is then enough.
         assert len(run.stack) == STACK_SIZE, [p.command() for p in run.stack]
@@ -135,8 +123,6 @@ def test_make_run_killed_with_sigkill_leaves_no_process_and_frees_its_ports(
         run.signal(signal.SIGKILL)
         assert run.wait(timeout=AT_ONCE_SECONDS) == -signal.SIGKILL
         assert run.leftovers(timeout=AT_ONCE_SECONDS) == ""
-    finally:
-        run.kill()
 
 
 HOLDER = "import socket, sys, time; s = socket.create_server(('127.0.0.1', int(sys.argv[1]))); "

@@ -264,14 +264,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             # The client waits for "100 Continue", sent when the application asks for the body.
             self._arm(self.limits.body_timeout, self._body_timed_out)
             return
-        started = cycle.response_started
-        # The application's receive() now reports a disconnect and its sends are dropped.
-        cycle.disconnected = True
-        cycle.message_event.set()
-        if started:
-            self._close()
+        if not self._abandon(cycle, 408):
             return
-        _scope_of(cycle)[CONNECTION_ENDING] = 408
         detail = f"the request's body did not arrive within {self.limits.body_timeout:g} s"
         log.info(
             "request refused",
@@ -311,15 +305,21 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._refused = True
         self._cancel_deadline()
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            started = cycle.response_started
-            cycle.disconnected = True
-            cycle.message_event.set()
-            if started:
-                self._close()
-                return
-            _scope_of(cycle)[CONNECTION_ENDING] = 400
+        if cycle is not None and not cycle.response_complete and not self._abandon(cycle, 400):
+            return
         self.send_400_response(message)
+
+    def _abandon(self, cycle: RequestResponseCycle, status: int) -> bool:
+        """End the application's side of ``cycle``: its receive() reports a disconnect and its
+        sends are dropped. Once its response has started the connection just closes (False);
+        otherwise the request is noted as ended with ``status``, to be answered (True)."""
+        cycle.disconnected = True
+        cycle.message_event.set()
+        if cycle.response_started:
+            self._close()
+            return False
+        _scope_of(cycle)[CONNECTION_ENDING] = status
+        return True
 
     def _answer(self, status: int, detail: str) -> None:
         """Write a problem+json response with ``Connection: close`` and close."""
