@@ -82,7 +82,10 @@ def pause_image(repo_root: Path, registry: str) -> PushedImage:
 def _run_in(image: str, *command: str) -> str:
     container = buildah.run(["from", "--pull=never", image]).strip()
     try:
-        return buildah.run(["run", f"--isolation={buildah.ISOLATION}", container, "--", *command])
+        # No network: the checks need none, and buildah's default one would leave a bridge
+        # (cni-podman0) and iptables chains behind on the machine.
+        isolation = f"--isolation={buildah.ISOLATION}"
+        return buildah.run(["run", isolation, "--network", "none", container, "--", *command])
     finally:
         buildah.run(["rm", container])
 
