@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from deploy_contract.images import ImageRef, parse_image
 from kit import naming
@@ -96,6 +96,12 @@ class ArtifactPublished(BaseModel):
         min_length=3, max_length=512, examples=["registry.example/order-service:1.4.2-a8f3d21"]
     )
     commit: str = Field(pattern=r"^[0-9a-f]{7,40}$", examples=["a8f3d21"])
+    commit_time: AwareDatetime | None = Field(
+        default=None,
+        description="When the commit was made (its committer date): the start of the lead time "
+        "for changes. Without it the lead time starts when the deployer received the event.",
+        examples=["2026-12-07T09:30:00Z"],
+    )
     pipeline_id: str = Field(min_length=1, max_length=200, examples=["github:1234567890:1"])
     pipeline_url: str | None = Field(default=None, max_length=2000)
     rollback: bool = Field(
