@@ -1,0 +1,1 @@
+"""Environments and promotion: releases flow from one environment to the next through gates."""
