@@ -18,8 +18,10 @@ import yaml
 
 from deployer.adapters.helm import HelmFinalError, HelmRetryableError
 from deployer.plan.live import as_helm_applies
+from deployer.promotion.model import Hold, Promotion
+from deployer.promotion.releases import Release
 from deployer.reconcile.objectkey import ObjectKey, key_of
-from deployer.reconcile.ports import ApplyRequest, Ports
+from deployer.reconcile.ports import ApplyRequest, Place, Ports
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.targets import Target
 from kit.events import CloudEvent
@@ -292,15 +294,80 @@ class MemoryPublisher:
         ]
 
 
-def memory_ports(releases: MemoryReleases, store: MemoryStore, events: MemoryPublisher) -> Ports:
-    """The deployer's ports in memory: ``releases`` reads and applies (over its live objects,
-    when it has them); no rollouts to watch and no canary metrics."""
-    return Ports(
+def memory_place(releases: MemoryReleases, namespace: str = "flotilla") -> Place:
+    """One environment's place in memory: ``releases`` reads and applies (over its live objects,
+    when it has them); no rollouts to watch."""
+    return Place(
+        namespace=releases.objects.namespace if releases.objects else namespace,
         releases=releases,
         apply=releases,
         rollouts=None,
         objects=releases.objects,
+    )
+
+
+def memory_ports(
+    releases: MemoryReleases | dict[str, MemoryReleases],
+    store: MemoryStore,
+    events: MemoryPublisher,
+    promotions: MemoryPromotions | None = None,
+) -> Ports:
+    """The deployer's ports in memory: one place per environment (``releases`` alone: the
+    default environment, ``development``); no canary metrics."""
+    by_environment = releases if isinstance(releases, dict) else {"development": releases}
+    return Ports(
+        places={name: memory_place(each) for name, each in by_environment.items()},
         metrics=None,
         store=store,
         publisher=events,
+        promotions=promotions or MemoryPromotions(),
     )
+
+
+@dataclass
+class MemoryPromotions:
+    """Releases, promotions and holds in memory (the PromotionStore port)."""
+
+    by_id: dict[str, Release] = field(default_factory=dict)
+    promoted: dict[str, Promotion] = field(default_factory=dict)
+    held: dict[Target, Hold] = field(default_factory=dict)
+
+    async def release(self, release_id: str) -> Release | None:
+        """The release ``release_id``."""
+        return self.by_id.get(release_id)
+
+    async def put_release(self, release: Release) -> None:
+        """Save ``release``."""
+        self.by_id[release.id] = release
+
+    async def releases(self) -> list[Release]:
+        """Every release, oldest first."""
+        return sorted(self.by_id.values(), key=lambda r: r.created_at)
+
+    async def promotion(self, promotion_id: str) -> Promotion | None:
+        """The promotion ``promotion_id``."""
+        return self.promoted.get(promotion_id)
+
+    async def put_promotion(self, promotion: Promotion) -> None:
+        """Save ``promotion``."""
+        self.promoted[promotion.id] = promotion
+
+    async def promotions(self) -> list[Promotion]:
+        """Every promotion, oldest first."""
+        return sorted(self.promoted.values(), key=lambda p: p.created_at)
+
+    async def hold(self, target: Target) -> Hold | None:
+        """The hold on ``target``."""
+        return self.held.get(target)
+
+    async def put_hold(self, hold: Hold) -> None:
+        """Hold ``hold.target``."""
+        self.held[hold.target] = hold
+
+    async def clear_hold(self, target: Target) -> None:
+        """Remove the hold on ``target``."""
+        self.held.pop(target, None)
+
+    async def holds(self) -> list[Hold]:
+        """Every hold."""
+        return list(self.held.values())

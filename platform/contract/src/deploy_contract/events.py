@@ -237,6 +237,12 @@ class DeployEventData(BaseModel):
     deployment_id: str
     service: str
     environment: str | None = Field(default=None, description="Where the service deploys")
+    release_id: str | None = Field(
+        default=None, description="The release deployed (the same in every environment)"
+    )
+    promotion_id: str | None = Field(
+        default=None, description="The promotion that started the deployment, if one did"
+    )
     phase: DeployPhase
     image: str | None = None
     commit: str | None = None

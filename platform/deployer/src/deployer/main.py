@@ -14,11 +14,18 @@ from deploy_contract.events import PIPELINE_SUBJECT_PREFIX
 from deployer.adapters.cluster import Cluster
 from deployer.adapters.helm import Helm
 from deployer.adapters.prometheus import PrometheusQueries
+from deployer.adapters.promotion_store import PromotionKV
 from deployer.adapters.store import Store
 from deployer.drift.config import DriftConfig, load_drift_config
 from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
 from deployer.orchestrator import Orchestrator
-from deployer.reconcile.ports import Ports
+from deployer.promotion.environments import (
+    Environments,
+    EnvironmentsError,
+    EnvironmentSpec,
+    load_environments,
+)
+from deployer.reconcile.ports import Place, Ports
 from deployer.settings import DeployerSettings
 from deployer.web.api import api_router
 from deployer.web.dashboard import dashboard_router
@@ -48,16 +55,16 @@ class Deployer:
         settings: DeployerSettings,
         tokens: TokenBook,
         policy: DeployPolicy,
-        environment: str,
+        environments: Environments,
         drift: DriftConfig | None = None,
     ) -> None:
         self.settings = settings
         self._drift = drift
         self._tokens = tokens
         self._policy = policy
-        self._environment = environment
+        self._environments = environments
         self._orchestrator: Orchestrator | None = None
-        self._cluster: Cluster | None = None
+        self._clusters: list[Cluster] = []
         self._prometheus: PrometheusQueries | None = None
         self._bus: EventBus | None = None
 
@@ -95,57 +102,72 @@ class Deployer:
         """The orchestrator over the real adapters: helm, the Kubernetes API, NATS, Prometheus."""
         settings = self.settings
         store = await Store.open(runtime.bus.js)
-        helm = Helm(settings.helm(), settings.kubeconfig, settings.namespace)
-        self._cluster = cluster = await self._connect_cluster()
+        places = {spec.name: await self._place(spec) for spec in self._environments.environments}
         if settings.prometheus_url:
             self._prometheus = PrometheusQueries(
                 settings.prometheus_url,
                 scrape_interval_seconds=settings.prometheus_scrape_interval_seconds,
             )
         ports = Ports(
+            places=places,
+            metrics=self._prometheus.numbers if self._prometheus else None,
+            store=store,
+            publisher=runtime.bus,
+            promotions=await PromotionKV.open(runtime.bus.js),
+        )
+        return Orchestrator(
+            settings, ports, self._policy, environments=self._environments, drift=self._drift
+        )
+
+    async def _place(self, spec: EnvironmentSpec) -> Place:
+        """Helm and the Kubernetes API for ``spec``'s namespace (in its cluster)."""
+        settings = self.settings
+        helm = Helm(
+            settings.helm(), settings.kubeconfig, spec.namespace, kube_context=spec.kube_context
+        )
+        cluster = await self._connect_cluster(spec)
+        return Place(
+            namespace=spec.namespace,
             releases=helm,
             apply=helm,
             rollouts=cluster,
             objects=cluster.objects if cluster else None,
-            metrics=self._prometheus.numbers if self._prometheus else None,
-            store=store,
-            publisher=runtime.bus,
-        )
-        return Orchestrator(
-            settings, ports, self._policy, environment=self._environment, drift=self._drift
         )
 
     async def run(self, runtime: Runtime) -> None:
-        """Worker: check for drift until shutdown, then stop the orchestrator."""
+        """Worker: decide promotions and check for drift until shutdown, then stop the
+        orchestrator."""
         orchestrator = self.orchestrator()
         interval = self.settings.drift_interval_seconds
-        drift = (
-            asyncio.create_task(orchestrator.drift.loop(orchestrator.targets, interval))
-            if interval > 0
-            else None
-        )
+        loops = [asyncio.create_task(orchestrator.promoter.loop(self.settings.promotion_seconds))]
+        if interval > 0:
+            loops.append(
+                asyncio.create_task(orchestrator.drift.loop(orchestrator.targets, interval))
+            )
         await runtime.stopping.wait()
-        if drift is not None:
-            drift.cancel()
-            await asyncio.gather(drift, return_exceptions=True)
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
         # Half the shutdown budget: the rest drains NATS (the outcome events) after it.
         await orchestrator.stop(runtime.settings.service.shutdown_timeout_seconds / 2)
         await self._close()
 
     async def _close(self) -> None:
-        if self._cluster is not None:
-            await self._cluster.close()
-            self._cluster = None
+        clusters, self._clusters = self._clusters, []
+        for cluster in clusters:
+            await cluster.close()
         if self._prometheus is not None:
             await self._prometheus.aclose()
             self._prometheus = None
 
-    async def _connect_cluster(self) -> Cluster | None:
+    async def _connect_cluster(self, spec: EnvironmentSpec) -> Cluster | None:
         in_cluster = "KUBERNETES_SERVICE_HOST" in os.environ
         if self.settings.kubeconfig is None and not in_cluster:
             log.warning("no kubeconfig and not in a cluster: rollouts report no progress")
             return None
-        return await Cluster.connect(self.settings.kubeconfig, self.settings.namespace)
+        cluster = await Cluster.connect(self.settings.kubeconfig, spec.namespace, spec.kube_context)
+        self._clusters.append(cluster)
+        return cluster
 
     async def ready(self) -> None:
         """Readiness: the orchestrator is up (state opened, unfinished deployments resumed)."""
@@ -176,7 +198,7 @@ def build_spec() -> ServiceSpec:
         settings,
         api_tokens(settings, environment),
         deploy_policy(settings),
-        environment.value,
+        deploy_environments(settings, environment),
         drift_config(settings),
     )
     return ServiceSpec(
@@ -228,6 +250,27 @@ def deploy_policy(settings: DeployerSettings) -> DeployPolicy:
         return load_policy(settings.policy, settings.policy_file)
     except PolicyError as exc:
         raise ConfigurationError(str(exc)) from None
+
+
+def deploy_environments(settings: DeployerSettings, environment: Environment) -> Environments:
+    """The environments of DEPLOYER_ENVIRONMENTS(_FILE); default: this deployer's environment
+    alone, in its namespace."""
+    alone = EnvironmentSpec(
+        name=environment.value, namespace=settings.namespace, values_dir=settings.values_dir
+    )
+    try:
+        environments = load_environments(
+            settings.environments, settings.environments_file, default=alone
+        )
+    except EnvironmentsError as exc:
+        raise ConfigurationError(str(exc)) from None
+    contexts = [spec.name for spec in environments.environments if spec.kube_context]
+    if contexts and settings.kubeconfig is None:
+        raise ConfigurationError(
+            f"environments {', '.join(contexts)} name a kubeContext: set DEPLOYER_KUBECONFIG to "
+            "the kubeconfig that has those contexts"
+        )
+    return environments
 
 
 def drift_config(settings: DeployerSettings) -> DriftConfig:

@@ -8,6 +8,8 @@ API's commands to them. It runs no helm, builds no events and keeps no state of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from deploy_contract.events import ArtifactPublished
@@ -17,6 +19,9 @@ from deployer.drift.watch import DriftWatch
 from deployer.intake.checks import Intake
 from deployer.intake.policy import DeployPolicy
 from deployer.plan import Plan
+from deployer.promotion.environments import Environments, EnvironmentSpec
+from deployer.promotion.promoter import Promoter
+from deployer.promotion.views import PromotionViews
 from deployer.queue.admission import Admission
 from deployer.queue.approvals import Approvals
 from deployer.queue.lanes import Lanes
@@ -42,32 +47,59 @@ class Orchestrator:
         settings: DeployerSettings,
         ports: Ports,
         policy: DeployPolicy | None = None,
-        environment: str = "development",
+        environments: Environments | None = None,
         drift: DriftConfig | None = None,
         charts: dict[str, Path] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        self.environment = environment
-        self.namespace = settings.namespace
-        self.charts = charts if charts is not None else settings.service_charts()
-        self.intake = Intake(
-            self.charts, settings.values_dir, policy or DeployPolicy(), environment
+        self.environments = environments or Environments(
+            environments=[EnvironmentSpec(name="development", namespace=settings.namespace)]
         )
+        self.environment = self.environments.entry.name
+        self.charts = charts if charts is not None else settings.service_charts()
+        self.intakes = {
+            spec.name: Intake(
+                self.charts, spec.values_dir or settings.values_dir, policy or DeployPolicy(),
+                spec.name,
+            )
+            for spec in self.environments.environments
+        }  # fmt: skip
+        self.intake = self.intakes[self.environment]
         self.reporter = Reporter(ports.store, ports.publisher)
         outcomes = Outcomes(self.reporter)
-        self.observer = ReleaseObserver(ports.releases)
+        self.observer = ReleaseObserver(ports)
         self.canaries = Canaries(ports.store.get)
         self.lanes = Lanes(self._run, outcomes.superseded, settings.max_concurrent)
         self.approvals = Approvals(self.reporter, outcomes, self._submit)
-        self.admission = Admission(
-            environment, self.intake, self._submit, self.approvals, self.reporter, outcomes
+        scrape = settings.prometheus_scrape_interval_seconds
+        self.promoter = Promoter(
+            self.environments,
+            {spec.name: spec.namespace for spec in self.environments.environments},
+            ports.metrics,
+            ports.promotions,
+            ports.store,
+            lambda promotion: self.reporter.promotion(promotion.event()),
+            self.charts,
+            min_window_seconds=2 * scrape,
+            measure_every_seconds=scrape,
+            **({"clock": clock} if clock else {}),
         )
-        self.planner = Planner(ports.releases, ports.objects, self.intake, self.charts)
+        self.admission = Admission(
+            self.environments, self.intakes, self._submit, self.approvals, self.reporter,
+            outcomes, release_of=self.promoter.release_of,
+        )  # fmt: skip
+        self.promoter.connect(self.admission.promote)
+        outcomes.listeners.append(self.promoter.concluded)
+        self.promotion_views = PromotionViews(
+            self.environments, self.services, ports.store, ports.promotions
+        )
+        self.planner = Planner(ports, self.intakes, self.charts)
         crew = Crew(
             settings,
             self.charts,
             ports,
             self.observer,
-            self.intake,
+            self.intakes,
             self.reporter,
             outcomes,
             self.approvals,
@@ -76,27 +108,35 @@ class Orchestrator:
         )
         self.reconciler = Reconciler(crew, self.planner, self._gauges)
         self.drift = DriftWatch(
-            drift or DriftConfig(), ports.objects, self.observer, self.lanes, self.reporter
+            drift or DriftConfig(), ports, self.observer, self.lanes, self.reporter
         )
-        self.views = ReleaseViews(ports.releases, ports.store, self.lanes, self.drift)
+        self.views = ReleaseViews(ports, ports.store, self.lanes, self.drift)
 
     @property
     def services(self) -> list[str]:
         """The deployable services (one chart each)."""
         return self.intake.services
 
-    def target(self, service: str) -> Target:
-        """The target of ``service`` in this deployer's environment (RejectedError: unknown)."""
-        return Target(self.environment, self.intake.known(service))
+    def target(self, service: str, environment: str | None = None) -> Target:
+        """The target of ``service`` in ``environment`` (default: where CI's releases enter);
+        RejectedError for an unknown service or environment."""
+        spec = self.environments.get(environment) if environment else self.environments.entry
+        return Target(spec.name, self.intake.known(service))
 
-    def targets(self) -> list[Target]:
-        """Every target this deployer serves."""
-        return [Target(self.environment, service) for service in self.services]
+    def targets(self, environment: str | None = None) -> list[Target]:
+        """Every target this deployer serves (in ``environment``, when given)."""
+        names = [self.environments.get(environment).name] if environment else None
+        return [
+            Target(name, service)
+            for name in names or self.environments.names
+            for service in self.services
+        ]
 
-    async def plan(self, request: ArtifactPublished) -> Plan:
+    async def plan(self, request: ArtifactPublished, environment: str | None = None) -> Plan:
         """What ``request`` would change, asked of the API server; changes nothing."""
-        checked = await self.admission.check(request)
-        return await self.planner.preview(self.target(checked.service), checked)
+        target = self.target(request.service, environment)
+        checked = await self.admission.check(request, target.environment)
+        return await self.planner.preview(target, checked)
 
     async def resume(self) -> int:
         """After a restart: the unfinished deployments back in their lanes."""

@@ -17,6 +17,7 @@ class Origin(StrEnum):
 
     PIPELINE = "pipeline"
     API = "api"
+    PROMOTION = "promotion"
 
 
 class PhaseChange(BaseModel):
@@ -36,6 +37,8 @@ class DeploymentRecord(BaseModel):
         default="", description="Where it deploys; empty in records written before environments"
     )
     origin: Origin = Origin.PIPELINE
+    release_id: str | None = Field(default=None, description="The release it deploys")
+    promotion_id: str | None = Field(default=None, description="The promotion that started it")
     request: ArtifactPublished | None = None
     rollback_to_revision: int | None = None
     phase: DeployPhase

@@ -41,6 +41,12 @@ class DeployerSettings(BaseSettings):
     # image alone.
     policy: str | None = None
     policy_file: Path | None = None
+    # The environments and their promotion rules, YAML or JSON text, or a file of it
+    # (deployer.promotion.environments); default: one environment in the first namespace.
+    environments: str | None = None
+    environments_file: Path | None = None
+    # How often waiting promotions are decided again (an outcome decides them at once too).
+    promotion_seconds: float = Field(default=2.0, gt=0)
     # Drift detection: how often (0: only on demand) and the rules, JSON or YAML (deployer.drift).
     drift_interval_seconds: float = Field(default=60.0, ge=0)
     drift: str | None = None

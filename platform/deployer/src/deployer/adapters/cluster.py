@@ -35,12 +35,15 @@ class Cluster:
         self.objects = KubeObjects(api, namespace)
 
     @classmethod
-    async def connect(cls, kubeconfig: Path | None, namespace: str) -> Cluster:
-        """From a kubeconfig file, or the pod's service account when there is none."""
+    async def connect(
+        cls, kubeconfig: Path | None, namespace: str, context: str | None = None
+    ) -> Cluster:
+        """From a kubeconfig file (its ``context``, default the current one), or the pod's
+        service account when there is none."""
         configuration = client.Configuration()
         if kubeconfig is not None:
             await config.load_kube_config(
-                config_file=str(kubeconfig), client_configuration=configuration
+                config_file=str(kubeconfig), context=context, client_configuration=configuration
             )
         else:
             config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]

@@ -28,7 +28,9 @@ def _service_key(target: Target) -> str:
     return f"{target.environment}.{target.service}" if target.environment else target.service
 
 
-async def _bucket(js: JetStreamContext, name: str, ttl: float | None) -> KeyValue:
+async def bucket(js: JetStreamContext, name: str, ttl: float | None) -> KeyValue:
+    """The key-value bucket ``name``, created (one value per key, kept ``ttl`` seconds) when
+    missing."""
     try:
         return await js.key_value(name)
     except BucketNotFoundError:
@@ -48,8 +50,8 @@ class Store:
     async def open(cls, js: JetStreamContext) -> Store:
         """Open (creating when missing) the deployer's buckets."""
         return cls(
-            await _bucket(js, DEPLOYMENTS_BUCKET, KEEP_SECONDS),
-            await _bucket(js, SERVICES_BUCKET, None),
+            await bucket(js, DEPLOYMENTS_BUCKET, KEEP_SECONDS),
+            await bucket(js, SERVICES_BUCKET, None),
         )
 
     async def get(self, deployment_id: str) -> DeploymentRecord | None:

@@ -48,7 +48,7 @@ class ReleaseCanaryHost:
         crew = self.crew
         observed = await crew.observer.status(self.record.target)
         pods = PodWatch(
-            crew.ports.rollouts if watch else None,
+            crew.ports.at(self.record.environment).rollouts if watch else None,
             self.record.target.release,
             crew.settings.fail_fast_restarts,
             pods="the canary's pods",
@@ -69,11 +69,9 @@ class ReleaseCanaryHost:
                 thresholds,
                 "no Prometheus to measure the canary with: set DEPLOYER_PROMETHEUS_URL",
             )
+        namespace = self.crew.ports.at(self.record.environment).namespace
         try:
-            return await measure(
-                source, self.crew.settings.namespace, self.record.service, window_seconds,
-                thresholds,
-            )  # fmt: skip
+            return await measure(source, namespace, self.record.service, window_seconds, thresholds)
         except (PrometheusError, ValueError) as exc:
             return self._inconclusive(
                 window_seconds, thresholds, f"Prometheus could not be asked: {exc}"

@@ -20,7 +20,7 @@ from deployer.queue.lanes import Lanes
 from deployer.reconcile.acts.correct_drift import correct_drift
 from deployer.reconcile.errors import StepError
 from deployer.reconcile.observe import ReleaseObserver
-from deployer.reconcile.ports import LiveObjects
+from deployer.reconcile.ports import LiveObjects, Ports
 from deployer.report.events import Reporter
 from deployer.report.metrics import DRIFT_CORRECTIONS, DRIFTED_FIELDS
 from deployer.targets import Target
@@ -38,18 +38,18 @@ class DriftWatch:
     """Checks releases for drift and keeps each one's last report."""
 
     config: DriftConfig
-    objects: LiveObjects | None
+    ports: Ports
     observer: ReleaseObserver
     lanes: Lanes
     reporter: Reporter
-    _last: dict[str, DriftReport] = field(default_factory=dict)
+    _last: dict[Target, DriftReport] = field(default_factory=dict)
 
     def mode(self, service: str) -> DriftMode:
         """What the deployer does about ``service``'s drift."""
         return self.config.rules(service).mode
 
-    def reports(self) -> dict[str, DriftReport]:
-        """The last drift check of each service."""
+    def reports(self) -> dict[Target, DriftReport]:
+        """The last drift check of each release."""
         return dict(self._last)
 
     async def check(self, target: Target) -> DriftReport:
@@ -57,21 +57,21 @@ class DriftWatch:
         metric) and, in ``correct`` mode, correct it through the release's lane."""
         service = target.service
         rules = self.config.rules(service)
+        objects = self.ports.at(target.environment).objects
         if rules.mode is DriftMode.OFF:
             report = unchecked(service, rules.mode, "drift detection is off for this service")
-        elif self.objects is None:
+        elif objects is None:
             report = unchecked(service, rules.mode, "the deployer has no Kubernetes API")
         elif self.lanes.running(target) is not None:
             report = unchecked(service, rules.mode, "a deployment is running")
         else:
-            found = await self._observe(target, rules, self.objects)
+            found = await self._observe(target, rules, objects)
             report = found.report if isinstance(found, Drift) else found
             if report.drifted and rules.mode is DriftMode.CORRECT:
-                objects = self.objects
                 report = await self.lanes.after_deployments(
                     target, lambda: self._correct(target, rules, objects)
                 )
-        await self._note(report)
+        await self._note(target, report)
         return report
 
     async def _observe(
@@ -102,11 +102,11 @@ class DriftWatch:
         except StepError as exc:
             return unchecked(target.service, rules.mode, f"the correction failed: {exc}")
 
-    async def _note(self, report: DriftReport) -> None:
+    async def _note(self, target: Target, report: DriftReport) -> None:
         service = report.service
-        previous = self._last.get(service)
+        previous = self._last.get(target)
         if report.error is None or previous is None:
-            self._last[service] = report
+            self._last[target] = report
         DRIFTED_FIELDS.labels(service).set(len(report.fields))
         if report.drifted:
             log.warning("drift", extra={"service": service, "summary": report.summary()})

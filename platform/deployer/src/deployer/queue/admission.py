@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from deploy_contract.events import ArtifactPublished, DeployPhase, service_from_subject
 from deployer.intake.checks import Intake, RejectedError
 from deployer.intake.events import request_of
+from deployer.promotion.environments import Environments
+from deployer.promotion.releases import Release
 from deployer.queue.approvals import Approvals
 from deployer.records import DeploymentRecord, Origin
 from deployer.report.events import Reporter
@@ -26,15 +28,17 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Admission:
-    """Checks what arrives and queues it in the lane of its target (this deployer's environment
-    and the service)."""
+    """Checks what arrives and queues it in the lane of its target (an environment and the
+    service); CI's releases enter the first environment."""
 
-    environment: str
-    intake: Intake
+    environments: Environments
+    intakes: Mapping[str, Intake]
     submit: Callable[[DeploymentRecord], Awaitable[None]]
     approvals: Approvals
     reporter: Reporter
     outcomes: Outcomes
+    # The release of a request entering the first environment (the promoter's).
+    release_of: Callable[[ArtifactPublished], Awaitable[Release]] | None = None
 
     async def on_pipeline_event(self, event: CloudEvent, delivery: Delivery) -> None:
         """Accept (queued) or reject one pipeline event; the same event id is handled once."""
@@ -58,12 +62,21 @@ class Admission:
         service = service_from_subject(delivery.subject) or "unknown"
         await self._reject(deployment_id, service, f"malformed event: {error}", None)
 
-    async def check(self, request: ArtifactPublished) -> ArtifactPublished:
-        """``request`` when the intake accepts it (against what serves now); else
-        RejectedError."""
-        self.intake.known(request.service)
-        state = await self.reporter.store.service(Target(self.environment, request.service))
-        return self.intake.check_request(request, state.image if state else None)
+    @property
+    def entry(self) -> str:
+        """The environment CI's releases enter."""
+        return self.environments.entry.name
+
+    async def check(
+        self, request: ArtifactPublished, environment: str | None = None
+    ) -> ArtifactPublished:
+        """``request`` when ``environment``'s intake (default: the entry's) accepts it against
+        what serves there now; else RejectedError."""
+        name = self.environments.get(environment).name if environment else self.entry
+        intake = self.intakes[name]
+        intake.known(request.service)
+        state = await self.reporter.store.service(Target(name, request.service))
+        return intake.check_request(request, state.image if state else None)
 
     async def enqueue(
         self,
@@ -73,10 +86,22 @@ class Admission:
         traceparent: str | None,
         rollback_to_revision: int | None = None,
         service: str | None = None,
+        environment: str | None = None,
+        release_id: str | None = None,
+        promotion_id: str | None = None,
     ) -> DeploymentRecord:
-        """Record a deployment as queued (durably) and hand it to its lane."""
+        """Record a deployment as queued (durably) and hand it to its lane (in ``environment``,
+        default: the entry, where a request is a new release)."""
+        environment = environment or self.entry
+        entering = environment == self.entry and request is not None
+        if release_id is None and entering and self.release_of is not None:
+            assert request is not None
+            release_id = (await self.release_of(request)).id
         record = self._record(
             request.service if request else service or "",
+            environment=environment,
+            release_id=release_id,
+            promotion_id=promotion_id,
             id=deployment_id,
             origin=origin,
             request=request,
@@ -88,13 +113,33 @@ class Admission:
         await self.submit(record)
         return record
 
-    async def enqueue_rollback(self, service: str, revision: int | None) -> DeploymentRecord:
-        """Queue a rollback of ``service`` to ``revision`` (None: the previous one)."""
-        self.intake.known(service)
-        deployment_id = f"rollback-{service}-{int(time.time() * 1000)}"
+    async def promote(
+        self,
+        deployment_id: str,
+        request: ArtifactPublished,
+        environment: str,
+        release_id: str,
+        promotion_id: str,
+    ) -> DeploymentRecord:
+        """Queue a promotion's deployment of a release into ``environment``, checked by that
+        environment's intake first (RejectedError)."""
+        checked = await self.check(request, environment)
+        return await self.enqueue(
+            deployment_id, checked, Origin.PROMOTION, None, environment=environment,
+            release_id=release_id, promotion_id=promotion_id,
+        )  # fmt: skip
+
+    async def enqueue_rollback(
+        self, service: str, revision: int | None, environment: str | None = None
+    ) -> DeploymentRecord:
+        """Queue a rollback of ``service`` in ``environment`` (default: the entry) to
+        ``revision`` (None: the previous one)."""
+        name = self.environments.get(environment).name if environment else self.entry
+        self.intakes[name].known(service)
+        deployment_id = f"rollback-{name}-{service}-{int(time.time() * 1000)}"
         return await self.enqueue(
             deployment_id, None, Origin.API, None, rollback_to_revision=revision or 0,
-            service=service,
+            service=service, environment=name,
         )  # fmt: skip
 
     async def resume(self) -> int:
@@ -103,7 +148,7 @@ class Admission:
         records = await self.reporter.store.all()
         self.reporter.saw([record.id for record in records])
         unfinished = [
-            r.model_copy(update={"environment": r.environment or self.environment})
+            r.model_copy(update={"environment": r.environment or self.entry})
             for r in records
             if not r.phase.terminal
         ]
@@ -119,7 +164,7 @@ class Admission:
         return DeploymentRecord.model_validate(
             {
                 "service": service,
-                "environment": self.environment,
+                "environment": self.entry,
                 "phase": DeployPhase.QUEUED,
                 "received_at": datetime.now(UTC),
                 **fields,

@@ -3,7 +3,7 @@ itself (built once per pass: the deployment, the release as observed, the plan).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,14 @@ from deployer.targets import Target
 
 @dataclass
 class Crew:
-    """The parts the acts use: ports, settings, reporting, the queue's views."""
+    """The parts the acts use: ports, settings, each environment's intake, reporting, the queue's
+    views."""
 
     settings: DeployerSettings
     charts: dict[str, Path]
     ports: Ports
     observer: ReleaseObserver
-    intake: Intake
+    intakes: Mapping[str, Intake]
     reporter: Reporter
     outcomes: Outcomes
     approvals: Approvals

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from deploy_contract.images import ImageRef, ImageRejectedError, parse_image
-from deployer.reconcile.ports import ReleaseInfo, Releases
+from deployer.reconcile.ports import Ports, ReleaseInfo, Releases
 from deployer.reconcile.state import Observation
 from deployer.targets import Target
 
@@ -39,8 +39,8 @@ def observation_of(info: ReleaseInfo | None, manifest: str | None = None) -> Obs
 class ReleaseObserver:
     """Observes releases; remembers the one observation a successful apply makes known."""
 
-    def __init__(self, releases: Releases) -> None:
-        self._releases = releases
+    def __init__(self, ports: Ports) -> None:
+        self._ports = ports
         self._known: dict[Target, Observation] = {}
 
     async def observe(self, target: Target) -> Observation:
@@ -49,14 +49,18 @@ class ReleaseObserver:
         known = self._known.get(target)
         if known is not None:
             return known
+        releases = self._releases(target)
         info, manifest = await asyncio.gather(
-            self._releases.status(target.release), self._releases.get_manifest(target.release)
+            releases.status(target.release), releases.get_manifest(target.release)
         )
         return observation_of(info, manifest)
 
     async def status(self, target: Target) -> Observation:
         """The release's status alone, always asked of the release store."""
-        return observation_of(await self._releases.status(target.release))
+        return observation_of(await self._releases(target).status(target.release))
+
+    def _releases(self, target: Target) -> Releases:
+        return self._ports.at(target.environment).releases
 
     def settle(self, target: Target, applied: Observation | None, *, changed: bool) -> None:
         """After a pass: remember ``applied`` (what a successful apply left), or forget what was

@@ -4,6 +4,7 @@ approvals the deploy policy wants for it, and the canary to run when the service
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from deployer.intake.policy import approvals_needed
 from deployer.plan import Plan, plan_release
 from deployer.plan.live import plan_on_server
 from deployer.reconcile.decide import Planned
-from deployer.reconcile.ports import LiveObjects, Releases
+from deployer.reconcile.ports import Ports
 from deployer.reconcile.state import Observation
 from deployer.records import DeploymentRecord
 from deployer.targets import Target
@@ -26,39 +27,39 @@ class Planner:
 
     def __init__(
         self,
-        releases: Releases,
-        objects: LiveObjects | None,
-        intake: Intake,
+        ports: Ports,
+        intakes: Mapping[str, Intake],
         charts: dict[str, Path],
     ) -> None:
-        self._releases = releases
-        self._objects = objects
-        self._intake = intake
+        self._ports = ports
+        self._intakes = intakes
         self._charts = charts
 
-    def values(self, request: ArtifactPublished) -> dict[str, Any]:
+    def values(self, target: Target, request: ArtifactPublished) -> dict[str, Any]:
         """The environment's values file < the request's values < its image (helm adds the
         chart's defaults). Nothing carries over from the previous release: what the plan
         renders is what gets applied."""
-        return self._intake.release_values(request)
+        return self._intakes[target.environment].release_values(request)
 
     async def render(
         self, target: Target, values: dict[str, Any], recorded: str | None
     ) -> tuple[Plan, str]:
         """The plan of ``values`` against the release whose manifest is ``recorded``, and the
         manifest it rendered."""
-        rendered = await self._releases.template(
+        place = self._ports.at(target.environment)
+        rendered = await place.releases.template(
             target.release, self._charts[target.service], values
         )
-        if self._objects is None:
+        if place.objects is None:
             return plan_release(target.service, recorded, rendered), rendered
-        plan = await plan_on_server(target.service, self._objects, recorded, rendered)
+        plan = await plan_on_server(target.service, place.objects, recorded, rendered)
         return plan, rendered
 
     async def preview(self, target: Target, request: ArtifactPublished) -> Plan:
         """What ``request`` would change in ``target``'s release now (asked of Helm)."""
-        recorded = await self._releases.get_manifest(target.release)
-        plan, _ = await self.render(target, self.values(request), recorded)
+        releases = self._ports.at(target.environment).releases
+        recorded = await releases.get_manifest(target.release)
+        plan, _ = await self.render(target, self.values(target, request), recorded)
         return plan
 
     async def plan(
@@ -67,9 +68,9 @@ class Planner:
         """The plan of ``record`` against the release as ``observed``, its values and the
         manifest it rendered."""
         assert record.request is not None
-        values = self.values(record.request)
+        values = self.values(record.target, record.request)
         plan, rendered = await self.render(record.target, values, observed.manifest)
-        rules = self._intake.rules(record.service)
+        rules = self._intakes[record.environment].rules(record.service)
         needed = approvals_needed(plan, rules) if rules.require_approval else []
         canary = self._canary(record, values, observed)
         return Planned(plan, tuple(needed), canary), values, rendered
@@ -81,7 +82,8 @@ class Planner:
         already, and the image changes (a first install, or a change of values alone, rolls)."""
         if record.request is None or observed.status != "deployed" or observed.image is None:
             return None
-        strategy = canary_strategy(self._intake.merged(record.service, values))
+        intake = self._intakes[record.environment]
+        strategy = canary_strategy(intake.merged(record.service, values))
         if strategy is None or record.canary is not None:  # resumed: finish the canary
             return strategy
         new = parse_image(record.request.image)

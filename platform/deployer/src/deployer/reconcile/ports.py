@@ -1,9 +1,9 @@
 """The ports of the reconcile loop: what it needs from the world, as protocols.
 
 The adapters implement them over the real systems (:class:`deployer.adapters.helm.Helm` is
-both release ports; :class:`deployer.adapters.cluster.Cluster` the rollouts); the tests implement
-them in memory. The apply step is a port of its own, so that a GitOps mode can commit instead of
-running helm.
+both release ports; :class:`deployer.adapters.cluster.Cluster` the rollouts), one set per
+environment (its :class:`Place`); the tests implement them in memory. The apply step is a
+port of its own, so that a GitOps mode can commit instead of running helm.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from deploy_contract.events import RolloutProgress
 from deployer.canary.analysis import TrackSource
+from deployer.promotion.ports import PromotionStore
 from deployer.reconcile.objectkey import ObjectKey
 from deployer.report.ports import Publisher, RecordStore
 
@@ -127,14 +128,28 @@ class Rollouts(Protocol):
 
 
 @dataclass
-class Ports:
-    """The world the deployer works on: releases (read and applied), the cluster's rollouts and
-    live objects (None without a Kubernetes API), canary metrics, records and events."""
+class Place:
+    """Where one environment's releases live: read and applied (helm in its namespace), and the
+    cluster's rollouts and live objects there (None without a Kubernetes API)."""
 
+    namespace: str
     releases: Releases
     apply: ApplyStep
     rollouts: Rollouts | None
     objects: LiveObjects | None
+
+
+@dataclass
+class Ports:
+    """The world the deployer works on: each environment's place, canary metrics, records,
+    events, and releases with their promotions."""
+
+    places: Mapping[str, Place]
     metrics: TrackSource | None
     store: RecordStore
     publisher: Publisher
+    promotions: PromotionStore
+
+    def at(self, environment: str) -> Place:
+        """The place of ``environment`` (the environments are checked at start)."""
+        return self.places[environment]

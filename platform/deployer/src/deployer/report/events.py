@@ -14,6 +14,7 @@ from deploy_contract.events import (
     deploy_subject,
     drift_subject,
 )
+from deploy_contract.promotions import PROMOTION_TYPE, PromotionEventData, promotion_subject
 from deployer.records import DeploymentRecord
 from deployer.report.ports import Publisher, RecordStore
 from kit.events import CloudEvent
@@ -36,6 +37,8 @@ def event_data(
         deployment_id=record.id,
         service=record.service,
         environment=record.environment or None,
+        release_id=record.release_id,
+        promotion_id=record.promotion_id,
         phase=phase,
         image=request.image if request else None,
         commit=request.commit if request else None,
@@ -119,3 +122,14 @@ class Reporter:
             id=f"drift-{report.service}-{time.time_ns()}",
         )
         await self._publisher.publish(drift_subject(report.service), event)
+
+    async def promotion(self, data: PromotionEventData) -> None:
+        """Publish a promotion as it stands as a ``deploy.<service>.promotion`` event."""
+        event = CloudEvent.new(
+            PROMOTION_TYPE,
+            source=SOURCE,
+            subject=data.service,
+            data=data.model_dump(mode="json", exclude_none=True),
+            id=f"promotion-{data.promotion_id}-{time.time_ns()}",
+        )
+        await self._publisher.publish(promotion_subject(data.service), event)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from deploy_contract.events import DeployPhase
@@ -24,6 +25,8 @@ class Outcomes:
         # When each deployment arrived (monotonic) and when its helm started (wall clock).
         self._received: dict[str, float] = {}
         self._helm_started: dict[str, datetime] = {}
+        # Told of every deployment that ended (the promoter); they must not wait.
+        self.listeners: list[Callable[[DeploymentRecord], Awaitable[None]]] = []
 
     def received(self, deployment_id: str) -> None:
         """A deployment arrived now (its event-to-helm time counts from here)."""
@@ -63,6 +66,7 @@ class Outcomes:
             final = final.model_copy(update={"helm_started_at": helm_started})
         DEPLOYMENTS.labels(record.service, outcome.phase.value).inc()
         await self._reporter.record(final)
+        await self._tell(final)
         if outcome.phase is DeployPhase.SUCCEEDED:
             image = final.image or outcome.image
             await self._save(final, image, outcome.revision or 0)
@@ -95,6 +99,7 @@ class Outcomes:
         superseded = old.moved_to(DeployPhase.SUPERSEDED, reason or f"superseded by {newer}")
         DEPLOYMENTS.labels(old.service, DeployPhase.SUPERSEDED.value).inc()
         await self._reporter.record(superseded, superseded_by=newer)
+        await self._tell(superseded)
 
     async def superseded(self, old: DeploymentRecord, new: DeploymentRecord) -> None:
         """A waiting ``old`` gave way to ``new`` in its lane."""
@@ -105,4 +110,12 @@ class Outcomes:
         rejected = record.moved_to(DeployPhase.REJECTED, reason)
         DEPLOYMENTS.labels(record.service, DeployPhase.REJECTED.value).inc()
         await self._reporter.record(rejected)
+        await self._tell(rejected)
         return rejected
+
+    async def _tell(self, ended: DeploymentRecord) -> None:
+        for listener in self.listeners:
+            try:
+                await listener(ended)
+            except Exception:  # a listener's trouble never changes an outcome
+                log.exception("an outcome listener failed", extra={"id": ended.id})

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from deploy_contract.drift import DriftReport
 from deployer.drift.watch import DriftWatch
 from deployer.queue.lanes import Lanes
-from deployer.reconcile.ports import Releases
+from deployer.reconcile.ports import Ports
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.report.ports import RecordStore
 from deployer.targets import Target
@@ -20,6 +20,7 @@ class ServiceView(BaseModel):
     """A service's release as Helm reports it, with the deployer's last outcome."""
 
     service: str
+    environment: str = Field(default="", description="Where the release lives")
     release_status: str | None
     revision: int | None
     image: str | None
@@ -31,10 +32,8 @@ class ServiceView(BaseModel):
 class ReleaseViews:
     """Read-only views over the releases, the records and the lanes."""
 
-    def __init__(
-        self, releases: Releases, store: RecordStore, lanes: Lanes, drift: DriftWatch
-    ) -> None:
-        self._releases = releases
+    def __init__(self, ports: Ports, store: RecordStore, lanes: Lanes, drift: DriftWatch) -> None:
+        self._ports = ports
         self._store = store
         self._lanes = lanes
         self._drift = drift
@@ -52,7 +51,7 @@ class ReleaseViews:
         reports = self._drift.reports()
 
         async def view(target: Target) -> ServiceView:
-            status = await self._releases.status(target.release)
+            status = await self._ports.at(target.environment).releases.status(target.release)
             image = (
                 f"{status.image_repository}:{status.image_tag}"
                 if status and status.image_repository and status.image_tag
@@ -61,12 +60,13 @@ class ReleaseViews:
             running = self._lanes.running(target)
             return ServiceView(
                 service=target.service,
+                environment=target.environment,
                 release_status=status.status if status else None,
                 revision=status.revision if status else None,
                 image=image,
                 last=await self._store.service(target),
                 running=running.id if running else None,
-                drift=reports.get(target.service),
+                drift=reports.get(target),
             )
 
         return list(await asyncio.gather(*(view(target) for target in targets)))

@@ -1,9 +1,10 @@
 """The deployer's HTTP API under ``/api``: services, history, plan, manual deploy and rollback,
-approvals, canary commands, drift, live events (one routes module per resource)."""
+approvals, environments and promotions, canary commands, drift, live events (one routes module
+per resource)."""
 
 from fastapi import APIRouter
 
-from deployer.web.routes import canary, deployments, drift, events, services
+from deployer.web.routes import canary, deployments, drift, events, promotions, services
 from kit.problems import problem_responses
 
 
@@ -11,6 +12,6 @@ def api_router() -> APIRouter:
     """Every API route; each needs a token with its scope (see deployer.web.deps), so each may
     answer 401 and 403; a refused request (deployer.intake.checks.RejectedError) is a 422."""
     router = APIRouter(prefix="/api", tags=["deployer"], responses=problem_responses(401, 403))
-    for routes in (services, deployments, canary, drift, events):
+    for routes in (services, deployments, promotions, canary, drift, events):
         router.include_router(routes.router)
     return router

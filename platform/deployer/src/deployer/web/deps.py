@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from deployer.intake.checks import RejectedError
 from deployer.orchestrator import Orchestrator
+from deployer.promotion.promoter import NotFoundError
 from deployer.records import DeploymentRecord
 from deployer.report.views import ServiceView
 from deployer.web.auth import BASIC_CHALLENGE, authenticate, require
@@ -45,9 +46,13 @@ def install(service: WebApp) -> Callable[[FastAPI], None]:
     async def refused(_: Request, exc: Exception) -> JSONResponse:
         return problem_response(422, str(exc))
 
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        return problem_response(404, str(exc))
+
     def hook(app: FastAPI) -> None:
         app.state.deployer = service
         app.add_exception_handler(RejectedError, refused)
+        app.add_exception_handler(NotFoundError, not_found)
 
     return hook
 

@@ -48,7 +48,8 @@ _REVISION_LINE = re.compile(r"^REVISION: (\d+)$", re.MULTILINE)
 class Helm:
     """Runs helm for the releases of one namespace.
 
-    ``kubeconfig`` None lets helm find its cluster itself (in a pod: the ServiceAccount).
+    ``kubeconfig`` None lets helm find its cluster itself (in a pod: the ServiceAccount);
+    ``kube_context`` picks another cluster of the kubeconfig (another environment's).
     ``env`` adds to (or overrides) this process's environment for every helm call, e.g.
     ``HELM_DRIVER`` or isolated ``HELM_CACHE_HOME``/``HELM_CONFIG_HOME``/``HELM_DATA_HOME``.
     """
@@ -59,6 +60,7 @@ class Helm:
         kubeconfig: Path | None,
         namespace: str,
         *,
+        kube_context: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.binary = binary
@@ -69,6 +71,8 @@ class Helm:
         self._scope = ["--namespace", namespace]
         if kubeconfig is not None:
             self._scope += ["--kubeconfig", str(kubeconfig)]
+        if kube_context is not None:
+            self._scope += ["--kube-context", kube_context]
 
     async def template(self, release: str, chart_dir: Path, values: Mapping[str, Any]) -> str:
         """The manifests ``helm template`` renders for these values (no cluster access)."""

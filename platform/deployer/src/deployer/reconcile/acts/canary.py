@@ -22,9 +22,10 @@ async def canary_plan(crew: Crew, current: Pass, action: RunCanary) -> CanaryPla
     by a restart of the deployer starts again from the split it left)."""
     record = current.record
     assert record.request is not None
-    stable_values = await crew.ports.releases.get_values(current.target.release) or {}
+    releases = crew.ports.at(record.environment).releases
+    stable_values = await releases.get_values(record.target.release) or {}
     live = stable_values.pop("canary", None) or {}
-    merged = crew.intake.merged(record.service, stable_values)
+    merged = crew.intakes[record.environment].merged(record.service, stable_values)
     replicas = int(merged.get("replicaCount", 1))
     rolling = merged.get("rollingUpdate") or {}
     bounds = Bounds.of(replicas, rolling.get("maxSurge", 1), rolling.get("maxUnavailable", 0))

@@ -13,5 +13,7 @@ log = logging.getLogger(__name__)
 
 async def act(crew: Crew, current: Pass, action: RecoverPending) -> None:
     """Helm's own rollback or uninstall of the pending release."""
-    done = await crew.ports.apply.recover_pending(current.target.release)
+    done = await crew.ports.at(current.target.environment).apply.recover_pending(
+        current.target.release
+    )
     log.warning("recovered a pending release", extra={"release": str(current.target), "did": done})

@@ -13,7 +13,7 @@ async def act(crew: Crew, current: Pass, action: RollBack) -> Ending:
     Step errors propagate (the loop decides retry or final)."""
     started = current.record.moved_to(DeployPhase.STARTED)
     await crew.reporter.record(started)
-    await crew.ports.apply.rollback(
+    await crew.ports.at(current.target.environment).apply.rollback(
         current.target.release,
         action.revision or None,
         timeout_seconds=crew.settings.helm_timeout_seconds,

@@ -46,7 +46,7 @@ async def upgrade(
                 on_start=on_start,
                 stop=watch.give_up,
             )
-            applied = await crew.ports.apply.apply(request)
+            applied = await crew.ports.at(target.environment).apply.apply(request)
         except StepError as exc:
             if exc.retryable:
                 raise
@@ -77,7 +77,7 @@ async def act(crew: Crew, current: Pass, action: Upgrade) -> Ending:
         await crew.reporter.publish(started, DeployPhase.PROGRESSING, progress=progress)
 
     watch = PodWatch(
-        crew.ports.rollouts,
+        crew.ports.at(current.target.environment).rollouts,
         current.target.release,
         crew.settings.fail_fast_restarts,
         on_progress=progressed,

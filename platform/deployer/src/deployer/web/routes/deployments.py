@@ -27,6 +27,7 @@ async def history(
     caller: Caller,
     orch: Orch,
     service: str | None = None,
+    environment: str | None = None,
     phase: DeployPhase | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[DeploymentRecord]:
@@ -35,6 +36,7 @@ async def history(
         r
         for r in reversed(await orch.views.deployments())
         if (service is None or r.service == service)
+        and (environment is None or r.environment == environment)
         and (phase is None or r.phase == phase)
         and caller.sees(r.service)
     ]
@@ -58,9 +60,11 @@ async def deployment(caller: Caller, orch: Orch, deployment_id: str) -> Deployme
     summary="Plan a deployment without changing anything (read scope)",
     responses=problem_responses(422),
 )
-async def plan(caller: Caller, orch: Orch, request: ArtifactPublished) -> dict[str, Any]:
+async def plan(
+    caller: Caller, orch: Orch, request: ArtifactPublished, environment: str | None = None
+) -> dict[str, Any]:
     require(caller, Scope.READ, request.service)
-    result = await orch.plan(request)
+    result = await orch.plan(request, environment)
     return {"summary": result.summary(), "plan": result.model_dump(mode="json")}
 
 

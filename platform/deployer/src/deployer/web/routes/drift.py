@@ -18,7 +18,7 @@ router = APIRouter()
 async def drift(caller: Caller, orch: Orch) -> list[DriftReport]:
     require(caller, Scope.READ)
     reports = orch.drift.reports()
-    return [reports[s] for s in sorted(reports) if caller.sees(s)]
+    return [reports[t] for t in sorted(reports) if caller.sees(t.service)]
 
 
 @router.post(
@@ -27,9 +27,11 @@ async def drift(caller: Caller, orch: Orch) -> list[DriftReport]:
     "service's mode is correct, which reapplies its manifest)",
     responses=problem_responses(422),
 )
-async def check_drift(caller: Caller, orch: Orch, service: str | None = None) -> list[DriftReport]:
+async def check_drift(
+    caller: Caller, orch: Orch, service: str | None = None, environment: str | None = None
+) -> list[DriftReport]:
     require(caller, Scope.READ, service)
-    targets = [orch.target(service)] if service else orch.targets()
+    targets = [orch.target(service, environment)] if service else orch.targets(environment)
     targets = [target for target in targets if caller.sees(target.service)]
     for target in targets:
         if orch.drift.mode(target.service) is DriftMode.CORRECT:

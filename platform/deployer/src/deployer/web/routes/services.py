@@ -31,11 +31,16 @@ async def services(caller: Caller, orch: Orch) -> list[ServiceView]:
 @router.post(
     "/services/{service}/rollback",
     status_code=202,
-    summary="Roll a service back to an earlier Helm revision (rollback scope)",
+    summary="Roll a service back to an earlier Helm revision, in an environment (default: the "
+    "first) (rollback scope)",
     responses=problem_responses(422),
 )
 async def rollback(
-    caller: Caller, orch: Orch, service: str, body: RollbackRequest
+    caller: Caller,
+    orch: Orch,
+    service: str,
+    body: RollbackRequest,
+    environment: str | None = None,
 ) -> DeploymentRecord:
     require(caller, Scope.ROLLBACK, service)
-    return await orch.admission.enqueue_rollback(service, body.revision)
+    return await orch.admission.enqueue_rollback(service, body.revision, environment)

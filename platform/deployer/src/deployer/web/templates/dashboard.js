@@ -17,6 +17,7 @@
   // moves a deployment back (an event, e.g. queued again after an approval, may).
   const RANK = { queued: 0, pending_approval: 1, started: 2, progressing: 3, canary: 3 };
   const DRIFTED = "dev.flotilla.deploy.drifted.v1";
+  const PROMOTION = "dev.flotilla.deploy.promotion.v1";
   const HISTORY_LIMIT = 30;
   const known = new Map();
   const $ = (id) => document.getElementById(id);
@@ -224,6 +225,10 @@
       try {
         const response = await fetch("/fragments/services");
         if (response.ok) $("service-rows").innerHTML = await response.text();
+        if ($("environments")) {
+          const environments = await fetch("/fragments/environments");
+          if (environments.ok) $("environments").innerHTML = await environments.text();
+        }
       } catch (error) {
         console.warn("dashboard: services not refreshed", error);
       }
@@ -256,7 +261,7 @@
     } catch (error) {
       return;
     }
-    if (event.type === DRIFTED) {
+    if (event.type === DRIFTED || event.type === PROMOTION) {
       refreshServicesSoon();
       return;
     }
