@@ -141,6 +141,7 @@ class Orchestrator:
     async def resume(self) -> int:
         """After a restart: the unfinished deployments back in their lanes."""
         resumed = await self.admission.resume()
+        await self.promoter.resume()
         self._gauges()
         return resumed
 

@@ -454,3 +454,47 @@ async def test_an_approval_with_a_reason_overrides_a_freeze() -> None:
         assert reason.endswith("overridden by ops: payment outage fix")
     finally:
         await made.orchestrator.stop(1)
+
+
+async def test_a_restarted_deployer_offers_what_it_missed(three: Flow) -> None:
+    request = ArtifactPublished(
+        service="order",
+        image=f"{REPOSITORY}:1.1.0-bbbbbbb",
+        commit="bbbbbbb",
+        pipeline_id="run-1",
+    )
+    record = await three.orchestrator.admission.enqueue("run-1", request, Origin.PIPELINE, None)
+    await three.orchestrator.wait_idle()
+    three.orchestrator.promoter._ended.clear()  # the deployer stopped before it took them in
+    assert three.promotions.promoted == {}
+
+    restarted = Orchestrator(
+        DeployerSettings(retry_seconds=0.001),
+        memory_ports(three.places, three.store, three.events, three.promotions),
+        environments=Environments.model_validate(ENVIRONMENTS),
+        charts={"order": CHARTS / "order"},
+        clock=three.clock,
+    )
+    try:
+        await restarted.resume()
+        await restarted.promoter.evaluate()
+        release = three.store.records[record.id].release_id
+        assert release is not None
+        assert three.promotion(release, "staging").state is PromotionState.WAITING
+    finally:
+        await restarted.stop(1)
+
+
+async def test_the_dora_gauges_follow_the_ledger(three: Flow) -> None:
+    from prometheus_client import REGISTRY
+
+    await three.publish("1.1.0-bbbbbbb")
+    await three.publish("1.2.0-ccccccc")
+    per_day = REGISTRY.get_sample_value(
+        "deployer_dora_deployments_per_day", {"service": "order", "environment": "dev"}
+    )
+    assert per_day == pytest.approx(2 / 30)
+    lead_time = REGISTRY.get_sample_value(
+        "deployer_dora_lead_time_seconds", {"service": "order", "environment": "dev"}
+    )
+    assert lead_time == pytest.approx(3600, abs=60)  # committed an hour before it was published

@@ -27,12 +27,14 @@ from deployer.canary.analysis import TrackSource
 from deployer.intake.checks import RejectedError
 from deployer.promotion.analysis import analyse_upstream
 from deployer.promotion.dora import is_rollback
+from deployer.promotion.dorametrics import export_dora
 from deployer.promotion.environments import Environments
 from deployer.promotion.gates import Facts, Upstream, blocking, decide_gates, wants_measurement
 from deployer.promotion.model import Approval, Hold, Promotion
 from deployer.promotion.ports import PromotionStore
 from deployer.promotion.releases import Release, chart_version
 from deployer.records import DeploymentRecord
+from deployer.report.metrics import PROMOTIONS
 from deployer.report.ports import RecordStore
 from deployer.targets import Target
 
@@ -110,6 +112,26 @@ class Promoter:
         await self.store.put_release(release)
         return release
 
+    async def resume(self) -> None:
+        """After a restart: what the deployer may have missed while it was down. Promotions whose
+        deployment ended are ended, and every release that succeeded and still serves is
+        offered downstream (an offer made before is not made again)."""
+        records = await self._records.all()
+        by_id = {record.id: record for record in records}
+        for promotion in await self.store.promotions():
+            ended = by_id.get(promotion.deployment_id or "")
+            if promotion.state is PromotionState.PROMOTING and ended and ended.phase.terminal:
+                self._ended.append(ended)
+        for record in records:
+            if record.phase is not DeployPhase.SUCCEEDED or not record.release_id:
+                continue
+            if is_rollback(record):  # its hold was set then, and may have been cleared since
+                continue
+            state = await self._records.service(record.target)
+            if state is not None and state.deployment_id == record.id:
+                self._ended.append(record)
+        self._wake.set()
+
     async def concluded(self, record: DeploymentRecord) -> None:
         """A deployment ended: taken in by the next pass (never waits: a lane calls it)."""
         self._ended.append(record)
@@ -180,6 +202,7 @@ class Promoter:
     async def evaluate(self) -> None:
         """Take in the deployments that ended, then decide every waiting promotion's gates."""
         async with self._lock:
+            took_in = bool(self._ended)
             while self._ended:
                 record = self._ended.pop(0)
                 try:
@@ -188,6 +211,8 @@ class Promoter:
                     log.exception(
                         "a deployment's outcome was not taken in", extra={"id": record.id}
                     )
+            if took_in:
+                export_dora(await self._records.all(), self._clock())
             for promotion in await self.store.promotions():
                 if promotion.state is PromotionState.WAITING:
                     try:
@@ -277,6 +302,8 @@ class Promoter:
         if before is not None and _same(before, after):
             return
         await self.store.put_promotion(after)
+        if after.state.final and (before is None or not before.state.final):
+            PROMOTIONS.labels(after.service, after.environment, after.state.value).inc()
         try:
             await self._publish(after)
         except Exception as exc:  # the store is the truth; a lost event is logged

@@ -23,6 +23,31 @@ DRIFTED_FIELDS = Gauge(
     "Fields of a release's live objects that differ from its manifest, at the last drift check.",
     ["service"],
 )
+PROMOTIONS = Counter(
+    "deployer_promotions_total",
+    "Promotions that ended, by service, the environment entered and how they ended.",
+    ["service", "environment", "state"],
+)
+DORA_DEPLOYMENTS_PER_DAY = Gauge(
+    "deployer_dora_deployments_per_day",
+    "Successful deployments per day over the last 30 days (DORA deployment frequency).",
+    ["service", "environment"],
+)
+DORA_LEAD_TIME = Gauge(
+    "deployer_dora_lead_time_seconds",
+    "Median commit-to-succeeded time over the last 30 days (DORA lead time for changes).",
+    ["service", "environment"],
+)
+DORA_CHANGE_FAILURE_RATE = Gauge(
+    "deployer_dora_change_failure_rate",
+    "Share of changes that failed or needed a rollback, last 30 days (DORA change failure rate).",
+    ["service", "environment"],
+)
+DORA_TIME_TO_RESTORE = Gauge(
+    "deployer_dora_time_to_restore_seconds",
+    "Median failure-to-restored time over the last 30 days (DORA time to restore).",
+    ["service", "environment"],
+)
 DRIFT_CORRECTIONS = Counter(
     "deployer_drift_corrections_total", "Drift corrected by reapplying the release.", ["service"]
 )
