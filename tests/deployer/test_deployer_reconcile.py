@@ -164,7 +164,7 @@ async def test_hand_made_changes_are_drift_reported_corrected_or_ignored(
         http.get(stack.deployer.base_url + "/metrics") as response,
     ):
         metrics = await response.text()
-    assert 'deployer_drifted_fields{service="order"} 1.0' in metrics
+    assert 'deployer_drifted_fields{environment="development",service="order"} 1.0' in metrics
     async with (
         aiohttp.ClientSession(headers=stack.admin_headers) as http,
         http.get(stack.deployer.base_url + "/") as response,
@@ -172,4 +172,6 @@ async def test_hand_made_changes_are_drift_reported_corrected_or_ignored(
         page = await response.text()
     assert "1 field drifted" in page
     assert f"Deployment/order spec.template.spec.containers[order].image: {hand}" in page
-    assert 'deployer_drift_corrections_total{service="payment"}' in metrics
+    assert (
+        'deployer_drift_corrections_total{environment="development",service="payment"}' in metrics
+    )

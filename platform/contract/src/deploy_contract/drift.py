@@ -30,6 +30,7 @@ class DriftReport(BaseModel):
     """The result of one drift check of one release (the data of ``deploy.<service>.drifted``)."""
 
     service: str
+    environment: str | None = Field(default=None, description="Where the release lives")
     mode: DriftMode
     checked_at: datetime
     revision: int | None = None

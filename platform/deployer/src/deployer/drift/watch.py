@@ -71,6 +71,7 @@ class DriftWatch:
                 report = await self.lanes.after_deployments(
                     target, lambda: self._correct(target, rules, objects)
                 )
+        report = report.model_copy(update={"environment": target.environment or None})
         await self._note(target, report)
         return report
 
@@ -107,13 +108,13 @@ class DriftWatch:
         previous = self._last.get(target)
         if report.error is None or previous is None:
             self._last[target] = report
-        DRIFTED_FIELDS.labels(service).set(len(report.fields))
+        DRIFTED_FIELDS.labels(service, target.environment).set(len(report.fields))
         if report.drifted:
             log.warning("drift", extra={"service": service, "summary": report.summary()})
             # An event when the drift is new or different (a lasting drift is not repeated every
             # interval); each correction is one.
             if report.corrected:
-                DRIFT_CORRECTIONS.labels(service).inc()
+                DRIFT_CORRECTIONS.labels(service, target.environment).inc()
             if report.corrected or previous is None or previous.fields != report.fields:
                 await self.reporter.drift(report)
 

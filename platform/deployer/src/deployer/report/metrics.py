@@ -21,7 +21,7 @@ EVENT_TO_START = Histogram(
 DRIFTED_FIELDS = Gauge(
     "deployer_drifted_fields",
     "Fields of a release's live objects that differ from its manifest, at the last drift check.",
-    ["service"],
+    ["service", "environment"],
 )
 PROMOTIONS = Counter(
     "deployer_promotions_total",
@@ -49,5 +49,7 @@ DORA_TIME_TO_RESTORE = Gauge(
     ["service", "environment"],
 )
 DRIFT_CORRECTIONS = Counter(
-    "deployer_drift_corrections_total", "Drift corrected by reapplying the release.", ["service"]
+    "deployer_drift_corrections_total",
+    "Drift corrected by reapplying the release.",
+    ["service", "environment"],
 )
