@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
+import pytest
 from nats.aio.msg import Msg
 
 from deploy_contract.events import ARTIFACT_PUBLISHED, ArtifactPublished
@@ -12,7 +14,7 @@ from kit.events import CloudEvent, EventBus
 from kit.events.streams import PIPELINE
 from kit.settings import NatsSettings
 from pipelines_cli.publish import checked_traceparent, deployment_id, new_traceparent
-from pipelines_cli.testing import CliRun
+from pipelines_cli.testing import CliRun, GitRepo
 
 SHA = "a8f3d21c0ffee0123456789abcdef0123456789a"
 IMAGE = "registry.example/order-service:1.4.2-a8f3d21"
@@ -137,3 +139,66 @@ def test_publish_explains_an_unreachable_nats(run_cli: CliRun) -> None:
     assert result.returncode == 1
     assert "cannot connect to NATS at nats://127.0.0.1:9" in result.stderr
     assert "NATS_URL" in result.stderr
+
+
+async def published_data(server: NatsServer, run_id: str) -> ArtifactPublished:
+    """The data of the event ``publish`` stored for ``run_id`` (service order)."""
+    event_id = deployment_id(run_id, "order")
+    [msg] = [
+        m
+        for m in await stored(server, "pipeline.artifact.order")
+        if m.headers and m.headers.get("Nats-Msg-Id") == event_id
+    ]
+    return CloudEvent.from_bytes(msg.data).data_as(ArtifactPublished)
+
+
+async def test_publish_sends_the_committer_date_of_the_commit(
+    fresh_nats_server: NatsServer,
+    run_cli: CliRun,
+    git_repo: GitRepo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = git_repo.sha()
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-05T08:00:00+02:00")
+    head = git_repo.commit("second", "services/order/src/order_service/main.py")
+    monkeypatch.delenv("GIT_COMMITTER_DATE")
+    env = {"NATS_URL": fresh_nats_server.url}
+
+    def committed(rev: str) -> datetime:
+        return datetime.fromisoformat(git_repo.git("show", "-s", "--format=%cI", rev).strip())
+
+    repo = ("--repo", str(git_repo.path))
+    unknown = "0123456789abcdef" * 2 + "01234567"
+    runs = {
+        "github:101": repo,  # HEAD
+        "github:102": (*repo, "--commit", first[:7]),
+        "github:103": (*repo, "--commit", unknown),
+        "github:104": (*repo, "--commit-time", "2026-12-07T09:30:00+01:00"),
+    }
+    for run_id, extra in runs.items():
+        result = run_cli("publish", "order", "--run-id", run_id, "--image", IMAGE, *extra, env=env)
+        assert result.returncode == 0, result.stderr
+
+    assert (await published_data(fresh_nats_server, "github:101")).commit == head
+    assert (await published_data(fresh_nats_server, "github:101")).commit_time == datetime(
+        2026, 1, 5, 6, 0, tzinfo=UTC
+    )
+    assert (await published_data(fresh_nats_server, "github:102")).commit_time == committed(first)
+    # A commit git does not have: the event leaves the time out rather than failing the job.
+    assert (await published_data(fresh_nats_server, "github:103")).commit_time is None
+    assert (await published_data(fresh_nats_server, "github:104")).commit_time == datetime(
+        2026, 12, 7, 8, 30, tzinfo=UTC
+    )
+
+
+def test_publish_refuses_a_commit_time_without_an_offset(
+    fresh_nats_server: NatsServer, run_cli: CliRun
+) -> None:
+    for value in ("2026-12-07T09:30:00", "yesterday"):
+        result = run_cli(
+            *publish_args("r1", "--commit-time", value), env={"NATS_URL": fresh_nats_server.url}
+        )
+        assert result.returncode == 1
+        assert f"--commit-time {value!r} is not an ISO 8601 date-time with a UTC offset" in (
+            result.stderr
+        )

@@ -23,6 +23,15 @@ from deploy_contract.events import (
     deploy_subject,
     drift_subject,
 )
+from deploy_contract.promotions import (
+    PROMOTION_TYPE,
+    Gate,
+    GateResult,
+    GateVerdict,
+    PromotionEventData,
+    PromotionState,
+    promotion_subject,
+)
 from devkit.localstack.nats import NatsServer
 from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
@@ -30,7 +39,7 @@ from kit.settings import NatsSettings
 from pipelines_cli.exitcodes import ExitCode
 from pipelines_cli.publish import deployment_id
 from pipelines_cli.testing import CliRun
-from pipelines_cli.wait import exit_code, wait_for_outcome
+from pipelines_cli.wait import Arrival, ReleaseWatch, exit_code, wait_for_outcome
 
 LOCAL_PASSWORDS = {"ci": "ci-local-only", "deployer": "deployer-local-only"}
 
@@ -310,3 +319,360 @@ def test_wait_refuses_a_subject_pattern_as_service(run_cli: CliRun) -> None:
     result = run_cli("wait", "order.>", "--deployment-id", "x", "--timeout", "1")
     assert result.returncode == ExitCode.ERROR
     assert "'order.>' is not a service name: pass one like 'order'" in result.stderr
+
+
+# ---- wait --environment: the release on to a later environment ---------------------------------
+
+RELEASE = "order-3f2a9c1b7d4e"
+IMAGE = "registry.local/order-service:1.4.2-a8f3d21"
+
+
+REASONS = {
+    Gate.SOAK: "soaking in dev until 2026-03-04 10:05:42 UTC (300 s)",
+    Gate.ANALYSIS: "order in dev over 300 s: success rate 97.10% < 99.50%",
+    Gate.APPROVAL: "waiting for a person's approval "
+    f"(deployer promotions approve {RELEASE}.staging)",
+}
+
+
+def gates(stuck: Gate | None, verdict: GateVerdict = GateVerdict.WAITING) -> list[GateResult]:
+    """The gates of a promotion into staging, passed up to ``stuck`` (None: all passed)."""
+    order = list(Gate)
+    at = order.index(stuck) if stuck is not None else len(order)
+    now = datetime.now(UTC)
+
+    def result(gate: Gate) -> GateResult:
+        if order.index(gate) < at:
+            return GateResult(gate=gate, verdict=GateVerdict.PASSED, reason="ok", decided_at=now)
+        if gate is stuck:
+            return GateResult(gate=gate, verdict=verdict, reason=REASONS[gate], decided_at=now)
+        why = f"waits for the {stuck} gate"
+        return GateResult(gate=gate, verdict=GateVerdict.NOT_REACHED, reason=why, decided_at=now)
+
+    return [result(gate) for gate in order]
+
+
+def promoted(
+    state: PromotionState,
+    stuck: Gate | None = None,
+    verdict: GateVerdict = GateVerdict.WAITING,
+    release: str = RELEASE,
+    reason: str = "",
+) -> PromotionEventData:
+    """A promotion event of ``release`` from dev into staging."""
+    if not reason:
+        reason = f"at the {stuck} gate: {REASONS[stuck]}" if stuck else "every gate passed"
+    return PromotionEventData(
+        promotion_id=f"{release}.staging",
+        release_id=release,
+        service="order",
+        source="dev",
+        environment="staging",
+        image=IMAGE,
+        commit="a8f3d21",
+        state=state,
+        reason=reason,
+        gates=gates(stuck, verdict),
+    )
+
+
+async def publish_promotion(bus: EventBus, data: PromotionEventData) -> None:
+    """A ``deploy.<service>.promotion`` event, as the deployer publishes it."""
+    event = CloudEvent.new(
+        PROMOTION_TYPE, source="/platform/deployer", subject=data.service,
+        data=data.model_dump(mode="json", exclude_none=True),
+    )  # fmt: skip
+    await bus.publish(promotion_subject(data.service), event)
+
+
+def deployed(
+    deployment: str,
+    environment: str,
+    phase: DeployPhase,
+    release: str | None = RELEASE,
+    image: str = IMAGE,
+) -> DeployEventData:
+    """A deploy event of ``release`` in ``environment``."""
+    return DeployEventData(
+        deployment_id=deployment, service="order", environment=environment, release_id=release,
+        phase=phase, image=image,
+    )  # fmt: skip
+
+
+def watch_all(
+    deployment: str, events: list[DeployEventData | PromotionEventData]
+) -> tuple[list[str], Arrival | None]:
+    """What a ReleaseWatch into staging shows of ``events``, and the end it reaches."""
+    watch = ReleaseWatch(deployment, "staging")
+    shown = []
+    for data in events:
+        show, arrival = watch.take(data)
+        if show:
+            phase = data.phase if isinstance(data, DeployEventData) else f"promotion {data.state}"
+            shown.append(f"{data.environment} {phase}")
+        if arrival is not None:
+            return shown, arrival
+    return shown, None
+
+
+def test_release_watch_follows_the_release_into_the_environment() -> None:
+    shown, arrival = watch_all(
+        "dep-1",
+        [
+            deployed("dep-0", "staging", DeployPhase.SUCCEEDED, release="order-000000000000"),
+            deployed("dep-1", "dev", DeployPhase.QUEUED),
+            deployed("dep-1", "dev", DeployPhase.SUCCEEDED),
+            promoted(PromotionState.WAITING, Gate.SOAK),
+            promoted(PromotionState.WAITING, Gate.SOAK, release="order-111111111111"),
+            promoted(PromotionState.PROMOTING),
+            deployed("dep-x", "staging", DeployPhase.FAILED, release="order-111111111111"),
+            deployed("dep-2", "staging", DeployPhase.STARTED),
+            deployed("dep-2", "staging", DeployPhase.SUCCEEDED),
+            promoted(PromotionState.PROMOTED),
+        ],
+    )
+    assert shown == [
+        "dev queued", "dev succeeded", "staging promotion waiting", "staging promotion promoting",
+        "staging started", "staging succeeded",
+    ]  # fmt: skip
+    assert arrival == Arrival(
+        ExitCode.SUCCEEDED, "deployment dep-2 of order in staging ended succeeded"
+    )
+
+
+@pytest.mark.parametrize(
+    ("events", "code", "summary"),
+    [
+        (
+            [deployed("dep-1", "dev", DeployPhase.ROLLED_BACK)],
+            ExitCode.FAILED,
+            "deployment dep-1 of order in dev ended rolled_back: its release does not reach "
+            "staging",
+        ),
+        (
+            [deployed("dep-1", "dev", DeployPhase.SUPERSEDED)],
+            ExitCode.SUPERSEDED,
+            "deployment dep-1 of order in dev ended superseded: its release does not reach staging",
+        ),
+        (
+            [
+                deployed("dep-1", "dev", DeployPhase.SUCCEEDED),
+                promoted(PromotionState.FAILED, Gate.ANALYSIS, GateVerdict.FAILED),
+            ],
+            ExitCode.FAILED,
+            f"promotion {RELEASE}.staging of order into staging ended failed: at the analysis "
+            "gate: order in dev over 300 s: success rate 97.10% < 99.50%",
+        ),
+        (
+            [
+                deployed("dep-1", "dev", DeployPhase.SUCCEEDED),
+                promoted(PromotionState.CANCELLED, reason="cancelled by alice"),
+            ],
+            ExitCode.REJECTED,
+            f"promotion {RELEASE}.staging of order into staging ended cancelled: cancelled by "
+            "alice",
+        ),
+        (
+            [
+                deployed("dep-1", "dev", DeployPhase.SUCCEEDED),
+                promoted(PromotionState.SUPERSEDED, reason="superseded by the newer release x"),
+            ],
+            ExitCode.SUPERSEDED,
+            f"promotion {RELEASE}.staging of order into staging ended superseded: superseded by "
+            "the newer release x",
+        ),
+        (
+            [
+                deployed("dep-1", "dev", DeployPhase.SUCCEEDED),
+                deployed("dep-2", "staging", DeployPhase.ROLLED_BACK),
+            ],
+            ExitCode.FAILED,
+            "deployment dep-2 of order in staging ended rolled_back",
+        ),
+        (  # a deployer that sends no release ids: the image tells the release
+            [
+                deployed("dep-1", "dev", DeployPhase.SUCCEEDED, release=None),
+                deployed("dep-2", "staging", DeployPhase.REJECTED, release=None, image="other"),
+                deployed("dep-3", "staging", DeployPhase.SUCCEEDED, release=None),
+            ],
+            ExitCode.SUCCEEDED,
+            "deployment dep-3 of order in staging ended succeeded",
+        ),
+        (  # the same release published again: it reached staging before, once
+            [
+                deployed("dep-0", "staging", DeployPhase.SUCCEEDED),
+                deployed("dep-1", "dev", DeployPhase.UNCHANGED),
+            ],
+            ExitCode.SUCCEEDED,
+            "deployment dep-0 of order in staging ended succeeded (before this run)",
+        ),
+        (  # deployed straight into the environment waited for
+            [deployed("dep-1", "staging", DeployPhase.REJECTED)],
+            ExitCode.REJECTED,
+            "deployment dep-1 of order in staging ended rejected",
+        ),
+    ],
+)
+def test_release_watch_ends(
+    events: list[DeployEventData | PromotionEventData], code: ExitCode, summary: str
+) -> None:
+    _, arrival = watch_all("dep-1", events)
+    assert arrival == Arrival(code, summary)
+
+
+def test_release_watch_waits_while_a_promotion_it_saw_end_is_tried_again() -> None:
+    _, arrival = watch_all(
+        "dep-1",
+        [
+            promoted(PromotionState.CANCELLED, reason="cancelled by alice"),
+            promoted(PromotionState.WAITING, Gate.APPROVAL),  # a person asked for it again
+            deployed("dep-1", "dev", DeployPhase.UNCHANGED),
+        ],
+    )
+    assert arrival is None
+
+
+async def release_into_staging(deployer: FakeDeployer, deployment: str) -> None:
+    """The release of ``deployment`` succeeds in dev, waits at the soak and the approval gates
+    into staging, is approved and deployed there; another release's events in between."""
+    other = "order-aaaaaaaaaaaa"
+    mine = {"release_id": RELEASE, "image": IMAGE}
+    for phase in (DeployPhase.QUEUED, DeployPhase.SUCCEEDED):
+        await deployer.report("order", deployment, phase, environment="dev", **mine)
+    for promotion in (
+        promoted(PromotionState.WAITING, Gate.SOAK),
+        promoted(PromotionState.WAITING, Gate.SOAK, release=other),
+        promoted(PromotionState.WAITING, Gate.APPROVAL),
+        promoted(PromotionState.PROMOTING),
+    ):
+        await publish_promotion(deployer.bus, promotion)
+    await deployer.report(
+        "order", "promote-x", DeployPhase.FAILED, environment="staging", release_id=other
+    )
+    for phase in (DeployPhase.QUEUED, DeployPhase.STARTED, DeployPhase.SUCCEEDED):
+        await deployer.report("order", "promote-1", phase, environment="staging", **mine)
+
+
+def shown(stdout: str) -> list[str]:
+    """Each printed line without its time and details: ``order succeeded in dev``."""
+    return [line.split(" | ")[0].split(" ", 1)[1] for line in stdout.splitlines()]
+
+
+async def test_cli_waits_for_the_release_in_staging(
+    fresh_nats_server: NatsServer, deployer: FakeDeployer, run_cli: CliRun
+) -> None:
+    run_id = f"github:{uuid.uuid4().int % 10**10}"
+    deployment = deployment_id(run_id, "order")
+    await release_into_staging(deployer, deployment)
+    result = await asyncio.to_thread(
+        run_cli, "wait", "order", "--run-id", run_id, "--environment", "staging",
+        env={"NATS_URL": fresh_nats_server.url},
+    )  # fmt: skip
+
+    assert result.returncode == ExitCode.SUCCEEDED, result.stderr
+    assert shown(result.stdout) == [
+        "order queued in dev", "order succeeded in dev",
+        "order promotion dev -> staging waiting", "order promotion dev -> staging waiting",
+        "order promotion dev -> staging promoting",
+        "order queued in staging", "order started in staging", "order succeeded in staging",
+    ]  # fmt: skip
+    lines = result.stdout.splitlines()
+    assert lines[2].split(" | ")[1:] == [
+        "soak gate waiting: soaking in dev until 2026-03-04 10:05:42 UTC (300 s)",
+        f"promotion {RELEASE}.staging",
+    ]
+    assert lines[3].split(" | ")[1] == (
+        f"approval gate waiting: waiting for a person's approval (deployer promotions approve "
+        f"{RELEASE}.staging)"
+    )
+    assert lines[4].split(" | ")[1] == "every gate passed"
+    assert "to reach staging" in result.stderr
+    assert "deployment promote-1 of order in staging ended succeeded" in result.stderr
+    assert "error" not in result.stderr
+
+
+async def verified_in_dev(deployer: FakeDeployer, deployment: str) -> None:
+    """The deployment CI started, of RELEASE, succeeds in dev."""
+    await deployer.report(
+        "order", deployment, DeployPhase.SUCCEEDED, environment="dev", release_id=RELEASE,
+        image=IMAGE,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("end", "code"),
+    [
+        (promoted(PromotionState.FAILED, Gate.ANALYSIS, GateVerdict.FAILED), ExitCode.FAILED),
+        (promoted(PromotionState.CANCELLED, reason="cancelled by alice"), ExitCode.REJECTED),
+    ],
+)
+async def test_cli_ends_when_the_promotion_fails_or_is_cancelled(
+    fresh_nats_server: NatsServer,
+    deployer: FakeDeployer,
+    run_cli: CliRun,
+    end: PromotionEventData,
+    code: ExitCode,
+) -> None:
+    deployment = new_id()
+    await verified_in_dev(deployer, deployment)
+    await publish_promotion(deployer.bus, promoted(PromotionState.WAITING, Gate.APPROVAL))
+    await publish_promotion(deployer.bus, end)
+    result = await asyncio.to_thread(
+        run_cli, "wait", "order", "--deployment-id", deployment, "--environment", "staging",
+        "--timeout", "20", env={"NATS_URL": fresh_nats_server.url},
+    )  # fmt: skip
+
+    assert result.returncode == code, result.stderr
+    assert shown(result.stdout)[-1] == f"order promotion dev -> staging {end.state}"
+    assert result.stderr.splitlines()[-1] == (
+        f"error: promotion {RELEASE}.staging of order into staging ended {end.state}: {end.reason}"
+    )
+
+
+async def test_cli_follows_a_release_published_while_it_waits(
+    fresh_nats_server: NatsServer, deployer: FakeDeployer
+) -> None:
+    deployment = new_id()
+    process = await start_cli_wait(
+        {"NATS_URL": fresh_nats_server.url}, "order", "--deployment-id", deployment,
+        "--environment", "staging", "--timeout", "30",
+    )  # fmt: skip
+    await asyncio.sleep(1.0)
+    await release_into_staging(deployer, deployment)
+    code, stdout, stderr = await finish(process)
+    assert code == ExitCode.SUCCEEDED, stderr
+    assert shown(stdout)[-1] == "order succeeded in staging"
+
+
+async def test_cli_times_out_when_the_release_stays_at_a_gate(
+    fresh_nats_server: NatsServer, deployer: FakeDeployer, run_cli: CliRun
+) -> None:
+    deployment = new_id()
+    await verified_in_dev(deployer, deployment)
+    await publish_promotion(deployer.bus, promoted(PromotionState.WAITING, Gate.APPROVAL))
+    result = await asyncio.to_thread(
+        run_cli, "wait", "order", "--deployment-id", deployment, "--environment", "staging",
+        "--timeout", "2", env={"NATS_URL": fresh_nats_server.url},
+    )  # fmt: skip
+
+    assert result.returncode == ExitCode.TIMEOUT
+    assert shown(result.stdout)[-1] == "order promotion dev -> staging waiting"
+    assert (
+        f"the release of deployment {deployment} of order did not reach staging within 2 s"
+        in result.stderr
+    )
+
+
+async def test_wait_without_environment_ignores_promotion_events_quietly(
+    fresh_nats_server: NatsServer, deployer: FakeDeployer, run_cli: CliRun
+) -> None:
+    deployment = new_id()
+    await publish_promotion(deployer.bus, promoted(PromotionState.WAITING, Gate.SOAK))
+    await deployer.rollout("order", deployment, DeployPhase.SUCCEEDED)
+    result = await asyncio.to_thread(
+        run_cli, "wait", "order", "--deployment-id", deployment,
+        env={"NATS_URL": fresh_nats_server.url},
+    )  # fmt: skip
+    assert result.returncode == ExitCode.SUCCEEDED
+    assert "malformed" not in result.stderr
+    assert "promotion" not in result.stdout

@@ -7,6 +7,8 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from nats import errors as nats_errors
@@ -18,7 +20,8 @@ from kit.events import CloudEvent, EventBus, PublishDeniedError
 from kit.events.streams import PIPELINE
 from kit.settings import NatsSettings
 from kit.validation import validation_problems
-from pipelines_cli.errors import PipelineError
+from pipelines_cli import gitrepo
+from pipelines_cli.errors import GitError, PipelineError
 
 # Fixed namespace of the deterministic deployment ids (uuid5 of run id and service).
 DEPLOYMENT_NAMESPACE = uuid.UUID("9b0f3c1e-5a57-4c41-9d6e-3f1c2b7a8e40")
@@ -60,6 +63,33 @@ def checked_traceparent(value: str | None) -> str:
     return value
 
 
+def parse_commit_time(value: str) -> datetime:
+    """``--commit-time``: an ISO 8601 date-time with a UTC offset."""
+    try:
+        at = datetime.fromisoformat(value.strip())
+    except ValueError:
+        at = None
+    if at is None or at.tzinfo is None:
+        raise PipelineError(
+            f"--commit-time {value!r} is not an ISO 8601 date-time with a UTC offset: pass one "
+            "like 2026-12-07T09:30:00+01:00 (git show -s --format=%cI <commit> prints it)"
+        )
+    return at
+
+
+def commit_time_of(repo: Path, rev: str) -> datetime | None:
+    """The committer date of ``rev`` in ``repo``; None when git cannot tell (a shallow clone
+    without the commit, a sha from elsewhere): the deployer then counts the lead time from when
+    it received the event, which beats failing the job."""
+    sha = gitrepo.resolve(repo, rev)
+    if sha is None:
+        return None
+    try:
+        return datetime.fromisoformat(gitrepo.commit_time(repo, sha))
+    except (GitError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class ArtifactRequest:
     """What CI asks the deployer to deploy."""
@@ -69,6 +99,7 @@ class ArtifactRequest:
     commit: str
     run_id: str
     pipeline_id: str
+    commit_time: datetime | None = None
     pipeline_url: str | None = None
     rollback: bool = False
     values: dict[str, Any] | None = None
@@ -85,6 +116,7 @@ def artifact_event(request: ArtifactRequest, traceparent: str) -> CloudEvent:
             service=request.service,
             image=request.image,
             commit=request.commit,
+            commit_time=request.commit_time,
             pipeline_id=request.pipeline_id,
             pipeline_url=request.pipeline_url,
             rollback=request.rollback,

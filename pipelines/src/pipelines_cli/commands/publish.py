@@ -26,6 +26,8 @@ from pipelines_cli.publish import (
     ArtifactRequest,
     artifact_event,
     checked_traceparent,
+    commit_time_of,
+    parse_commit_time,
     publish_artifact,
 )
 from pipelines_cli.tagging import image_tag
@@ -65,6 +67,13 @@ def publish_command(
     commit: Annotated[
         str | None, typer.Option(help="The commit the image was built from; default: HEAD.")
     ] = None,
+    commit_time: Annotated[
+        str | None,
+        typer.Option(
+            help="When the commit was made, ISO 8601 with a UTC offset (the start of the lead "
+            "time); default: its committer date from git, left out when git does not have it."
+        ),
+    ] = None,
     attempt: Annotated[
         str | None,
         typer.Option(envvar="PIPELINE_RUN_ATTEMPT", help="The attempt, recorded in pipeline_id."),
@@ -85,7 +94,9 @@ def publish_command(
     """Publish the artifact.published event of SERVICE on pipeline.artifact.<service>.
 
     Prints deployment_id=<event id> and traceparent=<W3C traceparent> on stdout (append them to
-    $GITHUB_OUTPUT). The trace continues $TRACEPARENT when set. NATS: NATS_URL, NATS_USER,
+    $GITHUB_OUTPUT). The event carries the commit's time (--commit-time, else git's committer
+    date of the commit), where the deployer's lead time starts. The trace continues $TRACEPARENT
+    when set. NATS: NATS_URL, NATS_USER,
     NATS_PASSWORD or NATS_CREDS_FILE.
     """
     with user_errors():
@@ -99,10 +110,16 @@ def publish_command(
             digest = digest_from_metadata(metadata_file)
         if digest and "@" not in image:
             image = f"{image}@{digest}"
+        committed = (
+            parse_commit_time(commit_time)
+            if commit_time is not None
+            else commit_time_of(root, commit or "HEAD")
+        )
         request = ArtifactRequest(
             service=service,
             image=image,
             commit=commit or gitrepo.commit_sha(root),
+            commit_time=committed,
             run_id=run_id,
             pipeline_id=f"{run_id}:{attempt}" if attempt else run_id,
             pipeline_url=pipeline_url,

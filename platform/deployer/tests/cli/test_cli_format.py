@@ -5,10 +5,8 @@ from hand-made manifests) and served over HTTP as the API serialises them."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -22,6 +20,7 @@ from deployer.cli.format import duration, render_history, render_plan, render_st
 from deployer.plan import Plan, plan_release
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.report.views import ServiceView
+from tests.deployer.fake_api import FakeApi, serving
 from tests.deployer.sample_manifests import config, manifest
 
 OLD, NEW = "registry.local/app-service:1.0.0-a1b2c3d", "registry.local/app-service:1.1.0-b2c3d4e"
@@ -110,12 +109,15 @@ def test_plan_that_changes_nothing_says_so() -> None:
 
 
 def record(number: int, phase: DeployPhase, **changes: Any) -> DeploymentRecord:
-    """A deployment of NEW to app, received ``number`` minutes after AT."""
+    """A deployment of NEW to app in staging, received ``number`` minutes after AT."""
     request = ArtifactPublished(
         service="app", image=NEW, commit="b2c3d4e", pipeline_id=f"github:1:{number}"
     )
     received = AT + timedelta(minutes=number)
-    fields = {"id": f"dep-{number}", "service": "app", "request": request, "phase": phase}
+    fields = {
+        "id": f"dep-{number}", "service": "app", "environment": "staging", "request": request,
+        "phase": phase,
+    }  # fmt: skip
     return DeploymentRecord.model_validate({"received_at": received, **fields, **changes})
 
 
@@ -133,6 +135,7 @@ def history_records() -> list[DeploymentRecord]:
     back = DeploymentRecord(
         id="dep-3",
         service="app",
+        environment="prod",
         phase=DeployPhase.QUEUED,
         rollback_to_revision=4,
         received_at=AT + timedelta(minutes=3),
@@ -152,13 +155,14 @@ def test_history_table_has_one_row_per_deployment() -> None:
     lines = render_history(body).splitlines()
 
     assert lines[0].split() == [
-        "ID", "SERVICE", "IMAGE", "PHASE", "STARTED", "DURATION", "REASON"
+        "ID", "SERVICE", "ENVIRONMENT", "IMAGE", "PHASE", "STARTED", "DURATION", "REASON"
     ]  # fmt: skip
     assert lines[1].split() == [
-        "dep-3", "app", "rollback", "to", "rev", "4", "queued", "2026-03-04", "10:03:00", "-", "-"
+        "dep-3", "app", "prod", "rollback", "to", "rev", "4", "queued", "2026-03-04", "10:03:00",
+        "-", "-",
     ]  # fmt: skip
-    assert lines[2].split()[:7] == [
-        "dep-2", "app", NEW, "rolled_back", "2026-03-04", "10:02:05", "2m07s"
+    assert lines[2].split()[:8] == [
+        "dep-2", "app", "staging", NEW, "rolled_back", "2026-03-04", "10:02:05", "2m07s"
     ]  # fmt: skip
     cut = "rollout failed: 1 pod(s) not ready: container app CrashLo..."  # 60 characters
     assert lines[2].endswith(f"2m07s     {cut}")
@@ -189,6 +193,7 @@ def service_views() -> list[ServiceView]:
     return [
         ServiceView(
             service="order",
+            environment="staging",
             release_status="deployed",
             revision=5,
             image=NEW,
@@ -207,12 +212,12 @@ def test_status_table_has_one_row_per_service() -> None:
     body = TypeAdapter(list[ServiceView]).dump_python(service_views(), mode="json")
 
     assert render_status(body).splitlines() == [
-        "SERVICE  RELEASE        REV  IMAGE                                     LAST       "
-        "WHEN                 NOTE",
-        f"order    deployed       5    {NEW}  succeeded  2026-03-04 10:00:00  "
+        "SERVICE  ENVIRONMENT  RELEASE        REV  IMAGE                                     "
+        "LAST       WHEN                 NOTE",
+        f"order    staging      deployed       5    {NEW}  succeeded  2026-03-04 10:00:00  "
         "running dep-9, 1 field drifted",
-        "payment  not installed  -    -                                         -          "
-        "-                    -",
+        "payment  -            not installed  -    -                                         "
+        "-          -                    -",
     ]
 
 
@@ -223,38 +228,6 @@ def test_table_helpers() -> None:
 
 
 # ---- the CLI against an HTTP server answering as the deployer's API ---------------------------
-
-
-class FakeApi:
-    """Answers the API's paths with fixed bodies; remembers what it was asked."""
-
-    def __init__(self, bodies: dict[tuple[str, str], bytes]) -> None:
-        self.bodies = bodies
-        self.asked: list[tuple[str, str, str | None, Any]] = []
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                sent = json.loads(self.rfile.read(length)) if length else None
-                path = self.path.split("?", 1)[0]
-                api.asked.append((self.command, self.path, self.headers["Authorization"], sent))
-                body = api.bodies.get((self.command, path))
-                status = 200 if body is not None else 404
-                body = body if body is not None else b'{"detail": "Not Found"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            do_GET = do_POST = answer  # noqa: N815
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
 
 @pytest.fixture
@@ -270,12 +243,8 @@ def api(risky_plan: Plan) -> Iterator[FakeApi]:
             ("POST", "/api/deployments/dep-9/canary/abort"): b"{}",
         }
     )
-    thread = threading.Thread(target=fake.server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
-    thread.join()
+    with serving(fake):
+        yield fake
 
 
 COMMANDS = {
@@ -312,12 +281,12 @@ def test_tables_are_the_default(api: FakeApi, risky_plan: Plan) -> None:
 
     status = run(api, "status", "-o", "TABLE")
     assert status.exit_code == 0, status.output
-    assert status.stdout.startswith("SERVICE  RELEASE")
+    assert status.stdout.startswith("SERVICE  ENVIRONMENT  RELEASE")
     assert "running dep-9, 1 field drifted" in status.stdout
 
     history = run(api, *COMMANDS["history"][0])
     assert history.exit_code == 0, history.output
-    assert history.stdout.splitlines()[0].startswith("ID     SERVICE  IMAGE")
+    assert history.stdout.splitlines()[0].startswith("ID     SERVICE  ENVIRONMENT  IMAGE")
     assert api.asked[-1][1] == "/api/deployments?limit=3"
 
 
