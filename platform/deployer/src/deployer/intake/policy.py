@@ -17,12 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from deployer.configtext import ConfigTextError, load_config_text
 from deployer.intake.valuepaths import ValuePath, leaves, shown
 from deployer.plan import Attention, Plan, parse_quantity
-from kit.validation import validation_problems
 
 Scalar = int | float | str | bool
 
@@ -130,32 +129,17 @@ class DeployPolicy(BaseModel):
         return self.environments.get(environment) or self.default
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigTextError):
     """The deployer's policy configuration is malformed; the message says where."""
 
 
 def load_policy(text: str | None, file: Path | None) -> DeployPolicy:
     """The policy from ``DEPLOYER_POLICY`` (JSON or YAML text) or ``DEPLOYER_POLICY_FILE``."""
-    if text and file is not None:
-        raise PolicyError("set DEPLOYER_POLICY or DEPLOYER_POLICY_FILE, not both")
-    source = "DEPLOYER_POLICY"
-    if file is not None:
-        source = str(file)
-        try:
-            text = file.read_text()
-        except OSError as exc:
-            raise PolicyError(f"cannot read the deploy policy {file}: {exc}") from None
-    if not text:
-        return DeployPolicy()
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"the deploy policy in {source} is not YAML or JSON: {exc}") from None
-    try:
-        return DeployPolicy.model_validate(loaded or {})
-    except ValidationError as exc:
-        problems = validation_problems(exc, "policy")
-        raise PolicyError(f"the deploy policy in {source} is invalid: {problems}") from None
+    loaded = load_config_text(
+        DeployPolicy, text, file, variable="DEPLOYER_POLICY", what="the deploy policy",
+        root="policy", error=PolicyError,
+    )  # fmt: skip
+    return loaded or DeployPolicy()
 
 
 def policy_violations(values: dict[str, Any], rules: Rules) -> Iterator[str]:

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from deployer.configtext import ConfigTextError, load_config_text
 from deployer.intake.checks import RejectedError
 from deployer.promotion.freeze import FreezeCalendar, FreezeWindow
-from kit.validation import validation_problems
 
 ENVIRONMENT_NAME = r"^[a-z][a-z0-9-]{0,39}$"
 
@@ -104,6 +103,11 @@ class Environments(_Config):
 
     environments: list[EnvironmentSpec] = Field(min_length=1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _a_bare_list(cls, data: object) -> object:
+        return {"environments": data} if isinstance(data, list) else data
+
     @model_validator(mode="after")
     def _one_chain(self) -> Environments:
         names = [spec.name for spec in self.environments]
@@ -173,7 +177,7 @@ class Environments(_Config):
         return [spec for spec in self.ordered() if spec.upstream == name]
 
 
-class EnvironmentsError(ValueError):
+class EnvironmentsError(ConfigTextError):
     """The environments configuration is malformed; the message says where."""
 
 
@@ -182,27 +186,8 @@ def load_environments(
 ) -> Environments:
     """The environments of ``DEPLOYER_ENVIRONMENTS`` (text) or ``DEPLOYER_ENVIRONMENTS_FILE``;
     neither: ``default`` alone."""
-    if text and file is not None:
-        raise EnvironmentsError("set DEPLOYER_ENVIRONMENTS or DEPLOYER_ENVIRONMENTS_FILE, not both")
-    source = "DEPLOYER_ENVIRONMENTS"
-    if file is not None:
-        source = str(file)
-        try:
-            text = file.read_text()
-        except OSError as exc:
-            raise EnvironmentsError(f"cannot read the environments file {file}: {exc}") from None
-    if not text:
-        return Environments(environments=[default])
-    try:
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise EnvironmentsError(
-            f"the environments in {source} are not YAML or JSON: {exc}"
-        ) from None
-    if isinstance(loaded, list):
-        loaded = {"environments": loaded}
-    try:
-        return Environments.model_validate(loaded or {})
-    except ValidationError as exc:
-        problems = validation_problems(exc, "environments")
-        raise EnvironmentsError(f"the environments in {source} are invalid: {problems}") from None
+    loaded = load_config_text(
+        Environments, text, file, variable="DEPLOYER_ENVIRONMENTS",
+        what="the environments configuration", root="environments", error=EnvironmentsError,
+    )  # fmt: skip
+    return loaded or Environments(environments=[default])
