@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import uuid
@@ -22,6 +23,12 @@ from deploy_contract.events import (
     deploy_event_type,
     deploy_subject,
     drift_subject,
+)
+from deploy_contract.promotions import (
+    PROMOTION_TYPE,
+    PromotionEventData,
+    PromotionState,
+    promotion_subject,
 )
 from devkit.localstack.nats import NatsServer
 from kit.events import CloudEvent, EventBus
@@ -65,6 +72,20 @@ class FakeDeployer:
             DRIFTED_TYPE, source="/flotilla/deployer", subject=service, data=report_json(report)
         )
         await self.bus.publish(drift_subject(service), event)
+
+    async def promoting(self, service: str) -> None:
+        """A promotion on deploy.<service>.promotion (not a deployment's event)."""
+        data = PromotionEventData(
+            promotion_id=f"{service}-3f2a9c1b7d4e.staging", release_id=f"{service}-3f2a9c1b7d4e",
+            service=service, source="dev", environment="staging",
+            image=f"registry.local/{service}-service:1.0.0-a1b2c3d", commit="a1b2c3d",
+            state=PromotionState.WAITING, reason="at the soak gate", gates=[],
+        )  # fmt: skip
+        event = CloudEvent.new(
+            PROMOTION_TYPE, source="/flotilla/deployer", subject=service,
+            data=data.model_dump(mode="json"),
+        )  # fmt: skip
+        await self.bus.publish(promotion_subject(service), event)
 
     async def rollout(self, service: str, deployment: str, outcome: DeployPhase) -> None:
         """queued, started, two progress reports, then ``outcome``."""
@@ -158,6 +179,20 @@ async def test_other_deployments_and_services_are_ignored(
     assert (outcome.phase, outcome.superseded_by) == (DeployPhase.SUPERSEDED, newer)
     assert {e.deployment_id for e in events} == {mine}
     assert len(events) == 2
+
+
+async def test_promotion_events_are_skipped_without_a_warning(
+    fresh_nats_server: NatsServer, deployer: FakeDeployer, caplog: pytest.LogCaptureFixture
+) -> None:
+    deployment = new_id()
+    await deployer.report("order", deployment, DeployPhase.QUEUED)
+    await deployer.promoting("order")
+    await deployer.report("order", deployment, DeployPhase.SUCCEEDED)
+    with caplog.at_level(logging.WARNING, logger="pipelines_cli.wait"):
+        outcome, events, _ = await wait_in_process(fresh_nats_server.url, "order", deployment)
+    assert outcome is not None
+    assert [e.phase for e in events] == [DeployPhase.QUEUED, DeployPhase.SUCCEEDED]
+    assert not [r for r in caplog.records if r.name == "pipelines_cli.wait"], caplog.text
 
 
 async def test_a_malformed_message_on_the_subjects_is_skipped(

@@ -15,6 +15,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from deploy_contract.events import DEPLOY_SUBJECT_PREFIX, DRIFTED_TYPE, DeployEventData, DeployPhase
+from deploy_contract.promotions import PROMOTION_TYPE
 from kit.events import CloudEvent, InvalidEventError, PermanentEventError
 from kit.events.streams import DEPLOY
 from kit.settings import NatsSettings
@@ -53,11 +54,11 @@ def deploy_filter(service: str) -> str:
 
 
 def parse_deploy_event(msg: Msg) -> DeployEventData | None:
-    """The data of a deploy event, or None for a drift report and (logged) for a message that is
-    not a deploy event."""
+    """The data of a deploy event, or None for a drift report or a promotion (events of the
+    service, not of a deployment) and (logged) for a message that is not a deploy event."""
     try:
         event = CloudEvent.from_bytes(msg.data)
-        if event.type == DRIFTED_TYPE:
+        if event.type in (DRIFTED_TYPE, PROMOTION_TYPE):
             return None
         return event.data_as(DeployEventData)
     except (InvalidEventError, PermanentEventError) as exc:
