@@ -1,9 +1,11 @@
-"""The deployer chart's own values: its RBAC, API tokens, deploy policy and drift detection."""
+"""The deployer chart's own values: its RBAC, API tokens, deploy policy, environments and drift
+detection."""
 
 from __future__ import annotations
 
 from deployer.drift.config import DriftConfig
 from deployer.intake.policy import DeployPolicy, ServicePolicy
+from deployer.promotion.environments import Environments
 from deployer.settings import DeployerSettings
 
 from .builders import DATA_KEY, DNS_LABEL, DNS_SUBDOMAIN, Schema, empty_or, obj, secret_name, string
@@ -42,6 +44,7 @@ def deployer_properties() -> Schema:
         }
     )
     properties["policy"] = policy()
+    properties["environments"] = environments()
     properties["drift"] = drift()
     return properties
 
@@ -66,6 +69,38 @@ def policy() -> Schema:
         description="The deploy policy (docs/deploy-policy.md): which values a deployment may "
         "set; empty: the image alone. The deployer checks it whole at start.",
     )
+
+
+def environments() -> Schema:
+    """environments: the environments and their promotion rules, generated from the deployer's
+    Environments.
+
+    Each environment's shape is checked here; what spans them (unique names, one entry, upstreams
+    that exist and never loop) and the freeze windows' times and rules are the deployer's to
+    check when it starts, as it does for the policy.
+    """
+    listed = from_model(
+        Environments,
+        refine={
+            # Empty is the chart's "unset": the deployer then serves its own environment alone.
+            "Environments.environments": {"minItems": None},
+            # A path inside the deployer's container; "path" is no JSON Schema format.
+            "EnvironmentSpec.valuesDir": {"format": None},
+            # Local wall-clock times without an offset ("2026-12-24T00:00"), which RFC 3339's
+            # date-time refuses; the deployer reads them in the window's timezone.
+            "FreezeWindow.start": {"format": None},
+            "FreezeWindow.end": {"format": None},
+            # An ISO 8601 duration (PT62H) or a number of seconds, as pydantic reads a timedelta.
+            "FreezeWindow.duration": {"type": ["string", "number"], "format": None},
+        },
+    )["properties"]["environments"]
+    return {
+        "type": listed.pop("type"),
+        "description": "The environments in promotion order and their promotion rules "
+        "(DEPLOYER_ENVIRONMENTS); empty: the deployer's own environment alone. The deployer "
+        "checks them whole at start.",
+        **listed,
+    }
 
 
 def drift() -> Schema:

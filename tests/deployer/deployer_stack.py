@@ -1,5 +1,10 @@
 """The deployer as a real process, with real NATS (the local users and permissions), the pinned
-helm and the local control plane; CI's side of the conversation as the `ci` NATS user."""
+helm and the local control plane; CI's side of the conversation as the `ci` NATS user.
+
+With ``environments`` the deployer serves several environments (DEPLOYER_ENVIRONMENTS); the stack
+creates their namespaces, all but its own (the test's), and deletes them when it stops. Every
+environment reads the stack's values directory (the kwok values), as none names its own.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ from deploy_contract.events import (
     DeployEventData,
     pipeline_subject,
 )
+from deploy_contract.promotions import PROMOTION_TYPE, PromotionEventData
 from devkit.localstack.environment import deployer_environment
 from devkit.localstack.nats import NatsServer
 from devkit.localstack.process import ServiceProcess
@@ -27,6 +33,7 @@ from kit.events import CloudEvent, EventBus
 from kit.events.streams import DEPLOY, PIPELINE
 from kit.layout import service_names, services_with_database
 from kit.settings import NatsSettings
+from tests.e2e.clustersupport import Kubectl, create_test_namespace, delete_test_namespace
 
 SERVICES = service_names()
 WITH_DATABASE = services_with_database()
@@ -69,8 +76,10 @@ class DeployerStack:
         tokens: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None,
         values: dict[str, dict[str, Any]] | None = None,
+        environments: dict[str, Any] | None = None,
     ) -> None:
         self.repo = repo
+        self.environments = environments
         self.extra_env = env or {}
         self.namespace = namespace
         self.kubeconfig = kubeconfig
@@ -93,6 +102,8 @@ class DeployerStack:
             (values_dir / f"{service}.yaml").write_text(json.dumps(service_values))
         self.directory = directory
         self.values_dir = values_dir
+        self.kubectl = Kubectl(built_tool("kubectl", repo), kubeconfig)
+        self.created_namespaces: list[str] = []
         self.deployer = self._process()
         self.ci = EventBus(
             NatsSettings(url=self.nats.url, user="ci", password="ci-local-only"),
@@ -120,6 +131,8 @@ class DeployerStack:
         }
         if self.tokens is not None:
             extra["DEPLOYER_API_TOKENS"] = json.dumps(self.tokens)
+        if self.environments is not None:
+            extra["DEPLOYER_ENVIRONMENTS"] = json.dumps(self.environments)
         return ServiceProcess(
             "deployer",
             [sys.executable, "-m", "deployer.main"],
@@ -139,7 +152,23 @@ class DeployerStack:
             },
         )
 
+    def environment_namespaces(self) -> list[str]:
+        """The namespaces of the environments in this cluster (without a kubeContext), each
+        once."""
+        specs = (self.environments or {}).get("environments", [])
+        found = [s["namespace"] for s in specs if not s.get("kubeContext")]
+        return list(dict.fromkeys(found))
+
     async def start(self) -> None:
+        missing = [
+            name
+            for name in self.environment_namespaces()
+            if name != self.namespace and name not in self.created_namespaces
+        ]
+        self.created_namespaces += missing
+        await asyncio.gather(
+            *(asyncio.to_thread(create_test_namespace, self.kubectl, name) for name in missing)
+        )
         await asyncio.to_thread(self.nats.start)
         await self.ci.connect()
         await self.ci.ensure_streams([PIPELINE])
@@ -153,6 +182,8 @@ class DeployerStack:
         await self.ci.drain()
         self.deployer.stop()
         self.nats.stop()
+        for name in self.created_namespaces:
+            await asyncio.to_thread(delete_test_namespace, self.kubectl, name)
 
     async def publish(
         self,
@@ -218,9 +249,17 @@ class DeployerStack:
         found = [
             DeployEventData.model_validate(event.data)
             for event in await self._stream()
-            if event.type != DRIFTED_TYPE
+            if event.type not in (DRIFTED_TYPE, PROMOTION_TYPE)
         ]
         return [e for e in found if deployment_id is None or e.deployment_id == deployment_id]
+
+    async def promotion_events(self, service: str) -> list[PromotionEventData]:
+        """Every promotion event of ``service`` so far, in order, read from the stream."""
+        return [
+            PromotionEventData.model_validate(event.data)
+            for event in await self._stream()
+            if event.type == PROMOTION_TYPE and event.subject == service
+        ]
 
     async def drift_reports(self, service: str) -> list[DriftReport]:
         """Every drift report of ``service`` so far, in order, read from the stream."""

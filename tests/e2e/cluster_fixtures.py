@@ -17,12 +17,13 @@ import pytest
 
 from tests.e2e.clustersupport import (
     KUBECONFIG_ENV,
-    TEST_NAMESPACE_LABEL,
     Helm,
     KubeCluster,
     Kubectl,
     LocalCluster,
     built_tool,
+    create_test_namespace,
+    delete_test_namespace,
     reap_stale_clusters,
     session_cluster_name,
     unique_name,
@@ -76,16 +77,9 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     """A new namespace for one test (named after it, random suffix), enforcing the restricted Pod
     Security Standard; deleted, with everything in it, after the test."""
     name = unique_name("t", request.node.name)
-    kubectl.run("create", "namespace", name)
-    kubectl.run(
-        "label",
-        "namespace",
-        name,
-        f"{TEST_NAMESPACE_LABEL}=true",
-        "pod-security.kubernetes.io/enforce=restricted",
-    )
+    create_test_namespace(kubectl, name)
     yield name
-    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+    delete_test_namespace(kubectl, name)
 
 
 def pytest_configure(config: pytest.Config) -> None:

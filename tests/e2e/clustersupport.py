@@ -79,6 +79,24 @@ def unique_name(prefix: str, hint: str = "") -> str:
     return "-".join(part for part in (prefix, slug, secrets.token_hex(3)) if part)
 
 
+def create_test_namespace(kubectl: Kubectl, name: str) -> None:
+    """Create namespace ``name``, labelled as a test's and enforcing the restricted Pod Security
+    Standard."""
+    kubectl.run("create", "namespace", name)
+    kubectl.run(
+        "label",
+        "namespace",
+        name,
+        f"{TEST_NAMESPACE_LABEL}=true",
+        "pod-security.kubernetes.io/enforce=restricted",
+    )
+
+
+def delete_test_namespace(kubectl: Kubectl, name: str) -> None:
+    """Delete namespace ``name`` and everything in it, without waiting for it to go."""
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)
+
+
 @dataclass(frozen=True)
 class Kubectl:
     """The pinned kubectl bound to one kubeconfig."""

@@ -11,6 +11,9 @@ config:
   {{- with .Values.policy }}
   DEPLOYER_POLICY: {{ toJson . | quote }}
   {{- end }}
+  {{- with .Values.environments }}
+  DEPLOYER_ENVIRONMENTS: {{ toJson . | quote }}
+  {{- end }}
   DEPLOYER_DRIFT_INTERVAL_SECONDS: {{ .Values.drift.intervalSeconds | quote }}
   {{- with .Values.drift.rules }}
   DEPLOYER_DRIFT: {{ toJson . | quote }}
@@ -38,7 +41,13 @@ egress:
       {{- end }}
 {{- end -}}
 
-{{- /* Usage: include "deployer.namespaces" . | fromYamlArray -> the namespaces of the service releases (rbac.namespaces, or the release namespace). */ -}}
+{{- /* Usage: include "deployer.namespaces" . | fromYamlArray -> the namespaces of the service releases: rbac.namespaces (or the release namespace), then each environment's namespace in this cluster (one without a kubeContext), each once. */ -}}
 {{- define "deployer.namespaces" -}}
-{{- toYaml (.Values.rbac.namespaces | default (list .Release.Namespace)) -}}
+{{- $namespaces := .Values.rbac.namespaces | default (list .Release.Namespace) -}}
+{{- range .Values.environments -}}
+{{- if not .kubeContext -}}
+{{- $namespaces = append $namespaces .namespace -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml (uniq $namespaces) -}}
 {{- end -}}

@@ -9,7 +9,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-NOT_A_SERVICE_CHART = frozenset({"flotilla-lib", "deployer"})
+# The library, the deployer's own chart and the platform's NATS and PostgreSQL: in charts/ (and so
+# in the deployer's image) beside the services' charts, but never deployed as a service.
+NOT_A_SERVICE_CHART = frozenset({"flotilla-lib", "deployer", "nats", "postgres"})
 
 
 class DeployerSettings(BaseSettings):

@@ -1,8 +1,8 @@
 """Promotion end to end over in-memory ports: a release flows dev -> staging -> prod through its
 gates, with an injected clock and an in-memory metric source.
 
-The same promoter runs against the real deployer, NATS, helm and a Prometheus in
-tests/deployer/test_deployer_environments.py.
+The same promoter runs in the real deployer process, with NATS, helm and the local control plane
+(no metric analysis there: no Prometheus), in tests/deployer/test_deployer_environments.py.
 """
 
 from __future__ import annotations
