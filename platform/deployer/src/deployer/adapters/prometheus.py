@@ -48,7 +48,9 @@ def selector(namespace: str, service: str, track: str, *matchers: str) -> str:
 def window_increase(series: str, window_seconds: float) -> str:
     """Per series of the counter selected by ``series``: how much it grew over the window (see
     the module's docstring)."""
-    window = f"{window_seconds:g}s"
+    # Whole milliseconds: PromQL durations take no fractions and no exponent (a soak of days
+    # would print as 1.2e+06s).
+    window = f"{round(window_seconds * 1000)}ms"
     at_start = f"({series} offset {window} or {series} * 0)"
     return f"(({series} - {at_start}) >= 0 or increase({series}[{window}]))"
 
