@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 from deploy_contract.events import ArtifactPublished, DeployPhase
 from deploy_contract.promotions import GateVerdict, PromotionState
 from deployer.cli.app import app
-from deployer.cli.format import (
+from deployer.cli.format import span
+from deployer.cli.promotion_format import (
     image_tag,
     render_board,
     render_dora,
@@ -32,7 +33,6 @@ from deployer.cli.format import (
     render_promotion,
     render_promotions,
     render_releases,
-    span,
 )
 from deployer.promotion.dora import DoraFigures, dora_figures
 from deployer.promotion.environments import Environments, EnvironmentSpec
