@@ -32,19 +32,17 @@ A local time stands for the first instant at which the zone's clocks read that t
   day and never ends before it starts;
 - a time that occurs twice when clocks fall back is its first occurrence (02:30 on 2026-10-25 in
   Europe/Berlin is 02:30 CEST, 00:30Z), fold=0 in zoneinfo's terms.
+
+The recurrence rules and the local-time arithmetic are in :mod:`deployer.promotion.recurrence`.
 """
 
 from __future__ import annotations
 
-import re
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import dateutil.rrule
-from dateutil.relativedelta import relativedelta
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -55,19 +53,20 @@ from pydantic import (
     model_validator,
 )
 
+from deployer.promotion.recurrence import (
+    RULE_ERRORS,
+    RULE_EXAMPLES,
+    Recurrence,
+    instant_of,
+    wall_clock,
+)
+
 HORIZON = timedelta(days=731)
 """How far ahead the calendar looks: for the next freeze, and for the end of a chain of windows."""
 
 # A zone's clocks are at most a day off UTC's, so searches in local time are widened by this much
 # and their finds then checked instant by instant.
 _SLACK = timedelta(days=1)
-_RULE_EXAMPLES = "for example FREQ=WEEKLY;BYDAY=FR or FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=24"
-_FREQUENCIES = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
-_WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-# Without any of these, RFC 5545 takes the day of the occurrences from DTSTART.
-_DAY_PARTS = ("BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY", "BYEASTER")
-_UNTIL = re.compile(r"(\d{8})(?:T(\d{6})(Z?))?")
-_RULE_ERRORS = (ValueError, TypeError, KeyError, IndexError, OverflowError)
 
 
 @dataclass(frozen=True)
@@ -129,7 +128,7 @@ class FreezeWindow(BaseModel):
     duration: timedelta | None = None
     rrule: str | None = Field(default=None, description="An RFC 5545 rule, e.g. FREQ=DAILY.")
 
-    _recurrence: _Recurrence | None = PrivateAttr(default=None)
+    _recurrence: Recurrence | None = PrivateAttr(default=None)
 
     @field_validator("timezone")
     @classmethod
@@ -162,18 +161,18 @@ class FreezeWindow(BaseModel):
         zone = info.data.get("timezone")
         try:
             # Without a valid start and zone (their own errors say why), the syntax still counts.
-            recurrence = _Recurrence.parse(
+            recurrence = Recurrence.parse(
                 text, start or datetime(2000, 1, 1), ZoneInfo(zone or "UTC")
             )
-        except _RULE_ERRORS as exc:
+        except RULE_ERRORS as exc:
             raise ValueError(
                 f"window {window!r}: {text!r} is not an RFC 5545 recurrence rule this window can "
-                f"use: {exc}; {_RULE_EXAMPLES}"
+                f"use: {exc}; {RULE_EXAMPLES}"
             ) from None
         if start is not None and zone is not None:
             try:
                 recurrence.check_start()
-            except _RULE_ERRORS as exc:
+            except RULE_ERRORS as exc:
                 raise ValueError(f"window {window!r}: rule {text!r}: {exc}") from None
         return text
 
@@ -189,7 +188,7 @@ class FreezeWindow(BaseModel):
         if self.length <= timedelta(0):
             raise ValueError(f"window {self.name!r}: duration {self.duration} is not positive")
         if self.rrule is not None:
-            self._recurrence = _Recurrence.parse(self.rrule, self.start, self.zone)
+            self._recurrence = Recurrence.parse(self.rrule, self.start, self.zone)
         return self
 
     @property
@@ -206,7 +205,7 @@ class FreezeWindow(BaseModel):
 
     def _in_effect(self, at: datetime) -> list[_Occurrence]:
         """The occurrences holding at the UTC instant ``at``: start <= at < end."""
-        local = _wall(at, self.zone)
+        local = wall_clock(at, self.zone)
         starts = self._starts_from(local - self.length - _SLACK)
         found = (self._occurrence(start) for start in _until(starts, local + _SLACK))
         return [each for each in found if each is not None and each.start <= at < each.end]
@@ -214,9 +213,9 @@ class FreezeWindow(BaseModel):
     def _next_after(self, at: datetime, limit: datetime) -> _Occurrence | None:
         """The occurrence that starts first after the UTC instant ``at``, up to ``limit``."""
         best: _Occurrence | None = None
-        last = _wall(limit, self.zone) + _SLACK
-        for local in _until(self._starts_from(_wall(at, self.zone) - _SLACK), last):
-            if best is not None and local > _wall(best.start, self.zone) + _SLACK:
+        last = wall_clock(limit, self.zone) + _SLACK
+        for local in _until(self._starts_from(wall_clock(at, self.zone) - _SLACK), last):
+            if best is not None and local > wall_clock(best.start, self.zone) + _SLACK:
                 break
             found = self._occurrence(local)
             if found is None or not at < found.start <= limit:
@@ -233,8 +232,8 @@ class FreezeWindow(BaseModel):
 
     def _occurrence(self, local: datetime) -> _Occurrence | None:
         """The occurrence starting at local time ``local``; None for one the clocks skip."""
-        start = _instant(local, self.zone)
-        end = _instant(local + self.length, self.zone)
+        start = instant_of(local, self.zone)
+        end = instant_of(local + self.length, self.zone)
         return _Occurrence(self, start, end) if start < end else None
 
 
@@ -312,170 +311,6 @@ class _Occurrence:
     window: FreezeWindow
     start: datetime
     end: datetime
-
-
-@dataclass(frozen=True)
-class _Recurrence:
-    """A window's rule, with all that RFC 5545 would take from DTSTART written out in ``rule``.
-
-    So written, the rule gives the same occurrences from any DTSTART a whole number of intervals
-    after the first, and a search near an instant restarts it close before that instant instead
-    of walking every occurrence since the first (dateutil's searches walk from DTSTART). For the
-    same reason a COUNT becomes the UNTIL of its last occurrence.
-    """
-
-    rule: str
-    start: datetime
-    frequency: str
-    interval: int
-
-    @classmethod
-    def parse(cls, text: str, start: datetime, zone: ZoneInfo) -> _Recurrence:
-        """The recurrence of ``text`` from the local ``start`` in ``zone``; ValueError says why
-        it is none."""
-        parts = _rule_parts(text)
-        frequency = parts.get("FREQ")
-        if frequency is None:
-            raise ValueError("FREQ is missing")
-        if frequency not in _FREQUENCIES:
-            raise ValueError(f"FREQ={frequency} is none of {', '.join(_FREQUENCIES)}")
-        interval = parts.get("INTERVAL", "1")
-        if not interval.isdigit() or int(interval) < 1:
-            raise ValueError(f"INTERVAL={interval} is not a whole number of 1 or more")
-        if "COUNT" in parts and "UNTIL" in parts:
-            raise ValueError("COUNT and UNTIL both end it; give one")
-        if "UNTIL" in parts:
-            parts["UNTIL"] = _local_until(parts["UNTIL"], zone)
-        explicit = _explicit(parts, start)
-        # Parsing refuses what dateutil cannot read.
-        parsed = dateutil.rrule.rrulestr(_joined(explicit), dtstart=start)
-        if "COUNT" in parts:
-            last = deque(parsed, maxlen=1)
-            if not last:
-                raise ValueError(f"COUNT={parts['COUNT']} leaves no occurrence")
-            del explicit["COUNT"]
-            explicit["UNTIL"] = last[0].strftime("%Y%m%dT%H%M%S")
-        return cls(_joined(explicit), start, frequency, int(interval))
-
-    def check_start(self) -> None:
-        """ValueError unless ``start`` is the first occurrence (RFC 5545 leaves a recurrence
-        undefined when DTSTART is not one of its own)."""
-        first = next(iter(self.restarted(self.start)), None)
-        if first is None:
-            raise ValueError(f"it has no occurrence from start {self.start.isoformat()} on")
-        if first != self.start:
-            raise ValueError(
-                f"start {self.start.isoformat()} is not one of its occurrences "
-                f"(the first after it is {first.isoformat()}); make start the first"
-            )
-
-    def starts_from(self, local: datetime) -> Iterator[datetime]:
-        """The occurrences at or after the local time ``local``, in order."""
-        return self.restarted(local).xafter(local, inc=True)
-
-    def restarted(self, near: datetime) -> dateutil.rrule.rrulebase:
-        """The rule from a DTSTART a whole period or more before ``near`` (or from the first)."""
-        start = self.start
-        if near > start:
-            if self.frequency in ("YEARLY", "MONTHLY"):
-                months = (near.year - start.year) * 12 + near.month - start.month
-                if self.frequency == "YEARLY":
-                    start += relativedelta(years=self._whole_intervals(months // 12))
-                else:
-                    start += relativedelta(months=self._whole_intervals(months))
-            else:
-                days = (near - start).days
-                if self.frequency == "WEEKLY":
-                    start += timedelta(weeks=self._whole_intervals(days // 7))
-                else:
-                    start += timedelta(days=self._whole_intervals(days))
-        return dateutil.rrule.rrulestr(self.rule, dtstart=start)
-
-    def _whole_intervals(self, periods: int) -> int:
-        """Periods to step ahead: whole intervals in ``periods``, less one to stay before it."""
-        return max(0, periods // self.interval - 1) * self.interval
-
-
-def _rule_parts(text: str) -> dict[str, str]:
-    """NAME -> VALUE of an RRULE's text, names and values upper case."""
-    body = text.strip().upper().removeprefix("RRULE:")
-    if ":" in body:
-        raise ValueError("give the rule alone (its DTSTART is start)")
-    parts: dict[str, str] = {}
-    for pair in body.split(";"):
-        if not pair.strip():
-            continue
-        name, equals, value = (each.strip() for each in pair.partition("="))
-        if not equals or not name or not value:
-            raise ValueError(f"{pair.strip()!r} is not NAME=VALUE")
-        if name in parts:
-            raise ValueError(f"{name} is given twice")
-        parts[name] = value
-    if not parts:
-        raise ValueError("it is empty")
-    return parts
-
-
-def _joined(parts: dict[str, str]) -> str:
-    """An RRULE's text from its parts."""
-    return ";".join(f"{name}={value}" for name, value in parts.items())
-
-
-def _explicit(parts: dict[str, str], start: datetime) -> dict[str, str]:
-    """``parts`` with the values RFC 5545 takes from DTSTART when they are missing."""
-    explicit = dict(parts)
-    if not any(name in parts for name in _DAY_PARTS):
-        if parts["FREQ"] == "YEARLY":
-            explicit.setdefault("BYMONTH", str(start.month))
-            explicit["BYMONTHDAY"] = str(start.day)
-        elif parts["FREQ"] == "MONTHLY":
-            explicit["BYMONTHDAY"] = str(start.day)
-        elif parts["FREQ"] == "WEEKLY":
-            explicit["BYDAY"] = _WEEKDAYS[start.weekday()]
-    explicit.setdefault("BYHOUR", str(start.hour))
-    explicit.setdefault("BYMINUTE", str(start.minute))
-    explicit.setdefault("BYSECOND", str(start.second))
-    explicit.setdefault("WKST", "MO")
-    return explicit
-
-
-def _local_until(value: str, zone: ZoneInfo) -> str:
-    """An RRULE's UNTIL in local time: UTC (…Z) converted, a date alone through its last second."""
-    match = _UNTIL.fullmatch(value)
-    if match is None:
-        raise ValueError(
-            f"UNTIL={value} is not like 20271231T235959Z (UTC) or 20271231T235959 (local time)"
-        )
-    day, time, utc = match.groups()
-    if time is None:
-        return f"{day}T235959"
-    if not utc:
-        return value
-    instant = datetime.strptime(day + time, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    return _wall(instant, zone).strftime("%Y%m%dT%H%M%S")
-
-
-def _instant(local: datetime, zone: ZoneInfo) -> datetime:
-    """The first instant (aware UTC) at which clocks in ``zone`` read ``local`` or later."""
-    instant = local.replace(tzinfo=zone, fold=0).astimezone(UTC)
-    if _wall(instant, zone) == local:
-        return instant
-    # The clocks skip ``local``: fold=1 places it before their jump and fold=0 after it, so the
-    # jump lies between; find it to the second.
-    before = int(local.replace(tzinfo=zone, fold=1).timestamp())
-    after = int(instant.timestamp())
-    while after - before > 1:
-        middle = (before + after) // 2
-        if _wall(datetime.fromtimestamp(middle, UTC), zone) >= local:
-            after = middle
-        else:
-            before = middle
-    return datetime.fromtimestamp(after, UTC)
-
-
-def _wall(instant: datetime, zone: ZoneInfo) -> datetime:
-    """What clocks in ``zone`` read at ``instant`` (naive)."""
-    return instant.astimezone(zone).replace(tzinfo=None)
 
 
 def _until(starts: Iterator[datetime], last: datetime) -> Iterator[datetime]:
