@@ -21,6 +21,7 @@ from deployer.intake.policy import DeployPolicy
 from deployer.plan import Plan
 from deployer.promotion.environments import Environments, EnvironmentSpec
 from deployer.promotion.promoter import Promoter
+from deployer.promotion.requests import PromotionRequests
 from deployer.promotion.views import PromotionViews
 from deployer.queue.admission import Admission
 from deployer.queue.approvals import Approvals
@@ -90,6 +91,7 @@ class Orchestrator:
         )  # fmt: skip
         self.promoter.connect(self.admission.promote)
         outcomes.listeners.append(self.promoter.concluded)
+        self.promotions = PromotionRequests(self.promoter)
         self.promotion_views = PromotionViews(
             self.environments, self.services, ports.store, ports.promotions
         )

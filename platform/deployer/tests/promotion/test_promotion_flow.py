@@ -22,7 +22,7 @@ from deployer.intake.checks import RejectedError
 from deployer.orchestrator import Orchestrator
 from deployer.promotion.environments import Environments
 from deployer.promotion.model import Promotion
-from deployer.promotion.promoter import NotFoundError
+from deployer.promotion.requests import NotFoundError
 from deployer.records import DeploymentRecord, Origin
 from deployer.settings import DeployerSettings
 from deployer.targets import Target
@@ -212,7 +212,7 @@ async def test_a_release_flows_dev_staging_prod_with_every_gate_recorded(three: 
     verdict, reason = gate(into_prod, Gate.APPROVAL)
     assert verdict is GateVerdict.WAITING
     assert "approve" in reason
-    await three.orchestrator.promoter.approve(into_prod.id, "ops", "release train 12")
+    await three.orchestrator.promotions.approve(into_prod.id, "ops", "release train 12")
     await three.settle()
     into_prod = three.promotion(release, "prod")
     assert into_prod.state is PromotionState.PROMOTED
@@ -247,7 +247,7 @@ async def test_a_failed_analysis_in_staging_never_reaches_prod(three: Flow) -> N
 
     three.metrics.numbers["flotilla-staging"] = BROKEN
     # A person asks for prod while the analysis is still to come: the gates still apply.
-    queued = await three.orchestrator.promoter.request(release, "prod", "eager")
+    queued = await three.orchestrator.promotions.request(release, "prod", "eager")
     assert queued.state is PromotionState.WAITING
     three.clock.advance(121)
     await three.settle()
@@ -260,7 +260,7 @@ async def test_a_failed_analysis_in_staging_never_reaches_prod(three: Flow) -> N
     assert three.serving("prod") is None
     # Approving it now changes nothing: it is over.
     with pytest.raises(RejectedError, match="failed, not waiting"):
-        await three.orchestrator.promoter.approve(into_prod.id, "ops", "")
+        await three.orchestrator.promotions.approve(into_prod.id, "ops", "")
 
 
 async def test_no_traffic_is_inconclusive_never_a_pass(three: Flow) -> None:
@@ -317,12 +317,12 @@ async def test_a_rollback_in_prod_holds_automatic_promotion_until_cleared() -> N
         assert "held since" in reason
         assert made.serving("prod") == "1.1.0-bbbbbbb"  # automation did not undo the rollback
 
-        await made.orchestrator.promoter.clear(Target("prod", "order"))
+        await made.orchestrator.promotions.clear(Target("prod", "order"))
         await made.settle()
         assert made.promotion(newer, "prod").state is PromotionState.PROMOTED
         assert made.serving("prod") == "1.3.0-ddddddd"
         with pytest.raises(NotFoundError, match="no hold on order in prod"):
-            await made.orchestrator.promoter.clear(Target("prod", "order"))
+            await made.orchestrator.promotions.clear(Target("prod", "order"))
     finally:
         await made.orchestrator.stop(1)
 
@@ -331,17 +331,17 @@ async def test_bad_promotion_requests_are_refused_with_nothing_changed(three: Fl
     release = (await three.publish("1.1.0-bbbbbbb")).release_id
     assert release is not None
     before = dict(three.promotions.promoted)
-    promoter = three.orchestrator.promoter
+    promotions = three.orchestrator.promotions
     with pytest.raises(RejectedError, match="unknown environment 'qa': known environments are"):
-        await promoter.request(release, "qa", "someone")
+        await promotions.request(release, "qa", "someone")
     with pytest.raises(RejectedError, match=r"never verified in staging, prod's upstream .*dev"):
-        await promoter.request(release, "prod", "someone")
+        await promotions.request(release, "prod", "someone")
     with pytest.raises(RejectedError, match="where CI's releases enter"):
-        await promoter.request(release, "dev", "someone")
+        await promotions.request(release, "dev", "someone")
     with pytest.raises(RejectedError, match="unknown release 'order-nope'"):
-        await promoter.request("order-nope", "staging", "someone")
+        await promotions.request("order-nope", "staging", "someone")
     with pytest.raises(RejectedError, match="overriding a freeze needs a reason"):
-        await promoter.approve(
+        await promotions.approve(
             Promotion.id_of(release, "staging"), "ops", " ", override_freeze=True
         )
     assert three.promotions.promoted == before
@@ -440,10 +440,10 @@ async def test_an_approval_with_a_reason_overrides_a_freeze() -> None:
         assert release is not None
         waiting = made.promotion(release, "prod")
         assert "until 2028-01-02 00:00 America/New_York (2028-01-02T05:00Z)" in waiting.reason
-        await made.orchestrator.promoter.approve(waiting.id, "ops", "")  # no override
+        await made.orchestrator.promotions.approve(waiting.id, "ops", "")  # no override
         await made.settle()
         assert made.promotion(release, "prod").state is PromotionState.WAITING
-        await made.orchestrator.promoter.approve(
+        await made.orchestrator.promotions.approve(
             waiting.id, "ops", "payment outage fix", override_freeze=True
         )
         await made.settle()

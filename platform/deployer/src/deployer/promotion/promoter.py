@@ -30,7 +30,7 @@ from deployer.promotion.dora import is_rollback
 from deployer.promotion.dorametrics import export_dora
 from deployer.promotion.environments import Environments
 from deployer.promotion.gates import Facts, Upstream, blocking, decide_gates, wants_measurement
-from deployer.promotion.model import Approval, Hold, Promotion
+from deployer.promotion.model import Hold, Promotion
 from deployer.promotion.ports import PromotionStore
 from deployer.promotion.releases import Release, chart_version
 from deployer.records import DeploymentRecord
@@ -48,10 +48,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class NotFoundError(LookupError):
-    """No such promotion or hold; the message says which."""
-
-
 def _rolled_back(record: DeploymentRecord) -> bool:
     """A rollback happened: helm restored the release, or a rollback was deployed."""
     if record.phase is DeployPhase.ROLLED_BACK:
@@ -67,7 +63,12 @@ _ENDED = {
 
 
 class Promoter:
-    """Runs every promotion of the deployer's environments."""
+    """Runs every promotion of the deployer's environments.
+
+    What people ask for (a promotion by hand, an approval, a hold) is
+    :class:`~deployer.promotion.requests.PromotionRequests`, which changes promotions through
+    this promoter's ``store``, ``records``, ``clock``, ``lock``, :meth:`save` and :meth:`wake`.
+    """
 
     def __init__(
         self,
@@ -87,14 +88,14 @@ class Promoter:
         self._namespaces = namespaces
         self._metrics = metrics
         self.store = store
-        self._records = records
+        self.records = records
         self._publish = publish
         self._charts = charts
-        self._clock = clock
+        self.clock = clock
         self._min_window = min_window_seconds
         self._measure_every = measure_every_seconds
         self._enqueue: Enqueue | None = None
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()  # one pass, or one person's change to a promotion, at a time
         self._wake = asyncio.Event()
         self._measured: dict[str, GateResult] = {}  # the last inconclusive measurement
         self._ended: list[DeploymentRecord] = []
@@ -105,7 +106,7 @@ class Promoter:
 
     async def release_of(self, request: ArtifactPublished) -> Release:
         """The release CI's ``request`` publishes (saved the first time it is seen)."""
-        release = Release.of(request, chart_version(self._charts[request.service]), self._clock())
+        release = Release.of(request, chart_version(self._charts[request.service]), self.clock())
         known = await self.store.release(release.id)
         if known is not None:
             return known
@@ -116,7 +117,7 @@ class Promoter:
         """After a restart: what the deployer may have missed while it was down. Promotions whose
         deployment ended are ended, and every release that succeeded and still serves is
         offered downstream (an offer made before is not made again)."""
-        records = await self._records.all()
+        records = await self.records.all()
         by_id = {record.id: record for record in records}
         for promotion in await self.store.promotions():
             ended = by_id.get(promotion.deployment_id or "")
@@ -127,20 +128,20 @@ class Promoter:
                 continue
             if is_rollback(record):  # its hold was set then, and may have been cleared since
                 continue
-            state = await self._records.service(record.target)
+            state = await self.records.service(record.target)
             if state is not None and state.deployment_id == record.id:
                 self._ended.append(record)
-        self._wake.set()
+        self.wake()
 
     async def concluded(self, record: DeploymentRecord) -> None:
         """A deployment ended: taken in by the next pass (never waits: a lane calls it)."""
         self._ended.append(record)
-        self._wake.set()
+        self.wake()
 
     async def _take_in(self, record: DeploymentRecord) -> None:
         """End ``record``'s promotion, hold after a rollback, offer a verified release
         downstream."""
-        now = self._clock()
+        now = self.clock()
         if record.promotion_id is not None:
             await self._promotion_ended(record, now)
         spec = self.environments.get(record.environment)
@@ -166,7 +167,7 @@ class Promoter:
         reason = f"{record.id} ended {record.phase.value}"
         if record.reason:
             reason += f": {record.reason}"
-        await self._save(promotion, promotion.moved(now, state=state, reason=reason))
+        await self.save(promotion, promotion.moved(now, state=state, reason=reason))
 
     async def _offer(self, record: DeploymentRecord, now: datetime) -> None:
         """``record``'s release is verified in its environment: a promotion into each automatic
@@ -181,8 +182,8 @@ class Promoter:
             promotion_id = Promotion.id_of(release.id, spec.name)
             if await self.store.promotion(promotion_id) is not None:
                 continue
-            await self._supersede_waiting(Target(spec.name, release.service), release, now)
-            await self._save(
+            await self.supersede_waiting(Target(spec.name, release.service), release, now)
+            await self.save(
                 None,
                 Promotion(
                     id=promotion_id, release=release, source=record.environment,
@@ -191,17 +192,18 @@ class Promoter:
                 ),
             )  # fmt: skip
 
-    async def _supersede_waiting(self, target: Target, newer: Release, now: datetime) -> None:
+    async def supersede_waiting(self, target: Target, newer: Release, now: datetime) -> None:
+        """Supersede the promotions waiting into ``target``: the ``newer`` release replaces them."""
         for waiting in await self.store.promotions():
             if waiting.target == target and waiting.state is PromotionState.WAITING:
                 reason = f"superseded by the newer release {newer.id} ({newer.image})"
-                await self._save(
+                await self.save(
                     waiting, waiting.moved(now, state=PromotionState.SUPERSEDED, reason=reason)
                 )
 
     async def evaluate(self) -> None:
         """Take in the deployments that ended, then decide every waiting promotion's gates."""
-        async with self._lock:
+        async with self.lock:
             took_in = bool(self._ended)
             while self._ended:
                 record = self._ended.pop(0)
@@ -212,7 +214,7 @@ class Promoter:
                         "a deployment's outcome was not taken in", extra={"id": record.id}
                     )
             if took_in:
-                export_dora(await self._records.all(), self._clock())
+                export_dora(await self.records.all(), self.clock())
             for promotion in await self.store.promotions():
                 if promotion.state is PromotionState.WAITING:
                     try:
@@ -221,9 +223,9 @@ class Promoter:
                         log.exception("promotion step failed", extra={"promotion": promotion.id})
 
     async def _step(self, promotion: Promotion) -> None:
-        now = self._clock()
+        now = self.clock()
         rules = self.environments.get(promotion.environment).promotion
-        serving = await self._records.service(Target(promotion.source, promotion.service))
+        serving = await self.records.service(Target(promotion.source, promotion.service))
         facts = Facts(
             Upstream.of(promotion, serving.image if serving else None),
             await self.store.hold(promotion.target),
@@ -273,7 +275,7 @@ class Promoter:
             state, reason = PromotionState.FAILED, f"the {first.gate} gate failed: {first.reason}"
         else:
             state, reason = PromotionState.WAITING, f"at the {first.gate} gate: {first.reason}"
-        await self._save(promotion, promotion.moved(now, state=state, reason=reason, gates=results))
+        await self.save(promotion, promotion.moved(now, state=state, reason=reason, gates=results))
 
     async def _start(self, promotion: Promotion, results: list[GateResult], now: datetime) -> None:
         """Every gate passed: queue the release's deployment in the environment's lane."""
@@ -289,15 +291,15 @@ class Promoter:
                 now, state=PromotionState.FAILED, gates=results,
                 reason=f"every gate passed, but {promotion.environment} refused it: {exc}",
             )  # fmt: skip
-            await self._save(promotion, failed)
+            await self.save(promotion, failed)
             return
         started = promotion.moved(
             now, state=PromotionState.PROMOTING, gates=results, deployment_id=record.id,
             reason=f"every gate passed: deploying as {record.id}",
         )  # fmt: skip
-        await self._save(promotion, started)
+        await self.save(promotion, started)
 
-    async def _save(self, before: Promotion | None, after: Promotion) -> None:
+    async def save(self, before: Promotion | None, after: Promotion) -> None:
         """Save ``after``; publish it when anything but the decision times changed."""
         if before is not None and _same(before, after):
             return
@@ -309,124 +311,9 @@ class Promoter:
         except Exception as exc:  # the store is the truth; a lost event is logged
             log.warning("promotion event not published", extra={"error": repr(exc)})
 
-    # --- what people ask for ---------------------------------------------------------------
-
-    async def request(self, release_id: str, environment: str, by: str) -> Promotion:
-        """A person promotes ``release_id`` into ``environment`` (RejectedError: unknown
-        release or environment, the entry, or a release not verified in its upstream)."""
-        release = await self.store.release(release_id)
-        if release is None:
-            raise RejectedError(
-                f"unknown release {release_id!r}: GET /api/releases lists the releases"
-            )
-        spec = self.environments.get(environment)
-        if spec.upstream is None:
-            raise RejectedError(
-                f"{environment} is where CI's releases enter: nothing is promoted into it"
-            )
-        verified = await self._verified(release, spec.upstream)
-        if verified is None:
-            where = await self._verified_anywhere(release)
-            hint = f" (it is verified in {', '.join(where)})" if where else ""
-            raise RejectedError(
-                f"{release.id} was never verified in {spec.upstream}, {environment}'s "
-                f"upstream{hint}: promote it into {spec.upstream} first; environments are not "
-                "skipped"
-            )
-        async with self._lock:
-            promotion_id = Promotion.id_of(release.id, environment)
-            known = await self.store.promotion(promotion_id)
-            if known is not None and known.state is PromotionState.PROMOTED:
-                raise RejectedError(f"{release.id} was already promoted into {environment}")
-            if known is not None and not known.state.final:
-                return known
-            now = self._clock()
-            await self._supersede_waiting(Target(environment, release.service), release, now)
-            promotion = Promotion(
-                id=promotion_id, release=release, source=spec.upstream, environment=environment,
-                automatic=False, requested_by=by, upstream_deployment_id=verified.id,
-                verified_at=verified.finished_at or now, created_at=now, updated_at=now,
-            )  # fmt: skip
-            await self._save(None, promotion)
+    def wake(self) -> None:
+        """Decide the waiting promotions now rather than at the next interval."""
         self._wake.set()
-        return promotion
-
-    async def _verified(self, release: Release, environment: str) -> DeploymentRecord | None:
-        found = [
-            r
-            for r in await self._records.all()
-            if r.release_id == release.id
-            and r.environment == environment
-            and r.phase is DeployPhase.SUCCEEDED
-        ]
-        return found[-1] if found else None
-
-    async def _verified_anywhere(self, release: Release) -> list[str]:
-        return sorted(
-            {
-                r.environment
-                for r in await self._records.all()
-                if r.release_id == release.id and r.phase is DeployPhase.SUCCEEDED
-            }
-        )
-
-    async def approve(
-        self, promotion_id: str, by: str, reason: str, *, override_freeze: bool = False
-    ) -> Promotion:
-        """A person approves a waiting promotion (overriding a freeze needs a reason)."""
-        if override_freeze and not reason.strip():
-            raise RejectedError("overriding a freeze needs a reason: say why it cannot wait")
-        async with self._lock:
-            promotion = await self._waiting(promotion_id)
-            approval = Approval(
-                by=by, reason=reason.strip(), override_freeze=override_freeze, at=self._clock()
-            )
-            approved = promotion.moved(self._clock(), approval=approval)
-            await self._save(promotion, approved)
-        self._wake.set()
-        return approved
-
-    async def cancel(self, promotion_id: str, by: str) -> Promotion:
-        """A person cancels a waiting promotion."""
-        async with self._lock:
-            promotion = await self._waiting(promotion_id)
-            cancelled = promotion.moved(
-                self._clock(), state=PromotionState.CANCELLED, reason=f"cancelled by {by}"
-            )
-            await self._save(promotion, cancelled)
-        return cancelled
-
-    async def _waiting(self, promotion_id: str) -> Promotion:
-        promotion = await self.store.promotion(promotion_id)
-        if promotion is None:
-            raise NotFoundError(f"no promotion {promotion_id}: GET /api/promotions lists them")
-        if promotion.state is not PromotionState.WAITING:
-            raise RejectedError(
-                f"promotion {promotion_id} is {promotion.state.value}, not waiting: "
-                "nothing to decide"
-            )
-        return promotion
-
-    async def hold(self, target: Target, reason: str, by: str) -> Hold:
-        """A person holds automatic promotion into ``target``."""
-        if not reason.strip():
-            raise RejectedError("a hold needs a reason: say why promotion must wait")
-        hold = Hold(
-            environment=target.environment, service=target.service, reason=reason.strip(),
-            since=self._clock(), by=by,
-        )  # fmt: skip
-        await self.store.put_hold(hold)
-        self._wake.set()
-        return hold
-
-    async def clear(self, target: Target) -> Hold:
-        """Clear the hold on ``target`` (NotFoundError: there is none)."""
-        hold = await self.store.hold(target)
-        if hold is None:
-            raise NotFoundError(f"no hold on {target.service} in {target.environment}")
-        await self.store.clear_hold(target)
-        self._wake.set()
-        return hold
 
     async def loop(self, interval_seconds: float) -> None:
         """Decide the waiting promotions every ``interval_seconds`` and after each outcome,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from deployer.intake.checks import RejectedError
 from deployer.orchestrator import Orchestrator
-from deployer.promotion.promoter import NotFoundError
+from deployer.promotion.requests import NotFoundError
 from deployer.records import DeploymentRecord
 from deployer.report.views import ServiceView
 from deployer.web.auth import BASIC_CHALLENGE, authenticate, require

@@ -117,7 +117,7 @@ async def promotion(caller: Caller, orch: Orch, promotion_id: str) -> Promotion:
 async def promote(caller: Caller, orch: Orch, body: PromotionRequest) -> Promotion:
     release = await orch.promoter.store.release(body.release)
     require(caller, Scope.DEPLOY, release.service if release else None)
-    return await orch.promoter.request(body.release, body.environment, caller.name)
+    return await orch.promotions.request(body.release, body.environment, caller.name)
 
 
 async def _readable(caller: Caller, orch: Orch, promotion_id: str, scope: Scope) -> Promotion:
@@ -140,7 +140,7 @@ async def approve(
 ) -> Promotion:
     await _readable(caller, orch, promotion_id, Scope.APPROVE)
     body = body or ApprovalRequest()
-    return await orch.promoter.approve(
+    return await orch.promotions.approve(
         promotion_id, caller.name, body.reason, override_freeze=body.override_freeze
     )
 
@@ -152,7 +152,7 @@ async def approve(
 )
 async def cancel(caller: Caller, orch: Orch, promotion_id: str) -> Promotion:
     await _readable(caller, orch, promotion_id, Scope.DEPLOY)
-    return await orch.promoter.cancel(promotion_id, caller.name)
+    return await orch.promotions.cancel(promotion_id, caller.name)
 
 
 @router.get("/holds", summary="The holds on automatic promotion")
@@ -170,7 +170,7 @@ async def hold(
     caller: Caller, orch: Orch, environment: str, service: str, body: HoldRequest
 ) -> Hold:
     require(caller, Scope.DEPLOY, service)
-    return await orch.promoter.hold(orch.target(service, environment), body.reason, caller.name)
+    return await orch.promotions.hold(orch.target(service, environment), body.reason, caller.name)
 
 
 @router.delete(
@@ -180,7 +180,7 @@ async def hold(
 )
 async def clear_hold(caller: Caller, orch: Orch, environment: str, service: str) -> Hold:
     require(caller, Scope.APPROVE, service)
-    return await orch.promoter.clear(orch.target(service, environment))
+    return await orch.promotions.clear(orch.target(service, environment))
 
 
 @router.get(
