@@ -19,7 +19,11 @@ engine) into the cluster's registry:
 7. the traffic verdict (no request failed);
 8. an order image answering 500 to a fifth of its requests, as a canary beside the stable pods:
    aborted at its first analysis, naming the success rate measured and the threshold;
-9. the summary.
+9. environments: the deployer now serves dev, staging and prod; order's next release flows from
+   dev to staging by itself after a soak and a metric analysis, is held at prod by a freeze that
+   says until when, and is approved into prod with a reason; each environment's release and the
+   DORA figures;
+10. the summary.
 
 Everything it started is stopped at the end, also on failure and on Ctrl-C; the logs stay in
 <run dir>/logs. With --cluster-run-dir it uses a cluster that is up already instead (its own
@@ -29,8 +33,9 @@ namespaces there; that cluster is not stopped).
         [--cluster-run-dir DIR]
 
 The pieces: demo_stage.py (what every chapter uses), demo_chapters_rollouts.py,
-demo_chapters_failures.py and demo_chapter_canary.py (the chapters), demo_platform.py (cluster,
-NATS, PostgreSQL, Prometheus, deployer), demo_ci.py (the simulated CI and the images),
+demo_chapters_failures.py, demo_chapter_canary.py and demo_chapter_environments.py (the
+chapters), demo_platform.py (cluster, NATS, PostgreSQL, Prometheus, deployer),
+demo_environments.py (staging and prod beside it), demo_ci.py (the simulated CI and the images),
 demo_events.py, demo_replicasets.py,
 demo_traffic.py, demo_render.py (output), and demo_supervisor.py (what was started, and
 stopping it). The processes, ports, tools and environments come from devkit.localstack, which
@@ -48,6 +53,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from demo_chapter_canary import bad_canary
+from demo_chapter_environments import environments_chapter
 from demo_chapters_failures import broken_image, memory_limit_lowered, summary, traffic_verdict
 from demo_chapters_rollouts import place_order, release_everything, roll_order, start_platform
 from demo_common import REPO, DemoError, shown
@@ -77,6 +83,7 @@ async def play(demo: Demo) -> None:
         await memory_limit_lowered(demo, after)
         await traffic_verdict(demo)
         await bad_canary(demo, sha, after)
+        await environments_chapter(demo, sha, await demo.platform.replica_sets())
         await summary(demo)
     finally:
         if demo.traffic is not None:

@@ -158,7 +158,7 @@ async def traffic_verdict(demo: Demo) -> None:
 
 async def summary(demo: Demo) -> None:
     """The deployer's view of every release, and the timings."""
-    demo.chapter(9, "Summary")
+    demo.chapter(10, "Summary")
     assert demo.platform.deployer is not None
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.get(
@@ -167,11 +167,13 @@ async def summary(demo: Demo) -> None:
         )
     if response.status_code != 200:
         raise DemoError(f"GET /api/services answered {response.status_code}: {response.text}")
-    table = titled_table(f" Releases in {demo.namespace} (the deployer's GET /api/services)")
+    table = titled_table(f" Releases in dev, {demo.namespace} (the deployer's GET /api/services)")
     for column in ("service", "release", "helm revision", "image tag", "last deployment"):
         table.add_column(column)
     # The deployer can release the dependencies' charts too; the story is the services.
-    for view in (v for v in response.json() if v["service"] in SERVICES):
+    for view in (
+        v for v in response.json() if v["service"] in SERVICES and v.get("environment") == "dev"
+    ):
         last = (view.get("last") or {}).get("phase") or "-"
         table.add_row(
             view["service"],
@@ -201,4 +203,8 @@ async def summary(demo: Demo) -> None:
     demo.say(
         f"[green]✓[/] a canary failing a fifth of its requests was aborted at its first "
         f"analysis, {steps['canary']:.1f} s after it was published"
+    )
+    demo.say(
+        f"[green]✓[/] order 1.4.0 went dev → staging (soak and analysis) → prod (through a "
+        f"freeze, approved with a reason) in {steps['environments']:.1f} s, built once"
     )

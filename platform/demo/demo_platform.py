@@ -239,8 +239,8 @@ class Platform:
                 "the demo runs real pods. Start it with its real node (cluster.sh up)."
             )
         # A namespace left by an earlier demo goes first (its releases, its pods).
-        self.supervisor.set_namespace(
-            self.kubectl_binary, self.kubeconfig, self.namespaces.services
+        self.supervisor.add_namespace(
+            str(self.kubectl_binary), str(self.kubeconfig), self.namespaces.services
         )
         await self.kubectl(
             "delete", "namespace", self.namespaces.services, "--ignore-not-found",
@@ -313,9 +313,10 @@ class Platform:
 
     # -- the deployer
 
-    async def start_deployer(self) -> Managed:
+    async def start_deployer(self, extra_env: dict[str, str] | None = None) -> Managed:
         """``python -m deployer.main`` as the deployer NATS user, with helm against the cluster
-        and values/<service>.yaml per service; ready once its /readyz answers 200."""
+        and values/<service>.yaml per service (and ``extra_env``); ready once its /readyz
+        answers 200."""
         values = self.run_dir / "values"
         values.mkdir(parents=True, exist_ok=True)
         for name in SERVICES:
@@ -349,6 +350,7 @@ class Platform:
             "HELM_CACHE_HOME": str(helm_home / "cache"),
             "HELM_CONFIG_HOME": str(helm_home / "config"),
             "HELM_DATA_HOME": str(helm_home / "data"),
+            **(extra_env or {}),
         }
         argv = [sys.executable, "-m", "deployer.main"]
         self.deployer = self.supervisor.start("deployer", argv, env, f"http://127.0.0.1:{port}")

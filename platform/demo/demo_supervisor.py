@@ -21,7 +21,17 @@ from demo_common import CLUSTER_SH, REPO, DemoError, tail
 
 STATE_FILE = "demo-state.json"
 # What the demo creates in its run directory (and removes again before the next run).
-RUN_SUBDIRS = ("logs", "nats", "data", "values", "helm", "checkout", "cluster")
+RUN_SUBDIRS = (
+    "logs",
+    "nats",
+    "data",
+    "values",
+    "values-staging",
+    "values-prod",
+    "helm",
+    "checkout",
+    "cluster",
+)
 
 
 @dataclass
@@ -44,8 +54,9 @@ class Supervisor:
         self.logs = run_dir / "logs"
         self.processes: list[Managed] = []
         self.cluster_name: str | None = None
-        # On a cluster the demo did not start: (kubectl, kubeconfig, namespace) to delete.
-        self.namespace: tuple[str, str, str] | None = None
+        # On a cluster the demo did not start: (kubectl, kubeconfig, namespace) to delete; also,
+        # in either mode, the namespaces of the environments it adds.
+        self.namespaces: list[tuple[str, str, str]] = []
         self.owns_run_dir = False  # not before prepare() found no other demo there
 
     @property
@@ -74,8 +85,8 @@ class Supervisor:
                 stop_group(int(entry["pid"]), self.marker)
             if state.get("cluster"):
                 self._cluster_down(str(state["cluster"]))
-            if state.get("namespace"):
-                kubectl, kubeconfig, namespace = (str(part) for part in state["namespace"])
+            for entry in state.get("namespaces") or []:
+                kubectl, kubeconfig, namespace = (str(part) for part in entry)
                 delete_namespace(kubectl, kubeconfig, namespace, self.logs)
         self.owns_run_dir = True
         for name in RUN_SUBDIRS:
@@ -92,7 +103,7 @@ class Supervisor:
         state = {
             "pid": os.getpid(),
             "cluster": self.cluster_name,
-            "namespace": list(self.namespace) if self.namespace else None,
+            "namespaces": [list(entry) for entry in self.namespaces],
             "processes": [{"name": m.name, "pid": m.process.pid} for m in self.processes],
         }
         (self.run_dir / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -115,6 +126,19 @@ class Supervisor:
         self._save()
         return managed
 
+    def stop(self, managed: Managed) -> None:
+        """Stop one process (and what it started), and forget it."""
+        if managed.process.poll() is None:
+            managed.process.terminate()
+            try:
+                managed.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                managed.process.kill()
+                managed.process.wait()
+        stop_group(managed.process.pid, self.marker)
+        self.processes = [m for m in self.processes if m is not managed]
+        self._save()
+
     def check(self, managed: Managed) -> None:
         """Raise DemoError (with the end of its log) when the process has exited."""
         code = managed.process.poll()
@@ -129,10 +153,10 @@ class Supervisor:
         self.cluster_name = name
         self._save()
 
-    def set_namespace(self, kubectl: Path, kubeconfig: Path, namespace: str) -> None:
-        """Remember the namespace the demo creates on a cluster it did not start (before it
-        creates it), to delete it at the end."""
-        self.namespace = (str(kubectl), str(kubeconfig), namespace)
+    def add_namespace(self, kubectl: str, kubeconfig: str, namespace: str) -> None:
+        """Remember a namespace the demo creates (before it creates it), to delete it at the end
+        when the cluster stays (on a cluster it started, the cluster goes)."""
+        self.namespaces.append((kubectl, kubeconfig, namespace))
         self._save()
 
     def stop_all(self) -> list[str]:
@@ -157,14 +181,15 @@ class Supervisor:
                 stop_group(managed.process.pid, self.marker)
                 stopped.append(managed.name)
         self.processes = []
+        if self.cluster_name is None:
+            for entry in self.namespaces:
+                delete_namespace(*entry, self.logs)
+                stopped.append(f"namespace {entry[2]} (deleting)")
+        self.namespaces = []
         if self.cluster_name is not None:
             self._cluster_down(self.cluster_name)
             stopped.append(f"cluster {self.cluster_name}")
             self.cluster_name = None
-        if self.namespace is not None:
-            delete_namespace(*self.namespace, self.logs)
-            stopped.append(f"namespace {self.namespace[2]} (deleting)")
-            self.namespace = None
         self._save()
         return stopped
 

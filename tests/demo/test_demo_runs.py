@@ -117,9 +117,29 @@ def test_the_demo_runs_to_the_end_and_cleans_up(tmp_path: Path) -> None:
         r"analysis; \d+ of \d+ requests failed meanwhile .* none after",
         flat,
     ), output
-    # The closing table shows order's real last outcome, the rollback, at the revision it restored.
+    # Environments: order's next release flows dev -> staging by itself (soak, then an analysis
+    # of dev's pods by the real Prometheus), is held at prod by a freeze that says until when,
+    # and is approved into prod with a reason; the same release in every environment.
+    assert "serves dev (flotilla-demo), staging (flotilla-demo-staging) and prod" in flat
+    assert re.search(r"→ staging .*analysis ✓ healthy, \d+ requests", flat), output
     assert re.search(
-        r"^\s+order\s+deployed\s+\d+\s+1\.1\.0-[0-9a-f]{7}\s+rolled_back\s*$", output, re.M
+        r"Held at prod: frozen by demo-freeze \(the demo's change freeze\) until "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d Europe/Berlin",
+        flat,
+    ), output
+    assert re.search(r"Promoted to prod: through the freeze .* none failed", flat), output
+    release = re.search(r"release (order-[0-9a-f]{12}): built once", flat)
+    assert release, output
+    for environment in ("dev", "staging", "prod"):
+        assert re.search(
+            rf"^\s+{environment}\s+1\.4\.0-[0-9a-f]{{7}}\s+{release.group(1)}\s+succeeded\s*$",
+            output,
+            re.M,
+        ), output
+    assert "DORA per environment, from the deployer's ledger" in flat
+    # The closing table shows order's last outcome in dev: the release promoted since.
+    assert re.search(
+        r"^\s+order\s+deployed\s+\d+\s+1\.4\.0-[0-9a-f]{7}\s+succeeded\s*$", output, re.M
     )
     assert "demo finished in" in output
     assert "Traceback" not in output

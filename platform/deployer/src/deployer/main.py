@@ -264,6 +264,15 @@ def deploy_environments(settings: DeployerSettings, environment: Environment) ->
         )
     except EnvironmentsError as exc:
         raise ConfigurationError(str(exc)) from None
+    named = [spec for spec in environments.environments if spec.services]
+    known = set(settings.service_charts()) if named else set()
+    for spec in named:
+        unknown = sorted(set(spec.services or []) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"environment {spec.name} runs {', '.join(unknown)}, which have no chart: the "
+                f"services are {', '.join(sorted(known))}"
+            )
     contexts = [spec.name for spec in environments.environments if spec.kube_context]
     if contexts and settings.kubeconfig is None:
         raise ConfigurationError(

@@ -16,7 +16,7 @@ from deploy_contract.events import ArtifactPublished
 from deployer.canary.registry import Canaries
 from deployer.drift.config import DriftConfig
 from deployer.drift.watch import DriftWatch
-from deployer.intake.checks import Intake
+from deployer.intake.checks import Intake, RejectedError
 from deployer.intake.policy import DeployPolicy
 from deployer.plan import Plan
 from deployer.promotion.environments import Environments, EnvironmentSpec
@@ -123,15 +123,21 @@ class Orchestrator:
         """The target of ``service`` in ``environment`` (default: where CI's releases enter);
         RejectedError for an unknown service or environment."""
         spec = self.environments.get(environment) if environment else self.environments.entry
-        return Target(spec.name, self.intake.known(service))
+        known = self.intake.known(service)
+        if not spec.runs(known):
+            raise RejectedError(
+                f"{spec.name} does not run {known} (it runs {', '.join(spec.services or [])})"
+            )
+        return Target(spec.name, known)
 
     def targets(self, environment: str | None = None) -> list[Target]:
         """Every target this deployer serves (in ``environment``, when given)."""
-        names = [self.environments.get(environment).name] if environment else None
+        specs = [self.environments.get(environment)] if environment else None
         return [
-            Target(name, service)
-            for name in names or self.environments.names
+            Target(spec.name, service)
+            for spec in specs or self.environments.ordered()
             for service in self.services
+            if spec.runs(service)
         ]
 
     async def plan(self, request: ArtifactPublished, environment: str | None = None) -> Plan:

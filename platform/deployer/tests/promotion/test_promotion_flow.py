@@ -15,7 +15,7 @@ from deploy_contract.promotions import Gate, GateVerdict, PromotionState
 from deployer.intake.checks import RejectedError
 from deployer.promotion.model import Promotion
 from deployer.records import Origin
-from tests.deployer.promotion_world import BROKEN, HEALTHY, Flow, gate
+from tests.deployer.promotion_world import BROKEN, HEALTHY, Flow, flow, gate
 
 
 async def test_a_release_flows_dev_staging_prod_with_every_gate_recorded(three: Flow) -> None:
@@ -170,3 +170,24 @@ async def test_the_dora_gauges_follow_the_ledger(three: Flow) -> None:
         "deployer_dora_lead_time_seconds", {"service": "order", "environment": "dev"}
     )
     assert lead_time == pytest.approx(3600, abs=60)  # committed an hour before it was published
+
+
+async def test_an_environment_that_runs_some_services_is_offered_only_theirs() -> None:
+    environments = {
+        "environments": [
+            {"name": "dev", "namespace": "flotilla-dev"},
+            {"name": "prod", "namespace": "flotilla-prod", "upstream": "dev", "services": ["auth"]},
+        ]
+    }
+    made = flow(environments)
+    try:
+        release = (await made.publish("1.1.0-bbbbbbb")).release_id
+        assert release is not None
+        assert made.promotions.promoted == {}  # prod does not run order
+        assert [str(t) for t in made.orchestrator.targets("prod")] == []
+        with pytest.raises(RejectedError, match=r"prod does not run order \(it runs auth\)"):
+            await made.orchestrator.promotions.request(release, "prod", "someone")
+        with pytest.raises(RejectedError, match="prod does not run order"):
+            made.orchestrator.target("order", "prod")
+    finally:
+        await made.orchestrator.stop(1)

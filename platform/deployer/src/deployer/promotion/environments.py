@@ -95,7 +95,17 @@ class EnvironmentSpec(_Config):
         default=None, alias="valuesDir", description="<service>.yaml values of this environment"
     )
     upstream: str | None = Field(default=None, description="Where its releases come from")
+    services: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="The services it runs (releases of others are not promoted into it); "
+        "none: every service",
+    )
     promotion: PromotionRules = Field(default_factory=PromotionRules)
+
+    def runs(self, service: str) -> bool:
+        """Whether ``service`` has a release in this environment."""
+        return self.services is None or service in self.services
 
 
 class Environments(_Config):

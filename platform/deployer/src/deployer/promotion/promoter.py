@@ -177,7 +177,7 @@ class Promoter:
         if release is None:
             return
         for spec in self.environments.downstream(record.environment):
-            if not spec.promotion.automatic:
+            if not spec.promotion.automatic or not spec.runs(release.service):
                 continue
             promotion_id = Promotion.id_of(release.id, spec.name)
             if await self.store.promotion(promotion_id) is not None:

@@ -41,6 +41,11 @@ class PromotionRequests:
             raise RejectedError(
                 f"{environment} is where CI's releases enter: nothing is promoted into it"
             )
+        if not spec.runs(release.service):
+            raise RejectedError(
+                f"{environment} does not run {release.service} "
+                f"(it runs {', '.join(spec.services or [])})"
+            )
         verified = await self._verified(release, spec.upstream)
         if verified is None:
             where = await self._verified_anywhere(release)

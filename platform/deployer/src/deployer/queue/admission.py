@@ -72,9 +72,14 @@ class Admission:
     ) -> ArtifactPublished:
         """``request`` when ``environment``'s intake (default: the entry's) accepts it against
         what serves there now; else RejectedError."""
-        name = self.environments.get(environment).name if environment else self.entry
+        spec = self.environments.get(environment) if environment else self.environments.entry
+        name = spec.name
         intake = self.intakes[name]
         intake.known(request.service)
+        if not spec.runs(request.service):
+            raise RejectedError(
+                f"{name} does not run {request.service} (it runs {', '.join(spec.services or [])})"
+            )
         state = await self.reporter.store.service(Target(name, request.service))
         return intake.check_request(request, state.image if state else None)
 
