@@ -265,6 +265,19 @@ async def test_a_release_flows_dev_staging_prod_through_its_gates(
         assert record["environment"] == promotion["environment"]
         assert record["phase"] == "succeeded"
 
+    # The dashboard shows each environment's release of order, and the DORA figures.
+    async with (
+        aiohttp.ClientSession(headers=envs.admin_headers) as http,
+        http.get(envs.deployer.base_url + "/fragments/environments") as response,
+    ):
+        assert response.status == 200
+        board = await response.text()
+    for environment in ENVIRONMENTS:
+        assert f'<td data-environment="{environment}">' in board
+    assert board.count(f"<code>{V1}</code>") == len(ENVIRONMENTS)
+    assert "DORA, last 30 days" in board
+    assert "<td>order</td><td>prod</td>" in board
+
     # Every event says which environment it is about.
     promotion_events = await envs.promotion_events("order")
     assert {(e.environment, e.state.value) for e in promotion_events} >= {
