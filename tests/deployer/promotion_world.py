@@ -152,3 +152,13 @@ def gate(promotion: Promotion, which: Gate) -> tuple[GateVerdict, str]:
     """One gate's verdict and reason."""
     found = next(g for g in promotion.gates if g.gate is which)
     return found.verdict, found.reason
+
+
+def dev_to_prod(*, services: list[str] | None = None, **promotion: Any) -> dict[str, Any]:
+    """dev -> prod, prod with ``promotion``'s rules (camelCase keys) and ``services``."""
+    prod: dict[str, Any] = {"name": "prod", "namespace": "flotilla-prod", "upstream": "dev"}
+    if promotion:
+        prod["promotion"] = promotion
+    if services is not None:
+        prod["services"] = services
+    return {"environments": [{"name": "dev", "namespace": "flotilla-dev"}, prod]}

@@ -15,7 +15,7 @@ from deploy_contract.promotions import Gate, GateVerdict, PromotionState
 from deployer.intake.checks import RejectedError
 from deployer.promotion.model import Promotion
 from deployer.records import Origin
-from tests.deployer.promotion_world import BROKEN, HEALTHY, Flow, flow, gate
+from tests.deployer.promotion_world import BROKEN, HEALTHY, Flow, dev_to_prod, flow, gate
 
 
 async def test_a_release_flows_dev_staging_prod_with_every_gate_recorded(three: Flow) -> None:
@@ -173,13 +173,7 @@ async def test_the_dora_gauges_follow_the_ledger(three: Flow) -> None:
 
 
 async def test_an_environment_that_runs_some_services_is_offered_only_theirs() -> None:
-    environments = {
-        "environments": [
-            {"name": "dev", "namespace": "flotilla-dev"},
-            {"name": "prod", "namespace": "flotilla-prod", "upstream": "dev", "services": ["auth"]},
-        ]
-    }
-    made = flow(environments)
+    made = flow(dev_to_prod(services=["auth"]))
     try:
         release = (await made.publish("1.1.0-bbbbbbb")).release_id
         assert release is not None

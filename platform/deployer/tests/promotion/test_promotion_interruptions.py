@@ -19,17 +19,19 @@ from deployer.records import Origin
 from deployer.settings import DeployerSettings
 from deployer.targets import Target
 from tests.deployer.memory_ports import memory_ports
-from tests.deployer.promotion_world import CHARTS, ENVIRONMENTS, REPOSITORY, Flow, flow, gate
+from tests.deployer.promotion_world import (
+    CHARTS,
+    ENVIRONMENTS,
+    REPOSITORY,
+    Flow,
+    dev_to_prod,
+    flow,
+    gate,
+)
 
 
 async def test_a_rollback_in_prod_holds_automatic_promotion_until_cleared() -> None:
-    environments = {
-        "environments": [
-            {"name": "dev", "namespace": "flotilla-dev"},
-            {"name": "prod", "namespace": "flotilla-prod", "upstream": "dev"},
-        ]
-    }
-    made = flow(environments)
+    made = flow(dev_to_prod())
     try:
         await made.publish("1.1.0-bbbbbbb")
         assert made.serving("prod") == "1.1.0-bbbbbbb"
@@ -70,29 +72,15 @@ def at(instant: str) -> timedelta:
 async def test_a_weekend_freeze_blocks_and_lifts_at_the_right_instants_across_dst() -> None:
     # Every Friday 18:00 to Monday 08:00 in Berlin; clocks spring forward on Sunday 2027-03-28,
     # so the weekend of 2027-03-26 starts at 17:00Z (CET) and lifts at 06:00Z (CEST).
-    environments = {
-        "environments": [
-            {"name": "dev", "namespace": "flotilla-dev"},
-            {
-                "name": "prod",
-                "namespace": "flotilla-prod",
-                "upstream": "dev",
-                "promotion": {
-                    "freeze": [
-                        {
-                            "name": "weekend",
-                            "reason": "nobody on call",
-                            "timezone": "Europe/Berlin",
-                            "start": "2027-01-01T18:00",
-                            "end": "2027-01-04T08:00",
-                            "rrule": "FREQ=WEEKLY;BYDAY=FR",
-                        }
-                    ]
-                },
-            },
-        ]
+    weekend = {
+        "name": "weekend",
+        "reason": "nobody on call",
+        "timezone": "Europe/Berlin",
+        "start": "2027-01-01T18:00",
+        "end": "2027-01-04T08:00",
+        "rrule": "FREQ=WEEKLY;BYDAY=FR",
     }
-    made = flow(environments)
+    made = flow(dev_to_prod(freeze=[weekend]))
     try:
         made.clock.offset = at("2027-03-26T16:59:59+00:00")
         first = (await made.publish("1.1.0-bbbbbbb")).release_id
@@ -127,28 +115,14 @@ async def test_a_weekend_freeze_blocks_and_lifts_at_the_right_instants_across_ds
 
 
 async def test_an_approval_with_a_reason_overrides_a_freeze() -> None:
-    environments = {
-        "environments": [
-            {"name": "dev", "namespace": "flotilla-dev"},
-            {
-                "name": "prod",
-                "namespace": "flotilla-prod",
-                "upstream": "dev",
-                "promotion": {
-                    "freeze": [
-                        {
-                            "name": "year-end",
-                            "timezone": "America/New_York",
-                            "start": "2026-12-24T00:00",
-                            "end": "2027-01-02T00:00",
-                            "rrule": "FREQ=YEARLY",
-                        }
-                    ]
-                },
-            },
-        ]
+    year_end = {
+        "name": "year-end",
+        "timezone": "America/New_York",
+        "start": "2026-12-24T00:00",
+        "end": "2027-01-02T00:00",
+        "rrule": "FREQ=YEARLY",
     }
-    made = flow(environments)
+    made = flow(dev_to_prod(freeze=[year_end]))
     try:
         made.clock.offset = at("2027-12-25T12:00:00+00:00")
         release = (await made.publish("1.1.0-bbbbbbb")).release_id
