@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import TypeVar
 
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from pydantic import BaseModel
 
-from deployer.adapters.store import KEEP_SECONDS, bucket
+from deployer.adapters.store import KEEP_SECONDS, bucket, bucket_keys
 from deployer.promotion.model import Hold, Promotion
 from deployer.promotion.releases import Release
 from deployer.targets import Target
@@ -33,19 +33,13 @@ async def _get(kv: KeyValue, key: str, model: type[Model]) -> Model | None:
     return model.model_validate_json(entry.value) if entry.value else None
 
 
-async def _all(kv: KeyValue, model: type[Model]) -> list[Model]:
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return []
-    found = [await _get(kv, key, model) for key in keys]
-    return [item for item in found if item is not None]
-
-
 class PromotionKV:
     """The promotion store over three buckets."""
 
-    def __init__(self, releases: KeyValue, promotions: KeyValue, holds: KeyValue) -> None:
+    def __init__(
+        self, js: JetStreamContext, releases: KeyValue, promotions: KeyValue, holds: KeyValue
+    ) -> None:
+        self._js = js
         self._releases = releases
         self._promotions = promotions
         self._holds = holds
@@ -54,10 +48,15 @@ class PromotionKV:
     async def open(cls, js: JetStreamContext) -> PromotionKV:
         """Open (creating when missing) the buckets."""
         return cls(
+            js,
             await bucket(js, RELEASES_BUCKET, KEEP_SECONDS),
             await bucket(js, PROMOTIONS_BUCKET, KEEP_SECONDS),
             await bucket(js, HOLDS_BUCKET, None),
         )
+
+    async def _all(self, kv: KeyValue, name: str, model: type[Model]) -> list[Model]:
+        found = [await _get(kv, key, model) for key in await bucket_keys(self._js, name)]
+        return [item for item in found if item is not None]
 
     async def release(self, release_id: str) -> Release | None:
         """The release ``release_id``, if known."""
@@ -69,7 +68,8 @@ class PromotionKV:
 
     async def releases(self) -> list[Release]:
         """Every known release, oldest first."""
-        return sorted(await _all(self._releases, Release), key=lambda r: r.created_at)
+        releases = await self._all(self._releases, RELEASES_BUCKET, Release)
+        return sorted(releases, key=lambda r: r.created_at)
 
     async def promotion(self, promotion_id: str) -> Promotion | None:
         """The promotion ``promotion_id``, if known."""
@@ -81,7 +81,8 @@ class PromotionKV:
 
     async def promotions(self) -> list[Promotion]:
         """Every known promotion, oldest first."""
-        return sorted(await _all(self._promotions, Promotion), key=lambda p: p.created_at)
+        promotions = await self._all(self._promotions, PROMOTIONS_BUCKET, Promotion)
+        return sorted(promotions, key=lambda p: p.created_at)
 
     async def hold(self, target: Target) -> Hold | None:
         """The hold on ``target``, if any."""
@@ -100,4 +101,4 @@ class PromotionKV:
 
     async def holds(self) -> list[Hold]:
         """Every hold."""
-        return await _all(self._holds, Hold)
+        return await self._all(self._holds, HOLDS_BUCKET, Hold)

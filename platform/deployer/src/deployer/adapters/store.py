@@ -7,7 +7,7 @@ import hashlib
 
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from deployer.records import DeploymentRecord, ServiceState
@@ -28,6 +28,15 @@ def _service_key(target: Target) -> str:
     return f"{target.environment}.{target.service}" if target.environment else target.service
 
 
+async def bucket_keys(js: JetStreamContext, name: str) -> list[str]:
+    """The keys of the bucket ``name``, from its stream's subjects. nats.py's ``keys()`` lists
+    them with a watcher that can signal "no more" before the first key arrives when the process
+    is busy, and then finds none."""
+    prefix = f"$KV.{name}."
+    info = await js.stream_info(f"KV_{name}", subjects_filter=f"{prefix}>")
+    return [subject.removeprefix(prefix) for subject in info.state.subjects or {}]
+
+
 async def bucket(js: JetStreamContext, name: str, ttl: float | None) -> KeyValue:
     """The key-value bucket ``name``, created (one value per key, kept ``ttl`` seconds) when
     missing."""
@@ -42,7 +51,8 @@ async def bucket(js: JetStreamContext, name: str, ttl: float | None) -> KeyValue
 class Store:
     """Deployment records by id and the state of each service."""
 
-    def __init__(self, deployments: KeyValue, services: KeyValue) -> None:
+    def __init__(self, js: JetStreamContext, deployments: KeyValue, services: KeyValue) -> None:
+        self._js = js
         self._deployments = deployments
         self._services = services
 
@@ -50,6 +60,7 @@ class Store:
     async def open(cls, js: JetStreamContext) -> Store:
         """Open (creating when missing) the deployer's buckets."""
         return cls(
+            js,
             await bucket(js, DEPLOYMENTS_BUCKET, KEEP_SECONDS),
             await bucket(js, SERVICES_BUCKET, None),
         )
@@ -70,10 +81,7 @@ class Store:
 
     async def all(self) -> list[DeploymentRecord]:
         """Every known deployment, oldest first."""
-        try:
-            keys = await self._deployments.keys()
-        except NoKeysError:
-            return []
+        keys = await bucket_keys(self._js, DEPLOYMENTS_BUCKET)
         records = []
         for key in keys:
             try:
