@@ -34,10 +34,12 @@ def canary_strategy(interval: int, count: int, failure_limit: int) -> dict[str, 
                 "inconclusiveLimit": 2,
                 "minRequests": 10,
                 "successRate": 0.99,
-                # These tests judge by success rate. A fresh pod's p99 on this loaded 2-core
-                # machine is often twice a warm pod's (a rollout's slow tail), which the
-                # default ratio (2) would call a failure.
-                "maxP99Ratio": 5,
+                # These tests judge by success rate (and p99 against maxP99Seconds). A fresh
+                # pod's p99 on this loaded 2-core machine is often several times a warm pod's
+                # (a rollout's slow tail: 158 ms against 23 ms measured), which the ratio rule
+                # would call a failure; that rule is tested against a real Prometheus in
+                # tests/deployer/test_canary_analysis.py.
+                "maxP99Ratio": 100,
             },
         },
     }
