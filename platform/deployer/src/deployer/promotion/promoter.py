@@ -55,6 +55,12 @@ def _rolled_back(record: DeploymentRecord) -> bool:
     return record.phase is DeployPhase.SUCCEEDED and is_rollback(record)
 
 
+def _ending(record: DeploymentRecord) -> str:
+    """How a deployment ended, in one line: its id, its phase, its reason."""
+    said = f": {record.reason}" if record.reason else ""
+    return f"{record.id} ended {record.phase.value}{said}"
+
+
 _ENDED = {
     DeployPhase.SUCCEEDED: PromotionState.PROMOTED,
     DeployPhase.UNCHANGED: PromotionState.PROMOTED,
@@ -146,12 +152,10 @@ class Promoter:
             await self._promotion_ended(record, now)
         spec = self.environments.get(record.environment)
         if _rolled_back(record) and spec.upstream is not None:
-            reason = f"{record.id} ended {record.phase.value}"
-            if record.reason:
-                reason += f": {record.reason}"
             await self.store.put_hold(
                 Hold(
-                    environment=record.environment, service=record.service, reason=reason,
+                    environment=record.environment, service=record.service,
+                    reason=_ending(record),
                     deployment_id=record.id, since=now,
                 )
             )  # fmt: skip
@@ -164,10 +168,7 @@ class Promoter:
         if promotion is None or promotion.deployment_id != record.id or promotion.state.final:
             return
         state = _ENDED.get(record.phase, PromotionState.FAILED)
-        reason = f"{record.id} ended {record.phase.value}"
-        if record.reason:
-            reason += f": {record.reason}"
-        await self.save(promotion, promotion.moved(now, state=state, reason=reason))
+        await self.save(promotion, promotion.moved(now, state=state, reason=_ending(record)))
 
     async def _offer(self, record: DeploymentRecord, now: datetime) -> None:
         """``record``'s release is verified in its environment: a promotion into each automatic

@@ -23,7 +23,6 @@ from deployer.web.tokens import ApiToken, Scope
 _templates = Environment(
     loader=PackageLoader("deployer.web", "templates"), autoescape=select_autoescape(["html"])
 )
-_templates.globals["duration"] = lambda seconds: _duration(seconds)
 HISTORY_LIMIT = 30
 # Scripts only from the deployer itself (no inline script, no eval); the page talks to its own
 # origin only; the inline <style> is the one exception.
@@ -117,6 +116,9 @@ def _duration(seconds: float | None) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+_templates.globals["duration"] = _duration
 
 
 def _page(template: str, **context: Any) -> HTMLResponse:
