@@ -191,7 +191,13 @@ class MemoryReleases:
         return Applied(revision.number)
 
     async def rollback(
-        self, release: str, revision: int | None, *, timeout_seconds: float, description: str
+        self,
+        release: str,
+        revision: int | None,
+        *,
+        timeout_seconds: float,
+        description: str,
+        marks: Mapping[str, str] | None = None,
     ) -> Applied:
         """Go back to ``revision`` (None: the deployed one before the last)."""
         self.calls.append(f"rollback {release}")

@@ -27,6 +27,8 @@ DECISIONS = [
     "deployer.intake.policy",
     "deployer.intake.guardrails",
     "deployer.queue.lanes",
+    "deployer.gitops.layout",
+    "deployer.gitops.verdict",
 ]
 ADAPTERS = (
     "deployer.adapters",

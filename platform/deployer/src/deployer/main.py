@@ -17,6 +17,7 @@ from deployer.adapters.prometheus import PrometheusQueries
 from deployer.adapters.promotion_store import PromotionKV
 from deployer.adapters.store import Store
 from deployer.drift.config import DriftConfig, load_drift_config
+from deployer.gitops.place import gitops_place
 from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
 from deployer.orchestrator import Orchestrator
 from deployer.promotion.environments import (
@@ -27,6 +28,7 @@ from deployer.promotion.environments import (
 )
 from deployer.reconcile.ports import Place, Ports
 from deployer.settings import DeployerSettings
+from deployer.targets import Target
 from deployer.web.api import api_router
 from deployer.web.dashboard import dashboard_router
 from deployer.web.deps import install
@@ -120,12 +122,20 @@ class Deployer:
         )
 
     async def _place(self, spec: EnvironmentSpec) -> Place:
-        """Helm and the Kubernetes API for ``spec``'s namespace (in its cluster)."""
+        """Helm and the Kubernetes API for ``spec``'s namespace (in its cluster); in a gitops
+        environment, commits to its repository that Flux applies."""
         settings = self.settings
         helm = Helm(
             settings.helm(), settings.kubeconfig, spec.namespace, kube_context=spec.kube_context
         )
         cluster = await self._connect_cluster(spec)
+        if spec.gitops is not None:
+            if cluster is None:
+                raise ConfigurationError(
+                    f"environment {spec.name} is a gitops environment: the deployer needs the "
+                    "Kubernetes API to follow Flux (set DEPLOYER_KUBECONFIG)"
+                )
+            return await gitops_place(settings, spec, spec.gitops, helm, cluster)
         return Place(
             namespace=spec.namespace,
             releases=helm,
@@ -142,7 +152,7 @@ class Deployer:
         loops = [asyncio.create_task(orchestrator.promoter.loop(self.settings.promotion_seconds))]
         if interval > 0:
             loops.append(
-                asyncio.create_task(orchestrator.drift.loop(orchestrator.targets, interval))
+                asyncio.create_task(orchestrator.drift.loop(self._drift_targets, interval))
             )
         await runtime.stopping.wait()
         for loop in loops:
@@ -151,6 +161,14 @@ class Deployer:
         # Half the shutdown budget: the rest drains NATS (the outcome events) after it.
         await orchestrator.stop(runtime.settings.service.shutdown_timeout_seconds / 2)
         await self._close()
+
+    def _drift_targets(self) -> list[Target]:
+        """The targets whose drift the deployer owns: Flux owns a gitops environment's."""
+        return [
+            target
+            for target in self.orchestrator().targets()
+            if self._environments.get(target.environment).mode == "push"
+        ]
 
     async def _close(self) -> None:
         clusters, self._clusters = self._clusters, []
@@ -273,6 +291,12 @@ def deploy_environments(settings: DeployerSettings, environment: Environment) ->
                 f"environment {spec.name} runs {', '.join(unknown)}, which have no chart: the "
                 f"services are {', '.join(sorted(known))}"
             )
+    gitops = [spec.name for spec in environments.environments if spec.mode == "gitops"]
+    if gitops and settings.kubeconfig is None and "KUBERNETES_SERVICE_HOST" not in os.environ:
+        raise ConfigurationError(
+            f"environments {', '.join(gitops)} are gitops environments: the deployer follows Flux "
+            "through the Kubernetes API; set DEPLOYER_KUBECONFIG (or run it in the cluster)"
+        )
     contexts = [spec.name for spec in environments.environments if spec.kube_context]
     if contexts and settings.kubeconfig is None:
         raise ConfigurationError(

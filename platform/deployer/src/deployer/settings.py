@@ -58,6 +58,14 @@ class DeployerSettings(BaseSettings):
     # How often that Prometheus scrapes the pods: an analysis window must span two scrapes.
     prometheus_scrape_interval_seconds: float = Field(default=15.0, gt=0)
 
+    # GitOps environments: where the deployer keeps its working copies and chart copies, and the
+    # credentials it pushes with (HTTP basic; a token as the password).
+    gitops_dir: Path = Path("/tmp/flotilla-gitops")  # noqa: S108 (the pod's emptyDir)
+    git_username: str | None = None
+    git_password: SecretStr | None = None
+    git_author_name: str = "Flotilla deployer"
+    git_author_email: str = "deployer@flotilla.invalid"
+
     @field_validator("namespaces", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

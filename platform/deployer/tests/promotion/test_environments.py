@@ -76,12 +76,39 @@ def test_a_chain_is_ordered_upstream_first_and_may_branch(tmp_path: Path) -> Non
             "environments.1.promotion.freeze.0.rrule",
         ),
         ("- {name: a, namespace: a}\n- [", "is not YAML or JSON"),
+        ("- {name: a, namespace: a, mode: gitops}", "a: mode gitops needs a gitops block"),
+        (
+            "- {name: a, namespace: a, gitops: {repository: 'https://git.example/p.git'}}",
+            "a: a gitops block needs mode: gitops",
+        ),
+        (
+            "- {name: a, namespace: a, mode: gitops, gitops: "
+            "{repository: 'https://ci:s3cret@git.example/p.git'}}",
+            "the URL carries a password",
+        ),
+        (
+            "- {name: a, namespace: a, mode: gitops, gitops: {repository: 'git.example/p.git'}}",
+            "environments.0.gitops.repository",
+        ),
     ],
 )
 def test_a_bad_configuration_is_refused_naming_the_field(text: str, message: str) -> None:
     with pytest.raises(EnvironmentsError, match="in DEPLOYER_ENVIRONMENTS") as refused:
         load_environments(text, None, default=ALONE)
     assert message in str(refused.value)
+
+
+def test_a_gitops_environment_names_its_repository_and_flux_its_own_url() -> None:
+    text = (
+        "- {name: dev, namespace: dev}\n"
+        "- {name: prod, namespace: prod, upstream: dev, mode: gitops, gitops: "
+        "{repository: 'https://git.example/p.git', fluxRepository: 'http://git.flux/p.git', "
+        "secretRef: git-read}}"
+    )
+    prod = load_environments(text, None, default=ALONE).get("prod")
+    assert prod.mode == "gitops" and prod.gitops is not None
+    assert prod.gitops.source_url == "http://git.flux/p.git"
+    assert (prod.gitops.branch, prod.gitops.secret_ref) == ("main", "git-read")
 
 
 def test_text_and_file_together_are_refused(tmp_path: Path) -> None:

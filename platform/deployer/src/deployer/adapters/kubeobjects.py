@@ -55,11 +55,13 @@ class KubeObjects:
                 return None
             raise
 
-    async def apply(self, obj: dict[str, Any], *, dry_run: bool) -> dict[str, Any]:
-        """Server-side apply ``obj`` as helm (forcing conflicts); the object as stored (or as it
-        would be stored, with ``dry_run``)."""
+    async def apply(
+        self, obj: dict[str, Any], *, dry_run: bool, field_manager: str = FIELD_MANAGER
+    ) -> dict[str, Any]:
+        """Server-side apply ``obj`` as ``field_manager`` (default helm's), forcing conflicts;
+        the object as stored (or as it would be stored, with ``dry_run``)."""
         key = key_of(obj)
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        query = [("fieldManager", field_manager), ("force", "true")]
         if dry_run:
             query.append(("dryRun", "All"))
         return await self._call("PATCH", await self._path(key), key, body=obj, query=query)

@@ -24,10 +24,12 @@ loops. Without the setting a deployer serves one environment, named after the de
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from deployer.configtext import ConfigTextError, load_config_text
+from deployer.gitops.config import GitOpsSpec
 from deployer.intake.checks import RejectedError
 from deployer.promotion.freeze import FreezeCalendar, FreezeWindow
 
@@ -102,6 +104,25 @@ class EnvironmentSpec(_Config):
         "none: every service",
     )
     promotion: PromotionRules = Field(default_factory=PromotionRules)
+    mode: Literal["push", "gitops"] = Field(
+        default="push",
+        description="push: the deployer runs helm; gitops: it commits the desired state to git "
+        "and Flux applies it",
+    )
+    gitops: GitOpsSpec | None = Field(
+        default=None, description="The repository of a gitops environment"
+    )
+
+    @model_validator(mode="after")
+    def _gitops_with_its_repository(self) -> EnvironmentSpec:
+        if self.mode == "gitops" and self.gitops is None:
+            raise ValueError(
+                f"{self.name}: mode gitops needs a gitops block naming the repository "
+                "(gitops: {repository: https://...})"
+            )
+        if self.mode == "push" and self.gitops is not None:
+            raise ValueError(f"{self.name}: a gitops block needs mode: gitops")
+        return self
 
     def runs(self, service: str) -> bool:
         """Whether ``service`` has a release in this environment."""

@@ -37,6 +37,21 @@ def description_for(record: DeploymentRecord) -> str:
     return " ".join(parts)
 
 
+def marks_for(record: DeploymentRecord) -> dict[str, str]:
+    """What names ``record``'s change where it is written down (a gitops commit's trailers)."""
+    marks = {
+        "Flotilla-Deployment": record.id,
+        "Flotilla-Environment": record.environment,
+        "Flotilla-Service": record.service,
+        "Flotilla-Release": record.release_id or "",
+    }
+    if record.request is not None:
+        marks["Flotilla-Pipeline-Run"] = record.request.pipeline_id
+        marks["Flotilla-Commit"] = record.request.commit
+        marks["Flotilla-Image"] = record.request.image
+    return {key: value for key, value in marks.items() if value}
+
+
 @dataclass(frozen=True)
 class Planned:
     """What the plan of a deployment found: the plan, the approvals the policy wants for it, and

@@ -82,6 +82,8 @@ class Planner:
         already, and the image changes (a first install, or a change of values alone, rolls)."""
         if record.request is None or observed.status != "deployed" or observed.image is None:
             return None
+        if self._ports.at(record.environment).mode == "gitops":
+            return None  # Flux rolls a gitops environment's releases (no canary steps)
         intake = self._intakes[record.environment]
         strategy = canary_strategy(intake.merged(record.service, values))
         if strategy is None or record.canary is not None:  # resumed: finish the canary

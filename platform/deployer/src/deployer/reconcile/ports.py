@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,9 @@ from deployer.reconcile.objectkey import ObjectKey
 from deployer.report.ports import Publisher, RecordStore
 
 OnProgress = Callable[[RolloutProgress], Awaitable[None]]
+# What names a change where it is written down: the deployment, its release, pipeline run and
+# commit (a gitops commit's trailers; helm's description names them in push mode).
+Marks = Mapping[str, str]
 
 
 class ReleaseInfo(Protocol):
@@ -78,7 +81,8 @@ class Releases(Protocol):
 @dataclass(frozen=True)
 class ApplyRequest:
     """Values to apply to a release of a chart, waiting for the rollout; ``on_start`` gets the
-    monotonic time the apply started at, and setting ``stop`` gives up waiting (rolls back)."""
+    monotonic time the apply started at, and setting ``stop`` gives up waiting (rolls back);
+    ``marks`` name the change."""
 
     release: str
     chart: Path
@@ -88,6 +92,7 @@ class ApplyRequest:
     history_max: int
     on_start: Callable[[float], None] | None = None
     stop: asyncio.Event | None = None
+    marks: Marks = field(default_factory=dict)
 
 
 class ApplyStep(Protocol):
@@ -98,7 +103,13 @@ class ApplyStep(Protocol):
         rolled back. Raises a StepError (retryable or final)."""
 
     async def rollback(
-        self, release: str, revision: int | None, *, timeout_seconds: float, description: str
+        self,
+        release: str,
+        revision: int | None,
+        *,
+        timeout_seconds: float,
+        description: str,
+        marks: Marks | None = None,
     ) -> Applied:
         """Go back to ``revision`` (None: the previous one), waiting for readiness."""
 
@@ -129,14 +140,16 @@ class Rollouts(Protocol):
 
 @dataclass
 class Place:
-    """Where one environment's releases live: read and applied (helm in its namespace), and the
-    cluster's rollouts and live objects there (None without a Kubernetes API)."""
+    """Where one environment's releases live: read and applied (helm in its namespace, or a
+    commit Flux applies: ``mode`` gitops), and the cluster's rollouts and live objects there
+    (None without a Kubernetes API)."""
 
     namespace: str
     releases: Releases
     apply: ApplyStep
     rollouts: Rollouts | None
     objects: LiveObjects | None
+    mode: str = "push"
 
 
 @dataclass

@@ -195,8 +195,10 @@ class Helm:
         description: str,
         wait: bool = True,
         history_max: int = 10,
+        marks: Mapping[str, str] | None = None,
     ) -> HelmResult:
-        """``helm rollback`` to ``revision`` (None: the previous one); waits for readiness."""
+        """``helm rollback`` to ``revision`` (None: the previous one); waits for readiness.
+        ``description`` names the deployment (``marks`` are for the gitops apply step)."""
         args = ["rollback", release]
         if revision is not None:
             args.append(str(revision))

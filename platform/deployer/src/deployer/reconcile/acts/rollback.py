@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deploy_contract.events import DeployPhase
 from deployer.reconcile.context import Crew, Ending, Pass
-from deployer.reconcile.decide import RollBack, description_for
+from deployer.reconcile.decide import RollBack, description_for, marks_for
 from deployer.reconcile.state import Outcome
 
 
@@ -18,6 +18,7 @@ async def act(crew: Crew, current: Pass, action: RollBack) -> Ending:
         action.revision or None,
         timeout_seconds=crew.settings.helm_timeout_seconds,
         description=description_for(started),
+        marks=marks_for(started),
     )
     after = await crew.observer.status(current.target)
     image = str(after.image) if after.image else None

@@ -11,7 +11,7 @@ from deploy_contract.events import DeployPhase, RolloutProgress
 from deploy_contract.images import parse_image
 from deployer.reconcile.acts.started import report_started
 from deployer.reconcile.context import Crew, Ending, Pass
-from deployer.reconcile.decide import Upgrade, description_for
+from deployer.reconcile.decide import Upgrade, description_for, marks_for
 from deployer.reconcile.errors import StepError
 from deployer.reconcile.ports import ApplyRequest
 from deployer.reconcile.state import Observation, Outcome, failure_outcome
@@ -45,6 +45,7 @@ async def upgrade(
                 history_max=crew.settings.history_max,
                 on_start=on_start,
                 stop=watch.give_up,
+                marks=marks_for(record),
             )
             applied = await crew.ports.at(target.environment).apply.apply(request)
         except StepError as exc:
