@@ -106,7 +106,8 @@ def test_a_gitops_environment_names_its_repository_and_flux_its_own_url() -> Non
         "secretRef: git-read}}"
     )
     prod = load_environments(text, None, default=ALONE).get("prod")
-    assert prod.mode == "gitops" and prod.gitops is not None
+    assert prod.mode == "gitops"
+    assert prod.gitops is not None
     assert prod.gitops.source_url == "http://git.flux/p.git"
     assert (prod.gitops.branch, prod.gitops.secret_ref) == ("main", "git-read")
 
