@@ -43,6 +43,15 @@ def deployer_properties() -> Schema:
             ),
         }
     )
+    properties["git"] = obj(
+        {
+            "existingSecret": secret_name(
+                "Secret with the credentials the deployer pushes gitops environments with."
+            ),
+            "usernameKey": string(DATA_KEY, "Its key for DEPLOYER_GIT_USERNAME."),
+            "passwordKey": string(DATA_KEY, "Its key for DEPLOYER_GIT_PASSWORD."),
+        }
+    )
     properties["policy"] = policy()
     properties["environments"] = environments()
     properties["drift"] = drift()

@@ -147,3 +147,46 @@ def test_the_example_in_values_yaml_renders_and_the_deployer_accepts_it(
     rendered = render(helm, environments=environments)
     loaded = load_environments(rendered.config_data["DEPLOYER_ENVIRONMENTS"], None, default=UNUSED)
     assert loaded.names == ["dev", "staging", "prod"]
+
+
+GITOPS = {
+    "name": "prod",
+    "namespace": "flotilla-prod",
+    "upstream": "staging",
+    "mode": "gitops",
+    "gitops": {"repository": "https://git.example.com/p.git", "secretRef": "flotilla-git"},
+}
+
+
+def test_a_gitops_environment_namespace_lets_the_deployer_drive_flux_there_alone(
+    helm: Helm,
+) -> None:
+    rendered = render(helm, environments=[*ENVIRONMENTS[:2], GITOPS])
+    flux_groups = {
+        "source.toolkit.fluxcd.io",
+        "kustomize.toolkit.fluxcd.io",
+        "helm.toolkit.fluxcd.io",
+    }
+    granted = {
+        role["metadata"]["namespace"]: {g for rule in role["rules"] for g in rule["apiGroups"]}
+        for role in rendered.of_kind("Role")
+    }
+    assert flux_groups <= granted["flotilla-prod"]
+    assert not flux_groups & granted["flotilla-staging"]
+    (prod,) = [r for r in rendered.of_kind("Role") if r["metadata"]["namespace"] == "flotilla-prod"]
+    helm_releases = next(r for r in prod["rules"] if r["apiGroups"] == ["helm.toolkit.fluxcd.io"])
+    assert helm_releases["verbs"] == ["get", "list", "watch"]  # Flux applies them, not the deployer
+    text = rendered.config_data["DEPLOYER_ENVIRONMENTS"]
+    assert load_environments(text, None, default=UNUSED).get("prod").mode == "gitops"
+
+
+def test_the_git_credentials_come_from_their_secret(helm: Helm) -> None:
+    rendered = render(helm, git={"existingSecret": "deployer-git", "passwordKey": "token"})
+    env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in rendered.pod_spec["containers"][0]["env"]
+        if "valueFrom" in e
+    }
+    assert env["DEPLOYER_GIT_USERNAME"] == {"name": "deployer-git", "key": "username"}
+    assert env["DEPLOYER_GIT_PASSWORD"] == {"name": "deployer-git", "key": "token"}
+    assert "DEPLOYER_GIT_PASSWORD" not in str(render(helm).manifests)

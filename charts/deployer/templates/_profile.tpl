@@ -18,8 +18,9 @@ config:
   {{- with .Values.drift.rules }}
   DEPLOYER_DRIFT: {{ toJson . | quote }}
   {{- end }}
-{{- with .Values.api.existingSecret }}
+{{- if or .Values.api.existingSecret .Values.git.existingSecret }}
 secretEnv:
+  {{- with $.Values.api.existingSecret }}
   {{- with $.Values.api.tokenKey }}
   - name: DEPLOYER_API_TOKEN
     secret: {{ $.Values.api.existingSecret | quote }}
@@ -29,6 +30,15 @@ secretEnv:
   - name: DEPLOYER_API_TOKENS
     secret: {{ $.Values.api.existingSecret | quote }}
     key: {{ . | quote }}
+  {{- end }}
+  {{- end }}
+  {{- with $.Values.git.existingSecret }}
+  - name: DEPLOYER_GIT_USERNAME
+    secret: {{ . | quote }}
+    key: {{ $.Values.git.usernameKey | quote }}
+  - name: DEPLOYER_GIT_PASSWORD
+    secret: {{ . | quote }}
+    key: {{ $.Values.git.passwordKey | quote }}
   {{- end }}
 {{- end }}
 egress:
