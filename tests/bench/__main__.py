@@ -13,6 +13,7 @@ from devkit.testing.postgres import PostgresServer
 from tests.bench.canary_bench import run_canary_bench
 from tests.bench.deployer_bench import run_deployer_bench
 from tests.bench.gateway_bench import Throughput, run_gateway_bench
+from tests.bench.gitops_bench import run_gitops_bench
 from tests.bench.report import write_section
 from tests.bench.rollout_bench import run_rollout_bench
 from tests.bench.saga_bench import RateResult, run_at_rate
@@ -219,6 +220,39 @@ grown back, the canary Deployment gone); the least it can take is interval x fai
     )
 
 
+async def bench_gitops(samples: int) -> None:
+    """GitOps against push: event -> commit pushed, and -> new pods ready through Flux / helm."""
+    figures = await run_gitops_bench(Path.cwd(), samples)
+    commit = percentile(figures.event_to_commit, 0.5)
+    flux = percentile(figures.through_flux, 0.5)
+    helm = percentile(figures.through_helm, 0.5)
+    rows = "\n".join(
+        f"| {n + 1} | {c:.2f} s | {f:.2f} s | {h:.2f} s |"
+        for n, (c, f, h) in enumerate(
+            zip(figures.event_to_commit, figures.through_flux, figures.through_helm, strict=True)
+        )
+    )
+    write_section(
+        "gitops",
+        f"""## GitOps against push
+
+Two deployers on one local control plane (one fake node, pods ready 500 ms after they start),
+each with its own NATS: one runs helm (push), one commits to a git repository on 127.0.0.1 that
+the real Flux controllers (source-, kustomize- and helm-controller, local processes) apply
+(docs/gitops.md). The same deployment of order, alternately through each, {samples} times.
+
+| | event -> commit pushed | event -> new pods ready (Flux) | event -> new pods ready (helm) |
+| --- | --- | --- | --- |
+{rows}
+
+- CI's event -> the commit pushed, p50: **{commit * 1000:.0f} ms** (intake, plan, then fetch,
+  commit and push).
+- CI's event -> all new pods ready, p50: through Flux {flux:.2f} s, through helm {helm:.2f} s:
+  **{flux / helm:.2f}x**.
+""",
+    )
+
+
 def _throughput_row(name: str, t: Throughput) -> str:
     return f"| {name} | {t.per_second:.0f} | {ms(t.p50)} | {ms(t.p99)} | {t.errors} |"
 
@@ -252,20 +286,24 @@ def main() -> int:
     """Run the selected benchmarks."""
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument(
-        "--only", choices=["gateway", "saga", "deployer", "rollout", "canary"], action="append"
+        "--only",
+        choices=["gateway", "saga", "deployer", "gitops", "rollout", "canary"],
+        action="append",
     )
     parser.add_argument("--rollouts", type=int, default=3)
     parser.add_argument("--canaries", type=int, default=2)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    selected = set(args.only or ["gateway", "saga", "deployer", "rollout", "canary"])
+    selected = set(args.only or ["gateway", "saga", "deployer", "gitops", "rollout", "canary"])
     if "gateway" in selected:
         asyncio.run(bench_gateway(args.seconds))
     if "saga" in selected:
         asyncio.run(bench_saga(args.seconds))
     if "deployer" in selected:
         asyncio.run(bench_deployer(args.samples))
+    if "gitops" in selected:
+        asyncio.run(bench_gitops(args.samples))
     if "rollout" in selected:
         asyncio.run(bench_rollout(args.rollouts))
     if "canary" in selected:

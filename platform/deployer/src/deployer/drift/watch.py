@@ -67,7 +67,9 @@ class DriftWatch:
         else:
             found = await self._observe(target, rules, objects)
             report = found.report if isinstance(found, Drift) else found
-            if report.drifted and rules.mode is DriftMode.CORRECT:
+            # Flux corrects a gitops environment's drift: the deployer only reports it there.
+            flux_owns = self.ports.at(target.environment).mode == "gitops"
+            if report.drifted and rules.mode is DriftMode.CORRECT and not flux_owns:
                 report = await self.lanes.after_deployments(
                     target, lambda: self._correct(target, rules, objects)
                 )
