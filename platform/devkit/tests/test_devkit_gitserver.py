@@ -88,7 +88,7 @@ def test_a_push_from_behind_is_refused_and_a_forced_one_too(
     assert remote == git(ahead, "rev-parse", "HEAD").stdout.strip()
 
 
-def test_a_push_that_raced_another_is_refused_as_stale(server: GitServer, tmp_path: Path) -> None:
+def test_a_push_that_raced_another_is_refused(server: GitServer, tmp_path: Path) -> None:
     base = clone(server, tmp_path / "base")
     commit(base, "a.txt", "one\n")
     git(base, "push", "-q", "origin", "main")
@@ -103,8 +103,8 @@ def test_a_push_that_raced_another_is_refused_as_stale(server: GitServer, tmp_pa
     hook.chmod(0o755)
     raced = git(loser, "push", "origin", "main", check=False)
     assert raced.returncode != 0
-    # git prints the server's "stale info" as its own [rejected] status.
-    assert "main -> main (stale info)" in raced.stderr
+    assert "[remote rejected] main -> main (failed to update ref)" in raced.stderr
+    assert "cannot lock ref 'refs/heads/main'" in raced.stderr
     remote = git(loser, "ls-remote", "origin", "refs/heads/main").stdout.split()[0]
     assert remote == git(winner, "rev-parse", "HEAD").stdout.strip()
 

@@ -1,11 +1,12 @@
-"""The smart-HTTP git application that :mod:`devkit.localstack.gitserver` serves: dulwich's WSGI
-git application over the bare repositories of one directory (fetch and push), behind optional
-HTTP basic auth, in a threading WSGI server.
+"""The smart-HTTP git application that :mod:`devkit.localstack.gitserver` serves: git's own
+``git http-backend`` (run once per request, as a CGI program) over the bare repositories of one
+directory, behind optional HTTP basic auth, in a threading WSGI server.
 
-Pushes are checked the way git's own receive-pack checks them, which dulwich's alone does not:
-an update whose old value is not the branch's current commit is refused ("stale info", e.g. a
-push that raced another one between its ref advertisement and its pack), and so is one that is
-not a fast-forward ("non-fast-forward", e.g. a forced push). Pushes are applied one at a time.
+git's backend, not a Python implementation of the protocol: fetches are served exactly as a git
+server serves them (protocol v2, shallow clones, the capabilities go-git asks for, as Flux's
+source-controller does), and pushes are checked as git checks them (a branch that moved since
+the client read it, a non-fast-forward update when the repository sets
+receive.denyNonFastForwards).
 """
 
 from __future__ import annotations
@@ -13,75 +14,101 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import os
-import re
+import shutil
+import subprocess
 import sys
-import threading
 from collections.abc import Iterable
 from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-
-from dulwich.errors import NotGitRepository
-from dulwich.graph import can_fast_forward
-from dulwich.objects import ObjectID
-from dulwich.refs import Ref
-from dulwich.repo import Repo
-from dulwich.server import Backend, BackendRepo, ReceivePackHandler
-from dulwich.web import make_wsgi_chain
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 REALM = "flotilla-git"
-# A repository's URL path: /<name>.git, one segment (never anything outside the root).
-_REPOSITORY_PATH = re.compile(r"/?([A-Za-z0-9][A-Za-z0-9._-]*\.git)/?")
-# One push at a time in this server: the check of a ref's current value and its update are one
-# step, so two pushes from the same commit cannot both succeed.
-_PUSH_LOCK = threading.Lock()
+BACKEND_TIMEOUT = 300.0
+# The request's CGI variables git http-backend reads, as the WSGI environment names them.
+_PASSED = (
+    "REQUEST_METHOD", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE", "REMOTE_ADDR",
+    "HTTP_CONTENT_ENCODING",
+)  # fmt: skip
 
 
-class DirectoryBackend(Backend):
-    """The bare repositories ``<root>/<name>.git``, by their URL path ``/<name>.git``."""
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-
-    def open_repository(self, path: str | bytes) -> BackendRepo:
-        """The repository at URL path ``path`` (the handlers pass bytes, the web layer str);
-        NotGitRepository for any other path."""
-        match = _REPOSITORY_PATH.fullmatch(os.fsdecode(path))
-        directory = os.path.join(self.root, match.group(1)) if match else ""
-        if not match or not os.path.isdir(directory):
-            raise NotGitRepository(f"no repository {path!r} here")
-        return Repo(directory)
+def git_binary() -> str:
+    """The git CLI (its http-backend serves the repositories)."""
+    found = shutil.which("git")
+    if found is None:
+        raise RuntimeError("git not found on PATH: the git server runs `git http-backend`")
+    return found
 
 
-def _fast_forward(repo: Any, old_sha: ObjectID, new_sha: ObjectID) -> bool:
-    """Whether ``new_sha`` descends from ``old_sha`` (``repo``: the handler's BackendRepo)."""
-    return can_fast_forward(repo, old_sha, new_sha)
+def _dechunked(stream: BinaryIO) -> bytes:
+    """A ``Transfer-Encoding: chunked`` request body (git sends one above http.postBuffer)."""
+    body = bytearray()
+    while True:
+        size_line = stream.readline()
+        size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while stream.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return bytes(body)
+        body += stream.read(size)
+        stream.readline()  # the CRLF after the chunk
 
 
-class CheckedReceivePackHandler(ReceivePackHandler):
-    """dulwich's receive-pack with git's checks on every ref update (see the module's doc)."""
+def _request_body(environ: WSGIEnvironment) -> bytes:
+    stream: BinaryIO = environ["wsgi.input"]
+    if environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        return _dechunked(stream)
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return stream.read(length) if length > 0 else b""
 
-    def handle(self) -> None:
-        """Receive one push while holding the server's push lock."""
-        with _PUSH_LOCK:
-            super().handle()
 
-    def _on_update(self, ref_name: Ref, old_sha: ObjectID, new_sha: ObjectID) -> bytes | None:
-        zero = ObjectID(b"0" * len(old_sha))
-        try:
-            current = self.repo.refs[ref_name]
-        except KeyError:
-            current = zero
-        if current != old_sha:
-            return b"stale info"
-        branch_update = old_sha != zero and new_sha != zero and ref_name.startswith(b"refs/heads/")
-        if branch_update and not _fast_forward(self.repo, old_sha, new_sha):
-            return b"non-fast-forward"
-        return super()._on_update(ref_name, old_sha, new_sha)
+def _cgi_response(output: bytes) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status, headers and body of a CGI program's output."""
+    separator = b"\r\n\r\n" if b"\r\n\r\n" in output else b"\n\n"
+    head, _, body = output.partition(separator)
+    status = "200 OK"
+    headers: list[tuple[str, str]] = []
+    for line in head.decode("latin-1").splitlines():
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = value.strip()
+        elif name:
+            headers.append((name.strip(), value.strip()))
+    headers.append(("Content-Length", str(len(body))))
+    return status, headers, body
+
+
+def backend_application(root: str) -> WSGIApplication:
+    """The WSGI application running ``git http-backend`` for the repositories under ``root``
+    (``/<name>.git``; each must allow receive-pack, see GitServer.create_repository)."""
+    git = git_binary()
+
+    def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        body = _request_body(environ)
+        env = {key: str(environ[key]) for key in _PASSED if environ.get(key)}
+        env |= {
+            "GIT_PROJECT_ROOT": root,
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "CONTENT_LENGTH": str(len(body)),
+            "PATH": environ.get("PATH", "/usr/bin:/bin"),
+        }
+        if environ.get("REMOTE_USER"):
+            env["REMOTE_USER"] = str(environ["REMOTE_USER"])
+        if environ.get("HTTP_GIT_PROTOCOL"):
+            env["GIT_PROTOCOL"] = str(environ["HTTP_GIT_PROTOCOL"])
+        result = subprocess.run(
+            [git, "http-backend"], input=body, env=env, capture_output=True,
+            timeout=BACKEND_TIMEOUT, check=False,
+        )  # fmt: skip
+        if result.stderr:
+            sys.stderr.write(result.stderr.decode(errors="replace"))
+        status, headers, payload = _cgi_response(result.stdout)
+        start_response(status, headers)
+        return [payload]
+
+    return application
 
 
 def _authorized(environ: WSGIEnvironment, username: str, password: str) -> bool:
@@ -98,10 +125,12 @@ def _authorized(environ: WSGIEnvironment, username: str, password: str) -> bool:
 
 
 def with_basic_auth(app: WSGIApplication, username: str, password: str) -> WSGIApplication:
-    """``app`` answering only requests with these basic-auth credentials (401 otherwise)."""
+    """``app`` answering only requests with these basic-auth credentials (401 otherwise); it
+    sees the user as REMOTE_USER."""
 
     def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if _authorized(environ, username, password):
+            environ["REMOTE_USER"] = username
             return app(environ, start_response)
         body = b"authentication required\n"
         start_response(
@@ -118,12 +147,9 @@ def with_basic_auth(app: WSGIApplication, username: str, password: str) -> WSGIA
 
 
 def git_application(root: str, credentials: tuple[str, str] | None = None) -> WSGIApplication:
-    """The WSGI application serving the bare repositories under ``root`` (``/<name>.git``)."""
-    handlers: dict[bytes, Any] = {b"git-receive-pack": CheckedReceivePackHandler}
-    app = make_wsgi_chain(DirectoryBackend(root), handlers=handlers)
-    if credentials is None:
-        return app
-    return with_basic_auth(app, *credentials)
+    """The WSGI application serving the bare repositories under ``root``."""
+    app = backend_application(root)
+    return app if credentials is None else with_basic_auth(app, *credentials)
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):

@@ -1,6 +1,7 @@
 """A smart-HTTP git server on a reserved 127.0.0.1 port, serving the bare repositories of one
 directory for fetch and push, with optional HTTP basic auth. It runs as its own process
-(``python -m devkit.localstack.gitserver``), so a test's event loop never serves git.
+(``python -m devkit.localstack.gitserver``), so a test's event loop never serves git; each
+request runs ``git http-backend`` (the git CLI must be installed).
 
     server = GitServer(tmp_path / "git", credentials=("flux", "secret"))
     server.create_repository("flotilla")    # bare, HEAD -> refs/heads/main
@@ -8,7 +9,9 @@ directory for fetch and push, with optional HTTP basic auth. It runs as its own 
         url = server.url("flotilla")        # http://127.0.0.1:<port>/flotilla.git
         server.url("flotilla", with_credentials=True)  # for the git CLI
 
-The application (dulwich's, with git's push checks) is in :mod:`devkit.localstack.githttp`.
+The application is in :mod:`devkit.localstack.githttp`. A push that is not a fast-forward is
+refused (receive.denyNonFastForwards), forced or not, and so is one whose branch moved since the
+client read it.
 """
 
 from __future__ import annotations
@@ -23,8 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
-from dulwich.repo import Repo
-
+from devkit.localstack.githttp import git_binary
 from devkit.localstack.ports import free_port
 from devkit.localstack.process import terminate
 
@@ -61,10 +63,18 @@ class GitServer:
         return self.directory / f"{repo_name}.git"
 
     def create_repository(self, repo_name: str) -> Path:
-        """Create an empty bare repository whose default branch is ``main``; its path."""
+        """Create an empty bare repository whose default branch is ``main``, which takes pushes
+        over HTTP (with or without credentials) but no non-fast-forward one; its path."""
         path = self.repository_path(repo_name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        Repo.init_bare(path, mkdir=True, default_branch=DEFAULT_BRANCH.encode()).close()
+        git = git_binary()
+        commands = [
+            ["init", "--quiet", "--bare", f"--initial-branch={DEFAULT_BRANCH}", str(path)],
+            ["-C", str(path), "config", "http.receivepack", "true"],
+            ["-C", str(path), "config", "receive.denyNonFastForwards", "true"],
+        ]
+        for command in commands:
+            subprocess.run([git, *command], capture_output=True, text=True, check=True, timeout=30)
         return path
 
     def command(self) -> list[str]:
