@@ -44,7 +44,7 @@ postgres: ## PostgreSQL server binaries for the tests (Debian's postgresql packa
 setup: deps tools postgres ## Install everything the project needs (idempotent)
 	@echo "==> setup done: $(BIN) (nats-server $$($(BIN)/nats-server --version | awk '{print $$2}'))"
 
-tools: ## Build helm, the local cluster (control plane, real node) and the CI linters; Debian packages for images, the node, the browser test and Prometheus
+tools: ## Build helm, the local cluster (control plane, real node), the Flux controllers and the CI linters; Debian packages for images, the node, the browser test and Prometheus
 	@platform/cluster/build-tools.sh
 	@platform/cluster/node-deps.sh
 	@platform/images/install-tools.sh

