@@ -9,6 +9,7 @@ user.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -82,17 +83,24 @@ class Repository:
         return done.stdout
 
     def refresh(self) -> None:
-        """Fetch the server's branch into the view."""
+        """Fetch the server's branch into the view (nothing to fetch while it is empty)."""
         if not self._clone.is_dir():
             self._clone.mkdir(parents=True)
             self._git("init", "--quiet", "--initial-branch=main")
             self._git("remote", "add", "origin", self.server.url(self.name, with_credentials=True))
-        self._git("fetch", "--quiet", "origin", "main")
-        self._git("checkout", "--quiet", "-B", "main", "FETCH_HEAD")
+        if self._git("ls-remote", "origin", "main").strip():
+            self._git("fetch", "--quiet", "origin", "main")
+            self._git("checkout", "--quiet", "-B", "main", "FETCH_HEAD")
+
+    def has_commits(self) -> bool:
+        """Whether main exists on the server (an empty repository has none)."""
+        self.refresh()
+        return bool(self._git("ls-remote", "origin", "main").strip())
 
     def log(self) -> list[Commit]:
-        """The commits of main, newest first."""
-        self.refresh()
+        """The commits of main, newest first (none while it is empty)."""
+        if not self.has_commits():
+            return []
         text = self._git("log", "--format=%H%x1f%s%x1f%(trailers:only,unfold)%x1e", "main")
         commits = []
         for entry in filter(None, (e.strip() for e in text.split("\x1e"))):
@@ -107,16 +115,23 @@ class Repository:
         return (self._clone / path).read_text()
 
     def push_by_hand(self, path: str, text: str) -> None:
-        """Someone else's commit on main (a person editing the repository)."""
-        self.refresh()
-        (self._clone / path).parent.mkdir(parents=True, exist_ok=True)
-        (self._clone / path).write_text(text)
-        self._git("add", "--all")
-        self._git(
-            "-c", "user.name=someone", "-c", "user.email=someone@example.invalid",
-            "commit", "--quiet", "-m", f"by hand: {path}",
-        )  # fmt: skip
-        self._git("push", "--quiet", "origin", "HEAD:main")
+        """Someone else's commit on main (a person editing the repository), pushed again on
+        the branch as it is now when someone else pushed first."""
+        for _ in range(10):
+            self.refresh()
+            (self._clone / path).parent.mkdir(parents=True, exist_ok=True)
+            (self._clone / path).write_text(text)
+            self._git("add", "--all")
+            self._git(
+                "-c", "user.name=someone", "-c", "user.email=someone@example.invalid",
+                "commit", "--quiet", "-m", f"by hand: {path}",
+            )  # fmt: skip
+            try:
+                self._git("push", "--quiet", "origin", "HEAD:main")
+                return
+            except subprocess.CalledProcessError:
+                shutil.rmtree(self._clone)  # lost the race: again, on the branch as it is now
+        raise AssertionError(f"could not push {path} in 10 tries")
 
 
 def stack(
