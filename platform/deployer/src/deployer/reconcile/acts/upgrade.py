@@ -77,10 +77,12 @@ async def act(crew: Crew, current: Pass, action: Upgrade) -> Ending:
     async def progressed(progress: RolloutProgress) -> None:
         await crew.reporter.publish(started, DeployPhase.PROGRESSING, progress=progress)
 
+    place = crew.ports.at(current.target.environment)
     watch = PodWatch(
-        crew.ports.at(current.target.environment).rollouts,
+        place.rollouts,
         current.target.release,
-        crew.settings.fail_fast_restarts,
+        # Flux, not the deployer, decides when a gitops rollout has failed (its timeout).
+        crew.settings.fail_fast_restarts if place.mode == "push" else 0,
         on_progress=progressed,
         deployment_id=started.id,
     )
