@@ -57,6 +57,8 @@ from tests.gitops.releasestatus import (
     timeline,
 )
 
+pytestmark = pytest.mark.e2e
+
 ENVIRONMENT = "dev"
 REPOSITORY = "registry.local/{service}-service"
 CREDENTIALS = ("flux", "flux-password")
