@@ -44,7 +44,10 @@ def flux_binary(name: str, repo: Path | None = None) -> Path:
     try:
         return built_tool(name, repo)
     except MissingToolError as exc:
-        raise MissingToolError(f"{name} is not built: {BUILD_HINT}. ({exc})") from exc
+        raise MissingToolError(
+            f"{name} is not built: {BUILD_HINT} (about 4.5 minutes the first time, cached "
+            "afterwards)"
+        ) from exc
 
 
 @dataclass
