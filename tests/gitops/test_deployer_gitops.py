@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from tests.deployer.test_deployer_environments import (
     promoted,
     wait_promotion,
 )
-from tests.e2e.clustersupport import Kubectl
+from tests.e2e.clustersupport import Helm, Kubectl
 from tests.gitops.gitops_world import (
     GIT_USER,
     Json,
@@ -39,6 +40,8 @@ from tests.gitops.gitops_world import (
     gitops,
     stack,
 )
+
+pytestmark = pytest.mark.e2e
 
 V1 = "1.1.0-b2c3d4e"
 V2 = "1.2.0-c3d4e5f"
@@ -144,6 +147,12 @@ def phases(events: list[DeployEventData]) -> list[DeployPhase]:
     return found
 
 
+def helm_revisions(helm: Helm, namespace: str, release: str) -> list[int]:
+    """The revisions of ``release``, oldest first."""
+    done = helm.run("history", release, "--namespace", namespace, "--output", "json")
+    return [int(entry["revision"]) for entry in json.loads(done.stdout)]
+
+
 async def outcome_of(deployer: DeployerStack, deployment_id: str) -> DeployEventData:
     return await deployer.outcome(deployment_id, timeout=FLUX_TIMEOUT)
 
@@ -167,7 +176,7 @@ async def enter(deployer: DeployerStack, tag: str) -> tuple[str, str]:
 
 
 async def test_a_release_reaches_a_gitops_environment_through_one_commit_per_deployment(
-    push_then_gitops: DeployerStack, repository: Repository, kubectl: Kubectl
+    push_then_gitops: DeployerStack, repository: Repository, kubectl: Kubectl, helm: Helm
 ) -> None:
     deployer = push_then_gitops
     prod = f"{deployer.namespace}-prod"
@@ -176,6 +185,7 @@ async def test_a_release_reaches_a_gitops_environment_through_one_commit_per_dep
     _, second = await enter(deployer, V2)
     again = await prod_deployment(deployer, second)
     assert deployed_image(kubectl, prod) == image("order", V2)
+    assert helm_revisions(helm, prod, "order") == [1, 2]  # one upgrade per commit
 
     commits = repository.log()
     assert [c.subject for c in commits] == [
@@ -229,7 +239,7 @@ async def test_a_broken_image_is_rolled_back_by_flux_and_reported_with_the_pods_
 
 
 async def test_racing_deployments_all_land_one_commit_each(
-    only_gitops: DeployerStack, repository: Repository
+    only_gitops: DeployerStack, repository: Repository, helm: Helm
 ) -> None:
     deployer = only_gitops
     ids = await asyncio.gather(
@@ -244,6 +254,10 @@ async def test_racing_deployments_all_land_one_commit_each(
     assert any(c.subject == "by hand: README.md" for c in commits)  # nothing lost
     kustomization = yaml.safe_load(repository.read("environments/dev/kustomization.yaml"))
     assert kustomization["resources"] == ["auth", "order", "payment"]
+    # Each commit upgraded its own release alone: the others' commits (and the person's) left
+    # it at its one revision.
+    for service in ("auth", "order", "payment"):
+        assert helm_revisions(helm, deployer.namespace, service) == [1], service
 
 
 async def test_a_rollback_is_a_revert_commit_and_holds_promotion_until_cleared(

@@ -68,3 +68,32 @@ def test_revisions_requests_and_failures_of_sources() -> None:
     assert not handled(source, "t2")
     assert failure_of(source) == "GitOperationFailed: authentication required"
     assert failure_of({"status": {"conditions": [cond("Ready", "True")]}}) is None
+
+
+def test_a_generation_failing_before_any_release_ends_after_repeated_failures() -> None:
+    status: dict[str, Any] = {
+        "observedGeneration": 3,
+        "lastAttemptedGeneration": 4,
+        "failures": 1,
+        "conditions": [cond("Ready", "False", "UpgradeFailed", "values don't meet", gen=4)],
+    }
+    refused = {"metadata": {"generation": 4}, "status": status}
+    assert release_verdict(refused, 4).state == "working"  # once may be a timed-out upgrade
+    status["failures"] = 3
+    verdict = release_verdict(refused, 4)
+    assert (verdict.state, verdict.remediated) == ("failed", False)
+    assert "values don't meet" in verdict.message
+    status["upgradeFailures"] = 1  # a release was made: wait for its end
+    assert release_verdict(refused, 4).state == "working"
+
+
+def test_a_rollback_of_an_earlier_generation_is_not_this_ones() -> None:
+    failed = release_verdict(
+        helm_release(
+            3,
+            cond("Ready", "False", "InstallFailed", "boom"),
+            cond("Remediated", "True", "RollbackSucceeded", "old", gen=2),
+        ),
+        3,
+    )
+    assert (failed.state, failed.remediated) == ("failed", False)

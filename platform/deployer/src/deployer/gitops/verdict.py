@@ -55,7 +55,7 @@ def release_verdict(obj: dict[str, Any], generation: int) -> Verdict:
     """The outcome of HelmRelease ``obj`` for its ``generation``."""
     status = obj.get("status") or {}
     if int(status.get("observedGeneration") or 0) < generation:
-        return Verdict("working")
+        return _before_any_release(obj, generation)
     ready = condition(obj, "Ready")
     reconciling = condition(obj, "Reconciling")
     if ready is None or int(ready.get("observedGeneration") or 0) < generation:
@@ -66,10 +66,29 @@ def release_verdict(obj: dict[str, Any], generation: int) -> Verdict:
     if ready.get("status") == "True":
         return Verdict("succeeded", message, reason)
     if ready.get("status") == "False":
-        remediated = condition(obj, "Remediated")
-        rolled_back = remediated is not None and remediated.get("status") == "True"
+        remediated = condition(obj, "Remediated") or {}
+        rolled_back = remediated.get("status") == "True" and (
+            int(remediated.get("observedGeneration") or 0) >= generation
+        )
         released = condition(obj, "Released")
         if released is not None and released.get("status") == "False":
             message = str(released.get("message") or message)
         return Verdict("failed", message, reason, remediated=rolled_back)
+    return Verdict("working")
+
+
+def _before_any_release(obj: dict[str, Any], generation: int) -> Verdict:
+    """A generation helm-controller keeps failing before Helm makes a release (values the chart
+    refuses, a chart that does not render): it retries for ever and never finishes the
+    generation, so repeated failures of this generation are its end."""
+    status = obj.get("status") or {}
+    released = int(status.get("installFailures") or 0) + int(status.get("upgradeFailures") or 0)
+    failing = (
+        int(status.get("lastAttemptedGeneration") or 0) == generation
+        and int(status.get("failures") or 0) >= 2
+        and released == 0
+    )
+    message = failure_of(obj)
+    if failing and message is not None:
+        return Verdict("failed", message, "ReconciliationFailed")
     return Verdict("working")
