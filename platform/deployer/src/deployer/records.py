@@ -60,6 +60,7 @@ class DeploymentRecord(BaseModel):
     traceparent: str | None = None
     received_at: datetime
     started_at: datetime | None = None
+    # When helm started (push), or when the commit was pushed (a gitops environment).
     helm_started_at: datetime | None = None
     finished_at: datetime | None = None
     history: list[PhaseChange] = Field(default_factory=list)

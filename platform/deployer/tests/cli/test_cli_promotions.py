@@ -245,6 +245,25 @@ def figures() -> list[DoraFigures]:
 # ---- the tables --------------------------------------------------------------------------------
 
 
+def test_a_gitops_environment_shows_its_repository_where_it_deploys() -> None:
+    specs = Environments.model_validate(
+        [
+            {"name": "dev", "namespace": "flotilla-dev"},
+            {
+                "name": "prod",
+                "namespace": "flotilla-prod",
+                "upstream": "dev",
+                "mode": "gitops",
+                "gitops": {"repository": "https://git.example.com/p.git"},
+            },
+        ]
+    ).ordered()
+    lines = render_environments(parsed(list[EnvironmentSpec], specs)).splitlines()
+    assert (
+        re.split(r"\s{2,}", lines[2])[2] == "flotilla-prod (gitops: https://git.example.com/p.git)"
+    )
+
+
 def test_environments_show_each_upstream_and_the_rules_of_promotion() -> None:
     text = render_environments(parsed(list[EnvironmentSpec], ENVIRONMENTS.ordered()))
     lines = text.splitlines()

@@ -19,7 +19,8 @@ _DURATION = TypeAdapter(timedelta)
 def render_environments(specs: Sequence[Mapping[str, Any]]) -> str:
     """The body of ``GET /api/environments`` (:class:`deployer.promotion.environments.
     EnvironmentSpec` each, by alias, in promotion order): one row per environment with its
-    upstream, where it deploys and the rules of promotion into it (automatic or on request, the
+    upstream, where it deploys (a gitops environment: with its repository) and the rules of
+    promotion into it (automatic or on request, the
     soak, the approval, the metric analysis, the freeze windows by name), then each freeze
     window: its start and length in its own zone, its recurrence and its reason."""
     rows = []
@@ -29,6 +30,8 @@ def render_environments(specs: Sequence[Mapping[str, Any]]) -> str:
         where = spec.get("namespace") or NONE
         if spec.get("kubeContext"):
             where = f"{spec['kubeContext']}/{where}"
+        if spec.get("mode") == "gitops":
+            where = f"{where} (gitops: {spec['gitops']['repository']})"
         if spec.get("upstream") is None:
             rows.append((name, NONE, where, "entry (CI's releases)", NONE, NONE, NONE, NONE))
             continue
