@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -69,23 +70,47 @@ def repository(git_server: GitServer, tmp_path: Path) -> Repository:
     return Repository(git_server, tmp_path)
 
 
-@contextlib.asynccontextmanager
-async def running(deployer: DeployerStack, kubectl: Kubectl) -> AsyncIterator[DeployerStack]:
-    """``deployer`` started with Flux's Secret in each gitops namespace; stopped however the test
-    ends (its namespaces deleted: helm-controller uninstalls their releases)."""
-    try:
-        await deployer.start()
-        assert deployer.environments is not None
-        for spec in deployer.environments["environments"]:
-            if spec.get("mode") == "gitops":
-                flux_secret(kubectl, spec["namespace"])
-        yield deployer
-    finally:
-        await deployer.stop()
+@dataclass
+class World:
+    """What every deployer of a test shares: the cluster, the test's namespace, the repository
+    (and Flux, running)."""
+
+    repo_root: Path
+    directory: Path
+    kubeconfig: Path
+    namespace: str
+    kubectl: Kubectl
+    repository: Repository
+
+    def only_gitops(self, url: str | None = None) -> Json:
+        """One gitops environment in the test's namespace, where CI's releases enter."""
+        spec = {"name": "dev", "namespace": self.namespace, "mode": "gitops"}
+        return {"environments": [{**spec, "gitops": gitops(url or self.repository.url)}]}
+
+    @contextlib.asynccontextmanager
+    async def deployer(
+        self, environments: Json, env: dict[str, str] | None = None, name: str = "deployer"
+    ) -> AsyncIterator[DeployerStack]:
+        """A deployer of ``environments`` started, with Flux's Secret in each gitops namespace;
+        stopped however the test ends (its namespaces deleted: helm-controller uninstalls their
+        releases)."""
+        directory = self.directory / name
+        directory.mkdir()
+        started = stack(
+            self.repo_root, directory, self.kubeconfig, self.namespace, environments, env
+        )
+        try:
+            await started.start()
+            for spec in environments["environments"]:
+                if spec.get("mode") == "gitops":
+                    flux_secret(self.kubectl, spec["namespace"])
+            yield started
+        finally:
+            await started.stop()
 
 
 @pytest.fixture
-async def push_then_gitops(
+def world(
     flux: FluxControllers,
     repository: Repository,
     repo_root: Path,
@@ -93,48 +118,29 @@ async def push_then_gitops(
     kubeconfig: Path,
     namespace: str,
     kubectl: Kubectl,
-) -> AsyncIterator[DeployerStack]:
+) -> World:
+    return World(repo_root, tmp_path, kubeconfig, namespace, kubectl, repository)
+
+
+@pytest.fixture
+async def push_then_gitops(world: World) -> AsyncIterator[DeployerStack]:
     """dev (push: the deployer runs helm) -> prod (gitops, automatic promotion)."""
-    environments = {
-        "environments": [
-            {"name": "dev", "namespace": namespace},
-            {
-                "name": "prod",
-                "namespace": f"{namespace}-prod",
-                "upstream": "dev",
-                "mode": "gitops",
-                "gitops": gitops(repository.url),
-            },
-        ]
+    prod = {
+        "name": "prod",
+        "namespace": f"{world.namespace}-prod",
+        "upstream": "dev",
+        "mode": "gitops",
+        "gitops": gitops(world.repository.url),
     }
-    deployer = stack(repo_root, tmp_path, kubeconfig, namespace, environments)
-    async with running(deployer, kubectl) as started:
+    environments = {"environments": [{"name": "dev", "namespace": world.namespace}, prod]}
+    async with world.deployer(environments) as started:
         yield started
 
 
 @pytest.fixture
-async def only_gitops(
-    flux: FluxControllers,
-    repository: Repository,
-    repo_root: Path,
-    tmp_path: Path,
-    kubeconfig: Path,
-    namespace: str,
-    kubectl: Kubectl,
-) -> AsyncIterator[DeployerStack]:
+async def only_gitops(world: World) -> AsyncIterator[DeployerStack]:
     """One gitops environment, where CI's releases enter."""
-    environments = {
-        "environments": [
-            {
-                "name": "dev",
-                "namespace": namespace,
-                "mode": "gitops",
-                "gitops": gitops(repository.url),
-            }
-        ]
-    }
-    deployer = stack(repo_root, tmp_path, kubeconfig, namespace, environments)
-    async with running(deployer, kubectl) as started:
+    async with world.deployer(world.only_gitops()) as started:
         yield started
 
 
@@ -319,42 +325,19 @@ async def test_a_repository_flux_cannot_read_ends_the_deployment_with_fluxs_mess
 
 
 async def test_a_repository_the_deployer_cannot_reach_or_write_ends_the_deployment(
-    flux: FluxControllers,
-    repository: Repository,
-    repo_root: Path,
-    tmp_path: Path,
-    kubeconfig: Path,
-    namespace: str,
-    kubectl: Kubectl,
+    world: World,
 ) -> None:
-    environments = {
-        "environments": [
-            {
-                "name": "dev",
-                "namespace": namespace,
-                "mode": "gitops",
-                "gitops": gitops(repository.url),
-            }
-        ]
-    }
-    (tmp_path / "refused").mkdir()
-    refused = stack(
-        repo_root, tmp_path / "refused", kubeconfig, namespace, environments,
-        env={"DEPLOYER_GIT_PASSWORD": "wrong"},
-    )  # fmt: skip
-    async with running(refused, kubectl) as deployer:
+    refused = {"DEPLOYER_GIT_PASSWORD": "wrong"}
+    async with world.deployer(world.only_gitops(), refused, name="refused") as deployer:
         outcome = await outcome_of(deployer, await deployer.publish("order", V1))
     assert outcome.phase is DeployPhase.FAILED
     assert outcome.reason is not None
     assert "refused the deployer's credentials" in outcome.reason
     assert "DEPLOYER_GIT_PASSWORD" in outcome.reason
-    assert repository.log() == []  # nothing was pushed
+    assert world.repository.log() == []  # nothing was pushed
 
-    nowhere = gitops("http://127.0.0.1:9/nothing.git")  # nothing listens on the discard port
-    gone = {"environments": [{**environments["environments"][0], "gitops": nowhere}]}
-    (tmp_path / "gone").mkdir()
-    unreachable = stack(repo_root, tmp_path / "gone", kubeconfig, namespace, gone)
-    async with running(unreachable, kubectl) as deployer:
+    nowhere = "http://127.0.0.1:9/nothing.git"  # nothing listens on the discard port
+    async with world.deployer(world.only_gitops(nowhere), name="gone") as deployer:
         outcome = await outcome_of(deployer, await deployer.publish("order", V1))
     assert outcome.phase is DeployPhase.FAILED
     assert outcome.reason is not None

@@ -31,28 +31,32 @@ def nats_server_binary() -> str:
 
 def built_tool(binary: str, repo: Path | None = None) -> Path:
     """A binary built by platform/cluster/build-tools.sh (never one from PATH)."""
-    script = (repo or repo_root()) / "platform" / "cluster" / "build-tools.sh"
-    result = subprocess.run(
-        [str(script), "--path", binary], capture_output=True, text=True, check=False
+    return _built(
+        repo,
+        "--path",
+        binary,
+        f"{binary} is not built: run `make cluster-tools` (platform/cluster/build-tools.sh; "
+        "about 10 minutes the first time, cached afterwards).",
     )
-    if result.returncode != 0:
-        raise MissingToolError(
-            f"{binary} is not built: run `make cluster-tools` (platform/cluster/build-tools.sh; "
-            f"about 10 minutes the first time, cached afterwards). {result.stderr.strip()}"
-        )
-    return Path(result.stdout.strip())
 
 
 def built_crd_dir(component: str, repo: Path | None = None) -> Path:
     """The CRDs built with ``component`` (``build-tools.sh --crd-dir``; flux's are
     source-controller's, kustomize-controller's and helm-controller's)."""
+    return _built(
+        repo,
+        "--crd-dir",
+        component,
+        f"the CRDs of {component} are not built: run platform/cluster/build-tools.sh {component}.",
+    )
+
+
+def _built(repo: Path | None, option: str, name: str, missing: str) -> Path:
+    """What ``build-tools.sh <option> <name>`` prints; MissingToolError saying ``missing``."""
     script = (repo or repo_root()) / "platform" / "cluster" / "build-tools.sh"
     result = subprocess.run(
-        [str(script), "--crd-dir", component], capture_output=True, text=True, check=False
+        [str(script), option, name], capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
-        raise MissingToolError(
-            f"the CRDs of {component} are not built: run platform/cluster/build-tools.sh "
-            f"{component}. {result.stderr.strip()}"
-        )
+        raise MissingToolError(f"{missing} {result.stderr.strip()}")
     return Path(result.stdout.strip())
