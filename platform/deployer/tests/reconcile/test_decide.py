@@ -12,6 +12,7 @@ from deploy_contract.events import ArtifactPublished, DeployPhase
 from deploy_contract.images import parse_image
 from deployer.adapters.helm import HelmFinalError, HelmRetryableError
 from deployer.adapters.kubeobjects import KubeApiError
+from deployer.gitops.errors import FluxError
 from deployer.plan import Plan
 from deployer.reconcile.decide import (
     NO_OP_REASON,
@@ -26,6 +27,7 @@ from deployer.reconcile.decide import (
     Upgrade,
     decide,
     description_for,
+    gave_up_reason,
     retry_or_final,
 )
 from deployer.reconcile.state import Observation, failure_outcome
@@ -178,3 +180,12 @@ def test_a_failure_ends_rolled_back_only_when_an_earlier_revision_was_restored()
     assert (first_install.phase, first_install.reason) == (DeployPhase.FAILED, "not ready")
     stuck = failure_outcome(before, Observation(status="failed", revision=5), "rollback failed")
     assert stuck.phase is DeployPhase.FAILED
+
+
+def test_a_final_error_says_what_failed_and_only_the_api_server_blames_the_manifests() -> None:
+    refused = gave_up_reason(KubeApiError("Deployment/order: invalid", status=422), 1)
+    assert refused.startswith("the API server refused the planned manifests")
+    flux = FluxError("Flux cannot fetch http://git/p.git (GitOperationFailed: 401)")
+    assert gave_up_reason(flux, 1) == str(flux)
+    waiting = FluxError("still pending", retryable=True)
+    assert gave_up_reason(waiting, 5) == "Flux kept failing after 5 tries: still pending"

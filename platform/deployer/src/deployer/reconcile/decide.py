@@ -168,10 +168,12 @@ def kept_failing(error: StepError, attempts: int) -> str:
 
 
 def gave_up_reason(error: StepError, attempts: int) -> str:
-    """Why a deployment failed on an error that kept coming back, or that the API server gave
-    for refusing the planned manifests."""
+    """Why a deployment failed on an error that kept coming back, that the API server gave for
+    refusing the planned manifests, or that another system gave (it says what to do)."""
     if error.retryable:
         return kept_failing(error, attempts)
+    if error.system != "the Kubernetes API":
+        return str(error)
     return (
         f"the API server refused the planned manifests (fix the chart or values and deploy "
         f"again): {error}"
