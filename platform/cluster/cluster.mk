@@ -11,8 +11,8 @@ CLUSTER_REAL_NODE ?= 1
 
 .PHONY: cluster-tools cluster-up cluster-down cluster-status cluster-env
 
-cluster-tools: ## Build the control plane, the real node (kubelet, containerd, CNI, CoreDNS), helm and the Flux controllers (cached; ~20 min cold)
-	@platform/cluster/build-tools.sh
+cluster-tools: ## Build the control plane, the real node (kubelet, containerd, CNI, CoreDNS) and helm (cached; ~15 min cold); `make tools` adds the Flux controllers
+	@platform/cluster/build-tools.sh helm kube etcd kwok containerd cni coredns
 	@platform/cluster/node-deps.sh
 
 cluster-up: cluster-tools deps ## Start the local cluster (control plane on 127.0.0.1, a real node) unless it is up; kubeconfig in .run/cluster
