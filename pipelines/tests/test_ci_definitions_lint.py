@@ -188,6 +188,9 @@ def stages(dockerfile: Path) -> Iterator[list[str]]:
         yield current
 
 
+RUNTIME_PACKAGES = {"deployer": "git"}
+
+
 @pytest.mark.parametrize("name", DEPLOYABLES)
 def test_dockerfile_is_multi_stage_slim_non_root_without_build_tools(
     repo_root: Path, name: str
@@ -204,6 +207,14 @@ def test_dockerfile_is_multi_stage_slim_non_root_without_build_tools(
     assert "EXPOSE 8000" in final
     assert "SERVICE_HOST=0.0.0.0" in body
     assert "pip uninstall --yes --quiet pip setuptools wheel" in body
+    # The deployer runs git (its gitops environments' repositories): Debian's, the one package a
+    # final stage may install, with no recommends and no package lists left behind.
+    runtime = RUNTIME_PACKAGES.get(name)
+    if runtime is not None:
+        install = f"apt-get install --yes --no-install-recommends {runtime}"
+        assert install in body, f"{dockerfile}: {runtime} installed as {install!r}"
+        assert "rm -rf /var/lib/apt/lists/*" in body
+        body = body.replace(install, "").replace("apt-get update", "")
     for build_tool in ("pip install", "uv ", "apt-get", "gcc", "go build"):
         assert build_tool not in body, f"{build_tool!r} in the final stage of {dockerfile}"
     if name == "deployer":
