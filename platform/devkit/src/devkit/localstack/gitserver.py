@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import quote
 
 from devkit.localstack.githttp import git_binary
-from devkit.localstack.ports import free_port
+from devkit.localstack.ports import free_port, wait_until_listening
 from devkit.localstack.process import terminate
 
 PASSWORD_ENV = "FLOTILLA_GIT_SERVER_PASSWORD"  # noqa: S105 - the variable's name
@@ -95,17 +93,17 @@ class GitServer:
             self._process = subprocess.Popen(
                 self.command(), env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the git server exited at start; its log:\n{self.logs()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"the git server did not listen on port {self.port} in {timeout}s")
+        process = self._process
+        try:
+            wait_until_listening(
+                process,
+                self.port,
+                timeout,
+                lambda: f"the git server exited at start; its log:\n{self.logs()}",
+            )
+        except TimeoutError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Stop the server process this object started (by its PID) and wait for it."""

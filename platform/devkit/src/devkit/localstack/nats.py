@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 from devkit.localstack.environment import nats_command
-from devkit.localstack.ports import free_port
+from devkit.localstack.ports import free_port, wait_until_listening
 from devkit.localstack.process import terminate
 from devkit.localstack.tools import nats_server_binary
 
@@ -35,18 +33,17 @@ class NatsServer:
         command = nats_command(nats_server_binary(), self.port, store, self.config_file)
         command += ["--log", str(self.log_file)]
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                stderr = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise RuntimeError(f"nats-server exited at start: {stderr}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise TimeoutError(f"nats-server did not listen on port {self.port} within {timeout}s")
+        process = self._process
+
+        def exited() -> str:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            return f"nats-server exited at start: {stderr}"
+
+        try:
+            wait_until_listening(process, self.port, timeout, exited)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         """Stop the server process this object started, and wait for it to exit."""

@@ -17,7 +17,10 @@ import fcntl
 import os
 import random
 import socket
+import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -97,3 +100,20 @@ def free_ports(count: int) -> int:
 def free_port() -> int:
     """A TCP port on 127.0.0.1, reserved for this process and free right now."""
     return free_ports(1)
+
+
+def wait_until_listening(
+    process: subprocess.Popen[bytes], port: int, timeout: float, exited: Callable[[], str]
+) -> None:
+    """Wait until ``process`` accepts connections on 127.0.0.1:``port``; RuntimeError with
+    ``exited()`` when it exits first, TimeoutError when it does not listen in ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(exited())
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
