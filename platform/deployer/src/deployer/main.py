@@ -103,7 +103,7 @@ class Deployer:
     async def _orchestrate(self, runtime: Runtime) -> Orchestrator:
         """The orchestrator over the real adapters: helm, the Kubernetes API, NATS, Prometheus."""
         settings = self.settings
-        store = await Store.open(runtime.bus.js)
+        store = await Store.open(runtime.bus.js, runtime.bus.stream_replicas)
         places = {spec.name: await self._place(spec) for spec in self._environments.environments}
         if settings.prometheus_url:
             self._prometheus = PrometheusQueries(
@@ -115,7 +115,7 @@ class Deployer:
             metrics=self._prometheus.numbers if self._prometheus else None,
             store=store,
             publisher=runtime.bus,
-            promotions=await PromotionKV.open(runtime.bus.js),
+            promotions=await PromotionKV.open(runtime.bus.js, runtime.bus.stream_replicas),
         )
         return Orchestrator(
             settings, ports, self._policy, environments=self._environments, drift=self._drift
