@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -147,9 +147,10 @@ class Admission:
             service=service, environment=name,
         )  # fmt: skip
 
-    async def resume(self) -> int:
-        """After a restart: every unfinished deployment back in its lane, oldest first (one
-        waiting for approval keeps waiting: helm never ran for it)."""
+    async def resume(self, targets: Collection[Target] | None = None) -> int:
+        """After a restart or a take-over: every unfinished deployment (of ``targets``, when
+        given) back in its lane, oldest first (one waiting for approval keeps waiting: helm never
+        ran for it)."""
         records = await self.reporter.store.all()
         self.reporter.saw([record.id for record in records])
         unfinished = [
@@ -157,6 +158,8 @@ class Admission:
             for r in records
             if not r.phase.terminal
         ]
+        if targets is not None:
+            unfinished = [r for r in unfinished if r.target in targets]
         for record in unfinished:
             if record.phase is DeployPhase.PENDING_APPROVAL:
                 await self.approvals.keep(record)
