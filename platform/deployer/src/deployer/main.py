@@ -123,7 +123,7 @@ class Deployer:
         book = await LeaseBook.open(
             runtime.bus.js,
             ttl_seconds=settings.lease_seconds,
-            replicas=runtime.settings.nats.stream_replicas,
+            replicas=runtime.bus.stream_replicas,
         )
         self._leader = Leadership(
             book,
@@ -153,7 +153,7 @@ class Deployer:
         """The orchestrator over the real adapters: helm, the Kubernetes API, NATS, Prometheus;
         every write to a release fenced by its lane's lease."""
         settings = self.settings
-        store = await Store.open(runtime.bus.js)
+        store = await Store.open(runtime.bus.js, runtime.bus.stream_replicas)
         places = {
             spec.name: fenced(await self._place(spec), leadership.fence, spec.name)
             for spec in self._environments.environments
@@ -168,7 +168,7 @@ class Deployer:
             metrics=self._prometheus.numbers if self._prometheus else None,
             store=store,
             publisher=runtime.bus,
-            promotions=await PromotionKV.open(runtime.bus.js),
+            promotions=await PromotionKV.open(runtime.bus.js, runtime.bus.stream_replicas),
         )
         return Orchestrator(
             settings, ports, self._policy, environments=self._environments, drift=self._drift,
