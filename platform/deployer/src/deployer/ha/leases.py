@@ -192,7 +192,8 @@ class LeaseBook:
             try:
                 revision = await self._kv.create(name, value)
                 return Lease(name, holder, revision, token, sent)
-            except KeyWrongLastSequenceError:
+            # nats.py's create reads the key after a failed create: it may have expired since.
+            except (KeyWrongLastSequenceError, KeyNotFoundError):
                 pass
             entry = await self._entry(name)
             if entry is None:
