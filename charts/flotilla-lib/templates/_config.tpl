@@ -103,6 +103,17 @@ secret environment, which only ever references existing Secrets.
       name: {{ .secret }}
       key: {{ .key }}
 {{- end -}}
+{{- /* The pod's own fields (its name, its IP), then values that may refer to them as $(NAME). */ -}}
+{{- range $profile.fieldEnv }}
+- name: {{ .name }}
+  valueFrom:
+    fieldRef:
+      fieldPath: {{ .fieldPath }}
+{{- end -}}
+{{- range $profile.valueEnv }}
+- name: {{ .name }}
+  value: {{ .value | quote }}
+{{- end -}}
 {{- end -}}
 
 {{- /* Usage: include "flotilla-lib.configmap" . -> the ConfigMap of the non-secret environment. */ -}}

@@ -35,6 +35,15 @@ class StreamSpec:
     duplicate_window_seconds: float = 120.0
     retention: RetentionPolicy = RetentionPolicy.LIMITS
 
+    def __post_init__(self) -> None:
+        if self.duplicate_window_seconds > self.max_age_seconds:
+            # JetStream refuses such a stream: a message cannot be remembered past its age.
+            raise ValueError(
+                f"stream {self.name}: the duplicate window ({self.duplicate_window_seconds}s) "
+                f"exceeds the max age ({self.max_age_seconds}s); shorten the window or keep "
+                "messages longer"
+            )
+
     def config(self, replicas: int) -> StreamConfig:
         """The nats-py configuration for this stream: file storage, ``replicas`` copies (1 on
         a single server, 3 on a three-member cluster)."""
@@ -53,7 +62,9 @@ AUTH = StreamSpec("AUTH", ("auth.>",))
 ORDERS = StreamSpec("ORDERS", ("orders.>",))
 PAYMENTS = StreamSpec("PAYMENTS", ("payments.>",))
 PIPELINE = StreamSpec("PIPELINE", ("pipeline.>",), duplicate_window_seconds=24 * 3600)
-DEPLOY = StreamSpec("DEPLOY", ("deploy.>",))
+# A day of de-duplication: a deployer replica that takes a deployment over hours later may
+# publish its last transition again (the same event id), and must not store it twice.
+DEPLOY = StreamSpec("DEPLOY", ("deploy.>",), duplicate_window_seconds=24 * 3600)
 DEAD_LETTER = StreamSpec("DEADLETTER", ("deadletter.>",), max_age_seconds=30 * 24 * 3600)
 
 
