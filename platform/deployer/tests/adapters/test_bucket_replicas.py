@@ -1,6 +1,7 @@
-"""The deployer's key-value buckets on a real three-member NATS cluster with the users and
-permissions of platform/nats/local.conf: as many copies as NATS_STREAM_REPLICAS says, and copies
-added to the buckets of an earlier single-copy deployer, with their values kept."""
+"""The deployer's key-value buckets (its records, promotions and leases) on a real
+three-member NATS cluster with the users and permissions of platform/nats/local.conf: as many
+copies as NATS_STREAM_REPLICAS says, and copies added to the buckets of an earlier single-copy
+deployer, with their values kept."""
 
 from __future__ import annotations
 
@@ -18,12 +19,20 @@ from deployer.adapters.promotion_store import (
     PromotionKV,
 )
 from deployer.adapters.store import DEPLOYMENTS_BUCKET, SERVICES_BUCKET, Store
+from deployer.ha.leases import LEASES_BUCKET, LeaseBook
 from devkit.localstack.environment import local_password
 from devkit.localstack.natscluster import NatsCluster
 from kit.events import EventBus
 from kit.settings import NatsSettings
 
-BUCKETS = (DEPLOYMENTS_BUCKET, SERVICES_BUCKET, RELEASES_BUCKET, PROMOTIONS_BUCKET, HOLDS_BUCKET)
+BUCKETS = (
+    DEPLOYMENTS_BUCKET,
+    SERVICES_BUCKET,
+    RELEASES_BUCKET,
+    PROMOTIONS_BUCKET,
+    HOLDS_BUCKET,
+    LEASES_BUCKET,
+)
 
 
 @pytest.fixture
@@ -60,11 +69,17 @@ async def copies(bus: EventBus, bucket: str) -> tuple[int, int]:
         await asyncio.sleep(0.1)
 
 
+async def open_all(bus: EventBus, replicas: int) -> None:
+    """Open every bucket the deployer opens at start, as main.py does, with ``replicas``."""
+    await Store.open(bus.js, replicas)
+    await PromotionKV.open(bus.js, replicas)
+    await LeaseBook.open(bus.js, ttl_seconds=15, replicas=replicas)
+
+
 async def test_the_buckets_get_the_copies_nats_stream_replicas_says(
     deployer_bus: EventBus,
 ) -> None:
-    await Store.open(deployer_bus.js, 3)
-    await PromotionKV.open(deployer_bus.js, 3)
+    await open_all(deployer_bus, 3)
     for bucket in BUCKETS:
         assert await copies(deployer_bus, bucket) == (3, 3), bucket
 
@@ -72,15 +87,13 @@ async def test_the_buckets_get_the_copies_nats_stream_replicas_says(
 async def test_buckets_of_a_single_copy_deployer_get_more_copies_and_keep_their_values(
     deployer_bus: EventBus,
 ) -> None:
-    await Store.open(deployer_bus.js, 1)
-    await PromotionKV.open(deployer_bus.js, 1)
+    await open_all(deployer_bus, 1)
     services = await deployer_bus.js.key_value(SERVICES_BUCKET)
     await services.put("staging.order", b"kept")
     for bucket in BUCKETS:
         assert await copies(deployer_bus, bucket) == (1, 1), bucket
 
-    await Store.open(deployer_bus.js, 3)
-    await PromotionKV.open(deployer_bus.js, 3)
+    await open_all(deployer_bus, 3)
     for bucket in BUCKETS:
         assert await copies(deployer_bus, bucket) == (3, 3), bucket
     entry = await (await deployer_bus.js.key_value(SERVICES_BUCKET)).get("staging.order")

@@ -30,6 +30,8 @@ from nats.js.errors import (
 )
 from nats.js.kv import KeyValue
 
+from kit.events.streams import raise_replicas
+
 LEASES_BUCKET = "deployer-leases"
 # JetStream's "wrong last sequence" error code (a compare-and-set that lost).
 _WRONG_LAST_SEQUENCE = 10071
@@ -129,7 +131,8 @@ def check_name(name: str) -> str:
 
 
 async def _bucket(js: JetStreamContext, name: str, ttl: float, replicas: int) -> KeyValue:
-    """The bucket ``name``, created when missing, its ttl set to ``ttl`` when it differs."""
+    """The bucket ``name``, created when missing, its ttl set to ``ttl`` when it differs, given
+    ``replicas`` copies when it has fewer (NATS_STREAM_REPLICAS)."""
     config = KeyValueConfig(
         bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, replicas=replicas
     )
@@ -152,6 +155,7 @@ async def _bucket(js: JetStreamContext, name: str, ttl: float, replicas: int) ->
                 stream, max_age=ttl, duplicate_window=min(stream.duplicate_window or ttl, ttl)
             )
         )
+    await raise_replicas(js, f"KV_{name}", replicas)
     return kv
 
 
