@@ -27,7 +27,11 @@ _SHORTEST_RETRY_SECONDS = 0.05
 
 
 class KeepAlive:
-    """Renews a set of held leases until they are removed, lost or ``stop`` is called."""
+    """Renews a set of held leases until they are removed, lost or ``stop`` is called.
+
+    ``on_lost(name)`` (a function or a coroutine function) is called once per lost lease, after
+    it was dropped; ``every_seconds`` (default ttl/3) is how long after its last confirmation a
+    lease is renewed."""
 
     def __init__(
         self, book: LeaseBook, on_lost: LostCallback, *, every_seconds: float | None = None
@@ -45,7 +49,8 @@ class KeepAlive:
         """Start renewing (the leases added so far, and those added from now on)."""
         self._started = True
         for name in self._leases:
-            self._spawn(name)
+            if name not in self._tasks:
+                self._spawn(name)
 
     async def stop(self, *, release: bool = False) -> None:
         """Stop renewing; with ``release``, give every held lease up too (so another replica
