@@ -199,9 +199,13 @@ class DeployerStack:
             *(asyncio.to_thread(create_test_namespace, self.kubectl, name) for name in missing)
         )
         await asyncio.to_thread(self.nats.start)
-        await self.ci.connect()
-        await self.ci.ensure_streams([PIPELINE])
-        await self.start_deployer()
+        try:
+            await self.ci.connect()
+            await self.ci.ensure_streams([PIPELINE])
+            await self.start_deployer()
+        except BaseException:
+            await self.stop()  # a fixture that failed to start leaves no process behind
+            raise
 
     async def start_deployer(self) -> None:
         await asyncio.to_thread(self.deployer.start)
