@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,7 @@ from kit.events.bus import EventBus
 from kit.events.deadletter import DeadLetterReason, dead_letter
 from kit.events.envelope import CloudEvent, InvalidEventError
 from kit.events.errors import PermanentEventError
+from kit.events.outages import is_outage
 from kit.events.outbox import Outbox
 from kit.events.streams import StreamSpec
 from kit.metrics import (
@@ -82,7 +84,9 @@ class Subscription:
     """A durable consumer bound to a handler.
 
     ``backoff_seconds[i]`` is the delay before attempt ``i + 2``; the last value repeats.
-    After ``max_deliver`` failed attempts the event goes to the dead-letter stream.
+    After ``max_deliver`` failed attempts the event goes to the dead-letter stream. A failure
+    that is a dependency's outage (:mod:`kit.events.outages`) is no attempt: the consumer runs the
+    handler again, holding the message, until the dependency is back.
     ``ack_wait_seconds`` is short because a running handler keeps its message with a heartbeat
     (``in_progress``): the ack wait only decides how soon a crashed process's messages go to
     another one.
@@ -274,7 +278,7 @@ class Consumer:
         heartbeat = asyncio.create_task(self._heartbeat(msg))
         started = time.perf_counter()
         try:
-            await self._sub.handler(event, delivery)
+            await self._through_outages(event, delivery)
         except PermanentEventError as exc:
             await self._dead_letter(msg, event, "permanent_error", str(exc), delivery.attempt)
             return
@@ -288,6 +292,34 @@ class Consumer:
             )
         await msg.ack()
         EVENTS_CONSUMED.labels(self._sub.durable, event.type, "ok").inc()
+
+    async def _through_outages(self, event: CloudEvent, delivery: Delivery) -> None:
+        """Run the handler; while it fails because a dependency is unreachable (its database
+        restarting, a NATS member lost), run it again here, holding the message (the heartbeat
+        goes on) rather than failing the attempt: an outage can outlast the whole backoff, and
+        must not dead-letter an event that is fine. At shutdown the last failure stands."""
+        waited = 0
+        while True:
+            try:
+                await self._sub.handler(event, delivery)
+                return
+            except Exception as exc:
+                if not is_outage(exc) or self._stopping.is_set():
+                    raise
+                waited += 1
+                delay = self._sub.backoff(waited)
+                log.warning(
+                    "a dependency is unavailable; the handler runs again once it is back",
+                    extra={
+                        "consumer": self._sub.durable,
+                        "event_id": event.id,
+                        "retry_in_seconds": delay,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    },
+                )
+                EVENTS_CONSUMED.labels(self._sub.durable, event.type, "outage").inc()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _after_failure(
         self, msg: Msg, event: CloudEvent, exc: Exception, attempt: int
