@@ -58,6 +58,10 @@ def _normalise_url(url: str) -> str:
     return url
 
 
+PG_CONNECT_TIMEOUT_SECONDS = 5.0
+PG_COMMAND_TIMEOUT_SECONDS = 30.0
+
+
 class Database:
     """An async engine and session factory with the pragmas and pool settings that suit it."""
 
@@ -85,6 +89,14 @@ class Database:
         else:
             options["pool_size"] = pool_size
             options["max_overflow"] = max_overflow
+            if self.dialect == "postgresql":
+                # asyncpg waits 60 s to connect by default, and a statement on a connection
+                # whose server vanished (its pod replaced) waits for TCP's retransmissions:
+                # fail fast instead, so the request answers 503 and an event is tried again.
+                options["connect_args"] = {
+                    "timeout": PG_CONNECT_TIMEOUT_SECONDS,
+                    "command_timeout": PG_COMMAND_TIMEOUT_SECONDS,
+                }
         self.engine: AsyncEngine = create_async_engine(parsed, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
+from kit.events.outages import is_outage
 from kit.http_methods import allowed_methods
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -75,6 +76,9 @@ def method_not_allowed(request: Request) -> JSONResponse:
     )
 
 
+OUTAGE_RETRY_AFTER_SECONDS = 1
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Map HTTP and validation errors to problem details once, for the whole app."""
 
@@ -97,5 +101,17 @@ def install_problem_handlers(app: FastAPI) -> None:
         ]
         return problem_response(422, "The request is not valid; see errors.", errors=errors)
 
+    async def on_unhandled(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette still logs the exception after this answer.
+        if is_outage(exc):
+            return problem_response(
+                503,
+                "A dependency of this service (its database or NATS) is unavailable for a "
+                "moment; retry shortly (with the same Idempotency-Key for a POST).",
+                headers={"Retry-After": str(OUTAGE_RETRY_AFTER_SECONDS)},
+            )
+        return problem_response(500, "The service failed on this request; its logs name it.")
+
     app.add_exception_handler(HTTPException, on_http_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(Exception, on_unhandled)
