@@ -74,11 +74,14 @@ async def deployer(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With FLOTILLA_REAL_CLUSTER, deselect (not skip) the tests that start and stop clusters of
-    their own: the machine has one real node, and that cluster holds it."""
-    if not os.environ.get(REAL_CLUSTER_ENV):
-        return
+    """The tests that start and stop clusters of their own run first, before the package's
+    cluster starts: the machine has one real node. With FLOTILLA_REAL_CLUSTER they are
+    deselected (not skipped): that cluster holds the node."""
     own = [item for item in items if item.get_closest_marker("own_real_cluster")]
-    if own:
+    if not own:
+        return
+    if os.environ.get(REAL_CLUSTER_ENV):
         config.hook.pytest_deselected(items=own)
         items[:] = [item for item in items if item not in own]
+    else:
+        items[:] = own + [item for item in items if item not in own]

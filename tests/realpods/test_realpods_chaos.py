@@ -1,0 +1,154 @@
+"""A piece of the data plane dies while orders flow through the gateway pod: PostgreSQL's pod
+deleted, one member of the NATS cluster deleted under 50 orders a second, NATS itself rolled
+member by member. No order the API accepted is lost (each ends ``paid``) and none is charged
+twice (one payment and one processor charge per order). Each test prints the outage the flow
+saw (how long orders were refused, how long none was paid) and how many requests it retried."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import pytest
+
+from pipelines_cli.imagebuild import ensure_image
+from pipelines_cli.incluster import install_release
+from tests.e2e.clustersupport import REPO_ROOT
+from tests.realpods.orderflow import (
+    OrderFlow,
+    assert_each_order_paid_once,
+    longest_pause_in_payments,
+)
+from tests.realpods.realcluster import Platform, pod_ready, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+NATS_MEMBERS = 3
+
+
+def pod(platform: Platform, namespace: str, name: str) -> dict[str, Any] | None:
+    """One pod as the API server has it, or None while it does not exist."""
+    found = platform.pods(namespace, f"statefulset.kubernetes.io/pod-name={name}")
+    return found[0] if found else None
+
+
+def wait_replaced(platform: Platform, namespace: str, name: str, old_uid: str) -> None:
+    """Until a new pod ``name`` (another uid than ``old_uid``) is ready."""
+
+    def replaced() -> bool:
+        now = pod(platform, namespace, name)
+        return now is not None and now["metadata"]["uid"] != old_uid and pod_ready(now)
+
+    wait_until(replaced, timeout=150, what=f"{namespace}/{name} replaced and ready", every=0.5)
+
+
+def uid(platform: Platform, namespace: str, name: str) -> str:
+    """The uid of the running pod ``name``."""
+    found = pod(platform, namespace, name)
+    assert found is not None, f"no pod {namespace}/{name}"
+    assert pod_ready(found), f"{namespace}/{name} is not ready"
+    value: str = found["metadata"]["uid"]
+    return value
+
+
+def nats_members(platform: Platform) -> list[dict[str, Any]]:
+    """The NATS cluster's pods, all of them ready."""
+    members = platform.pods("nats", "app.kubernetes.io/name=nats")
+    names = sorted(p["metadata"]["name"] for p in members)
+    assert names == [f"nats-{n}" for n in range(NATS_MEMBERS)], names
+    assert all(pod_ready(p) for p in members), "a NATS member is not ready"
+    return members
+
+
+def seconds_after(moment: float, span: tuple[float, float] | None) -> str:
+    """``span`` as seconds after ``moment``, for the printed report."""
+    if span is None:
+        return "none"
+    return f"+{span[0] - moment:.1f} s .. +{span[1] - moment:.1f} s ({span[1] - span[0]:.1f} s)"
+
+
+def test_postgres_deleted_while_orders_flow_loses_and_double_charges_nothing(
+    platform: Platform,
+) -> None:
+    old = uid(platform, "postgres", "postgres-0")
+    with OrderFlow(platform, rate=4, workers=4) as flow:
+        time.sleep(5)
+        deleted_at = time.time()
+        platform.kubectl.run("delete", "pod", "-n", "postgres", "postgres-0", "--wait=false")
+        wait_replaced(platform, "postgres", "postgres-0", old)
+        ready_at = time.time()
+        # Orders keep flowing once the new pod is ready, until they are accepted again.
+        wait_until(
+            lambda: any(a.ok and a.at > ready_at for a in flow.attempts),
+            timeout=60,
+            what="an order accepted after PostgreSQL came back",
+            every=0.5,
+        )
+        time.sleep(3)
+    ledgers = assert_each_order_paid_once(platform, flow, timeout=120)
+    outage = flow.outage_after(deleted_at)
+    pause = longest_pause_in_payments(ledgers.paid_at, deleted_at)
+    print(
+        f"\nPostgreSQL pod deleted: new pod ready {ready_at - deleted_at:.1f} s after the delete; "
+        f"orders refused {seconds_after(deleted_at, outage)}; no order paid "
+        f"{seconds_after(deleted_at, pause)}: orders paid again "
+        f"{pause[1] - deleted_at:.1f} s after the delete. {flow.summary()}; "
+        f"{ledgers.charge_attempts} processor attempts for {ledgers.charges} charges"
+    )
+    # The delete was felt: orders were refused while the database was away (else this test
+    # would prove nothing), and payments paused.
+    assert outage is not None, "no request failed: was PostgreSQL really away?"
+    assert pause[1] - pause[0] > 1, pause
+
+
+def test_a_nats_member_deleted_under_50_orders_a_second_loses_and_double_charges_nothing(
+    platform: Platform,
+) -> None:
+    victim = sorted(p["metadata"]["name"] for p in nats_members(platform))[0]
+    old = uid(platform, "nats", victim)
+    with OrderFlow(platform, rate=50, workers=16, users=5) as flow:
+        time.sleep(5)
+        deleted_at = time.time()
+        platform.kubectl.run("delete", "pod", "-n", "nats", victim, "--wait=false")
+        wait_replaced(platform, "nats", victim, old)
+        ready_at = time.time()
+        time.sleep(5)
+    ledgers = assert_each_order_paid_once(platform, flow, timeout=150)
+    pause = longest_pause_in_payments(ledgers.paid_at, deleted_at)
+    print(
+        f"\nNATS member {victim} deleted: back and ready {ready_at - deleted_at:.1f} s after the "
+        f"delete; orders refused {seconds_after(deleted_at, flow.outage_after(deleted_at))}; "
+        f"longest pause in payments {seconds_after(deleted_at, pause)}. {flow.summary()}; "
+        f"{ledgers.charge_attempts} processor attempts for {ledgers.charges} charges"
+    )
+    assert flow.achieved_rate() >= 0.8 * flow.rate, flow.summary()
+    nats_members(platform)
+
+
+def test_a_rollout_of_nats_under_traffic_loses_and_double_charges_nothing(
+    platform: Platform,
+) -> None:
+    before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in nats_members(platform)}
+    image = ensure_image(
+        REPO_ROOT, "nats", platform.cluster.registry, tag=f"rollout-{secrets.token_hex(4)}"
+    ).image.reference
+    with OrderFlow(platform, rate=50, workers=16, users=5) as flow:
+        time.sleep(5)
+        began = time.time()
+        install_release(REPO_ROOT, platform.cluster, "nats", image, namespace="nats", timeout=300)
+        rolled = time.time() - began
+        time.sleep(3)
+    ledgers = assert_each_order_paid_once(platform, flow, timeout=150)
+    pause = longest_pause_in_payments(ledgers.paid_at, began)
+    print(
+        f"\nNATS rolled to {image} in {rolled:.1f} s (helm upgrade --wait); orders refused "
+        f"{seconds_after(began, flow.outage_after(began))}; longest pause in payments "
+        f"{seconds_after(began, pause)}. {flow.summary()}; "
+        f"{ledgers.charge_attempts} processor attempts for {ledgers.charges} charges"
+    )
+    after = {p["metadata"]["name"]: p for p in nats_members(platform)}
+    for name, member in after.items():
+        assert member["metadata"]["uid"] != before[name], f"{name} was not replaced"
+        (status,) = member["status"]["containerStatuses"]
+        assert status["image"] == image, (name, status["image"])
