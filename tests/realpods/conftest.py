@@ -75,13 +75,14 @@ async def deployer(
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The tests that start and stop clusters of their own run first, before the package's
-    cluster starts: the machine has one real node. With FLOTILLA_REAL_CLUSTER they are
-    deselected (not skipped): that cluster holds the node."""
+    cluster starts: the machine has one real node (with FLOTILLA_REAL_CLUSTER they are
+    deselected, not skipped: that cluster holds the node). The chaos tests run last: the other
+    tests start from a data plane nobody hurt."""
     own = [item for item in items if item.get_closest_marker("own_real_cluster")]
-    if not own:
-        return
-    if os.environ.get(REAL_CLUSTER_ENV):
+    if os.environ.get(REAL_CLUSTER_ENV) and own:
         config.hook.pytest_deselected(items=own)
         items[:] = [item for item in items if item not in own]
-    else:
-        items[:] = own + [item for item in items if item not in own]
+        own = []
+    chaos = [item for item in items if item.get_closest_marker("data_plane_chaos")]
+    rest = [item for item in items if item not in own and item not in chaos]
+    items[:] = own + rest + chaos

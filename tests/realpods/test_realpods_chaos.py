@@ -10,19 +10,21 @@ import secrets
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from pipelines_cli.imagebuild import ensure_image
 from pipelines_cli.incluster import install_release
 from tests.e2e.clustersupport import REPO_ROOT
 from tests.realpods.orderflow import (
+    Ledgers,
     OrderFlow,
     assert_each_order_paid_once,
     longest_pause_in_payments,
 )
 from tests.realpods.realcluster import Platform, pod_ready, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.data_plane_chaos, pytest.mark.timeout(900)]
 
 NATS_MEMBERS = 3
 
@@ -61,11 +63,37 @@ def nats_members(platform: Platform) -> list[dict[str, Any]]:
     return members
 
 
+def stream_cluster(platform: Platform, stream: str) -> dict[str, Any]:
+    """The JetStream cluster of ``stream`` (its leader and replicas) as NATS's monitoring port
+    reports it; the node reaches the pods' addresses."""
+    member = nats_members(platform)[0]
+    address = member["status"]["podIP"]
+    response = httpx.get(f"http://{address}:8222/jsz", params={"streams": "true"}, timeout=5)
+    response.raise_for_status()
+    (account,) = response.json()["account_details"]
+    found: dict[str, Any] = next(
+        s["cluster"] for s in account["stream_detail"] if s["name"] == stream
+    )
+    return found
+
+
 def seconds_after(moment: float, span: tuple[float, float] | None) -> str:
     """``span`` as seconds after ``moment``, for the printed report."""
     if span is None:
         return "none"
     return f"+{span[0] - moment:.1f} s .. +{span[1] - moment:.1f} s ({span[1] - span[0]:.1f} s)"
+
+
+def report(event: str, moment: float, flow: OrderFlow, ledgers: Ledgers) -> tuple[float, float]:
+    """Print what the flow saw of ``event`` (at ``moment``): when orders were refused, the
+    longest pause in payments (returned), the orders and retries."""
+    pause = longest_pause_in_payments(ledgers.paid_at, moment)
+    print(
+        f"\n{event}; orders refused {seconds_after(moment, flow.outage_after(moment))}; "
+        f"no order paid {seconds_after(moment, pause)}. {flow.summary()}; "
+        f"{ledgers.charge_attempts} processor attempts for {ledgers.charges} charges"
+    )
+    return pause
 
 
 def test_postgres_deleted_while_orders_flow_loses_and_double_charges_nothing(
@@ -87,25 +115,24 @@ def test_postgres_deleted_while_orders_flow_loses_and_double_charges_nothing(
         )
         time.sleep(3)
     ledgers = assert_each_order_paid_once(platform, flow, timeout=120)
-    outage = flow.outage_after(deleted_at)
-    pause = longest_pause_in_payments(ledgers.paid_at, deleted_at)
-    print(
-        f"\nPostgreSQL pod deleted: new pod ready {ready_at - deleted_at:.1f} s after the delete; "
-        f"orders refused {seconds_after(deleted_at, outage)}; no order paid "
-        f"{seconds_after(deleted_at, pause)}: orders paid again "
-        f"{pause[1] - deleted_at:.1f} s after the delete. {flow.summary()}; "
-        f"{ledgers.charge_attempts} processor attempts for {ledgers.charges} charges"
+    pause = report(
+        f"PostgreSQL pod deleted: new pod ready {ready_at - deleted_at:.1f} s after the delete",
+        deleted_at,
+        flow,
+        ledgers,
     )
+    print(f"orders paid again {pause[1] - deleted_at:.1f} s after the delete")
     # The delete was felt: orders were refused while the database was away (else this test
     # would prove nothing), and payments paused.
-    assert outage is not None, "no request failed: was PostgreSQL really away?"
+    assert flow.outage_after(deleted_at) is not None, "no request failed: was PostgreSQL away?"
     assert pause[1] - pause[0] > 1, pause
 
 
 def test_a_nats_member_deleted_under_50_orders_a_second_loses_and_double_charges_nothing(
     platform: Platform,
 ) -> None:
-    victim = sorted(p["metadata"]["name"] for p in nats_members(platform))[0]
+    # The leader of the stream the orders go to: the member whose loss asks most of the others.
+    victim = stream_cluster(platform, "ORDERS")["leader"]
     old = uid(platform, "nats", victim)
     with OrderFlow(platform, rate=50, workers=16, users=5) as flow:
         time.sleep(5)
@@ -115,15 +142,18 @@ def test_a_nats_member_deleted_under_50_orders_a_second_loses_and_double_charges
         ready_at = time.time()
         time.sleep(5)
     ledgers = assert_each_order_paid_once(platform, flow, timeout=150)
-    pause = longest_pause_in_payments(ledgers.paid_at, deleted_at)
-    print(
-        f"\nNATS member {victim} deleted: back and ready {ready_at - deleted_at:.1f} s after the "
-        f"delete; orders refused {seconds_after(deleted_at, flow.outage_after(deleted_at))}; "
-        f"longest pause in payments {seconds_after(deleted_at, pause)}. {flow.summary()}; "
-        f"{ledgers.charge_attempts} processor attempts for {ledgers.charges} charges"
+    report(
+        f"NATS member {victim} (the ORDERS stream's leader) deleted: back and ready "
+        f"{ready_at - deleted_at:.1f} s after the delete",
+        deleted_at,
+        flow,
+        ledgers,
     )
     assert flow.achieved_rate() >= 0.8 * flow.rate, flow.summary()
-    nats_members(platform)
+    ours = stream_cluster(platform, "ORDERS")
+    assert sorted([ours["leader"], *(r["name"] for r in ours.get("replicas", []))]) == [
+        f"nats-{n}" for n in range(NATS_MEMBERS)
+    ], ours
 
 
 def test_a_rollout_of_nats_under_traffic_loses_and_double_charges_nothing(
@@ -140,13 +170,7 @@ def test_a_rollout_of_nats_under_traffic_loses_and_double_charges_nothing(
         rolled = time.time() - began
         time.sleep(3)
     ledgers = assert_each_order_paid_once(platform, flow, timeout=150)
-    pause = longest_pause_in_payments(ledgers.paid_at, began)
-    print(
-        f"\nNATS rolled to {image} in {rolled:.1f} s (helm upgrade --wait); orders refused "
-        f"{seconds_after(began, flow.outage_after(began))}; longest pause in payments "
-        f"{seconds_after(began, pause)}. {flow.summary()}; "
-        f"{ledgers.charge_attempts} processor attempts for {ledgers.charges} charges"
-    )
+    report(f"NATS rolled to {image} in {rolled:.1f} s (helm upgrade --wait)", began, flow, ledgers)
     after = {p["metadata"]["name"]: p for p in nats_members(platform)}
     for name, member in after.items():
         assert member["metadata"]["uid"] != before[name], f"{name} was not replaced"
