@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kit import naming
+from kit.settings import NATS_SERVER_PATTERN
 
 Schema = dict[str, Any]
 
@@ -18,6 +19,8 @@ DATA_KEY = r"^[-._a-zA-Z0-9]+$"
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 DURATION = r"^[0-9]+(ms|s|m|h)$"
+# NATS_URL as the kit reads it: one server, or several separated by commas (no spaces).
+NATS_SERVERS = f"^{NATS_SERVER_PATTERN}(,{NATS_SERVER_PATTERN})*$"
 # The label that tells a canary pod from a stable one (flotilla-lib.canaryTrackLabel); podLabels
 # may not set it, since the stable pods must not carry it and the canary's value is the chart's.
 TRACK_LABEL = "flotilla.dev/track"

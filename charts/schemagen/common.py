@@ -13,6 +13,7 @@ from .builders import (
     IMAGE_REPOSITORY,
     IMMUTABLE_TAG,
     INT_OR_PERCENT,
+    NATS_SERVERS,
     QUANTITY,
     QUANTITY_VALUE,
     Schema,
@@ -105,15 +106,24 @@ def common_properties() -> Schema:
         ),
         "nats": obj(
             {
-                "url": string(r"^(nats|tls|ws|wss)://\S+$", "NATS_URL.", 1),
+                "url": string(
+                    NATS_SERVERS,
+                    "NATS_URL: one server, or every member of a cluster separated by commas.",
+                    1,
+                ),
                 "user": string(description="NATS_USER (not secret); used with passwordKey."),
                 "existingSecret": secret_name("Secret with this service's NATS credentials."),
                 "passwordKey": string(DATA_KEY, "Key of the password (NATS_PASSWORD).", 1),
                 "credsKey": string(
                     empty_or(DATA_KEY), "Key of a .creds file instead (NATS_CREDS_FILE)."
                 ),
+                "streamReplicas": {
+                    "enum": [1, 3, 5],
+                    "description": "NATS_STREAM_REPLICAS: the copies of every stream and key-value "
+                    "bucket the service creates (3 on a three-member cluster, 1 on one server).",
+                },
             },
-            required=["url", "user", "existingSecret", "passwordKey", "credsKey"],
+            required=["url", "user", "existingSecret", "passwordKey", "credsKey", "streamReplicas"],
         ),
         "identity": obj(
             {

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 from .application import chart_envelope
-from .builders import DNS_SUBDOMAIN, QUANTITY, Schema, empty_or, integer, obj, peers, probe, string
+from .builders import (
+    DNS_LABEL,
+    DNS_SUBDOMAIN,
+    QUANTITY,
+    Schema,
+    empty_or,
+    integer,
+    obj,
+    peers,
+    probe,
+    string,
+)
 from .common import common_properties
 
 # Any image tag but latest (the dependency images are tagged by the build, e.g. 2.15.1-a8f3d21).
@@ -82,6 +93,25 @@ def dependency_schema(chart: str) -> Schema:
         }
     )
     if chart == "nats":
+        properties["cluster"] = obj(
+            {
+                # Any count the schema lets through; the chart refuses an even one with a message
+                # saying why (nats.replicas).
+                "replicas": integer(
+                    1, description="The members: 3 (or 5) for a cluster, 1 for a single server."
+                ),
+                "name": string(empty_or(DNS_LABEL), "The cluster's name; empty: the release's."),
+                "noAdvertise": {
+                    "type": "boolean",
+                    "description": "true: clients are not told the members' pod IPs; they use "
+                    "the DNS names of their NATS_URL.",
+                },
+            }
+        )
+        properties["networkPolicy"]["properties"]["dnsTo"] = peers(
+            "Where a cluster's members resolve each other's names; empty: any destination."
+        )
+        properties["networkPolicy"]["required"] = sorted(properties["networkPolicy"]["properties"])
         properties["server"] = obj(
             {
                 "maxPayload": string(NATS_SIZE, "max_payload, e.g. 1MB.", 1),

@@ -52,6 +52,11 @@ def deployer_properties() -> Schema:
             "passwordKey": string(DATA_KEY, "Its key for DEPLOYER_GIT_PASSWORD."),
         }
     )
+    properties["leases"] = obj(
+        {"seconds": field_schema(DeployerSettings, "lease_seconds")},
+        description="The leases the replicas share (DEPLOYER_LEASE_SECONDS): a replica that "
+        "stops renewing them loses them after this long, and the standby takes over.",
+    )
     properties["policy"] = policy()
     properties["environments"] = environments()
     properties["drift"] = drift()

@@ -88,12 +88,21 @@ def service_values(chart: str, namespaces: Namespaces) -> dict[str, Any]:
             }
         ]
 
-    values.setdefault("nats", {})["url"] = f"nats://nats.{namespaces.nats}.svc.cluster.local:4222"
+    values.setdefault("nats", {})["url"] = nats_members_url(namespaces.nats)
     policy = values.setdefault("networkPolicy", {})
     policy["natsTo"] = pods_of(namespaces.nats, "nats")
     if "databaseTo" in policy:
         policy["databaseTo"] = pods_of(namespaces.postgres, "postgres")
     return values
+
+
+def nats_members_url(namespace: str) -> str:
+    """NATS_URL for the members of the nats release in ``namespace``, as many as its
+    values-local.yaml runs (each through the headless Service's DNS name)."""
+    members = int(local_values(REPO, "nats").get("cluster", {}).get("replicas", 3))
+    return ",".join(
+        f"nats://nats-{i}.nats-headless.{namespace}.svc.cluster.local:4222" for i in range(members)
+    )
 
 
 class Platform:

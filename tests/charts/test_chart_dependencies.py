@@ -56,10 +56,11 @@ def statefulset_pod(rendered: Rendered) -> Manifest:
 
 
 @pytest.mark.parametrize("chart", ["nats", "postgres"])
-def test_one_replica_on_a_claim_with_restricted_security(helm: Helm, chart: str) -> None:
+def test_claims_with_restricted_security(helm: Helm, chart: str) -> None:
     rendered = helm.template(chart, base_values(), release=chart, namespace=chart)
     workload = rendered.one("StatefulSet")
-    assert workload["spec"]["replicas"] == 1
+    # NATS: three members (tests/charts/test_chart_nats_cluster.py); PostgreSQL: one server.
+    assert workload["spec"]["replicas"] == (3 if chart == "nats" else 1)
     assert workload["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
     (claim,) = workload["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
@@ -122,7 +123,7 @@ def test_nats_serves_the_services_default_url(nats_chart: Rendered) -> None:
         "port": "monitor",
     }
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"client": 4222, "monitor": 8222}
+    assert ports == {"client": 4222, "monitor": 8222, "cluster": 6222}
     refs = {
         e["name"]: e["valueFrom"]["secretKeyRef"]
         for e in container["env"]
@@ -247,10 +248,14 @@ def test_users_and_permissions_are_those_of_local_conf(nats_chart: Rendered) -> 
 
 
 @pytest.fixture
-def nats_server(nats_chart: Rendered, tmp_path: Path) -> Iterator[tuple[int, int, dict[str, str]]]:
-    """nats-server with the chart's nats.conf, moved to loopback, free ports and a temp store."""
+def nats_server(helm: Helm, tmp_path: Path) -> Iterator[tuple[int, int, dict[str, str]]]:
+    """nats-server with the chart's nats.conf for a single server (cluster.replicas: 1), moved
+    to loopback, free ports and a temp store."""
     client, monitor = free_port(), free_port()
-    config = nats_chart.one("ConfigMap")["data"]["nats.conf"]
+    single = helm.template(
+        "nats", merge(base_values(), {"cluster": {"replicas": 1}}), release="nats", namespace="nats"
+    )
+    config = single.one("ConfigMap")["data"]["nats.conf"]
     config = config.replace("listen: 0.0.0.0:4222", f"listen: 127.0.0.1:{client}")
     config = config.replace("http: 0.0.0.0:8222", f"http: 127.0.0.1:{monitor}")
     config = config.replace('store_dir: "/data/jetstream"', f'store_dir: "{tmp_path / "js"}"')

@@ -185,7 +185,7 @@ def test_the_git_credentials_come_from_their_secret(helm: Helm) -> None:
     env = {
         e["name"]: e["valueFrom"]["secretKeyRef"]
         for e in rendered.pod_spec["containers"][0]["env"]
-        if "valueFrom" in e
+        if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert env["DEPLOYER_GIT_USERNAME"] == {"name": "deployer-git", "key": "username"}
     assert env["DEPLOYER_GIT_PASSWORD"] == {"name": "deployer-git", "key": "token"}

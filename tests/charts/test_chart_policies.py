@@ -184,7 +184,11 @@ def test_secrets_come_from_the_referenced_secrets(
     values = scenario_values(chart, scenario)
     rendered = matrix[chart, scenario]
     container = rendered.pod_spec["containers"][0]
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])}
+    env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     nats = values.get("nats", {})
     if nats.get("credsKey"):
         assert "NATS_PASSWORD" not in env
@@ -343,6 +347,14 @@ def test_network_policy(matrix: Matrix, chart: str, scenario: str) -> None:
         peers = [peer for rule in ingress for peer in rule["from"]]
         app_peers = [p for p in peers if "namespaceSelector" not in p or not monitoring]
         expected = [GATEWAY_PEER] if chart in SERVICE_CHARTS else []
+        if chart == "deployer":  # its replicas forward the API to the leader
+            expected = [
+                {
+                    "podSelector": {
+                        "matchLabels": rendered.deployment["spec"]["selector"]["matchLabels"]
+                    }
+                }
+            ]
         assert app_peers == expected
     ports = egress_ports(policy)
     assert {53, 4222} <= ports

@@ -58,6 +58,18 @@ REJECTIONS: dict[str, tuple[dict[str, Any], str]] = {
         {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}},
         "autoscaling.minReplicas (5) must not exceed autoscaling.maxReplicas (2)",
     ),
+    "an even number of stream copies": (
+        {"nats": {"streamReplicas": 2}},
+        "at '/nats/streamReplicas': value must be one of 1, 3, 5",
+    ),
+    "a NATS server list with a web socket": (
+        {"nats": {"url": "nats://nats-0.n:4222,ws://nats-1.n:443"}},
+        "at '/nats/url'",
+    ),
+    "a NATS server list with spaces": (
+        {"nats": {"url": "nats://nats-0.n:4222, nats://nats-1.n:4222"}},
+        "at '/nats/url'",
+    ),
     "credentials file without a secret": (
         {"nats": {"credsKey": "user.creds"}},
         "nats.existingSecret is required when nats.credsKey is set",

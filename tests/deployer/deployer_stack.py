@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from deploy_contract.drift import DriftReport
 from deploy_contract.events import (
@@ -43,6 +46,25 @@ REPOSITORY = "registry.local/{service}-service"
 TEST_POLICY: dict[str, Any] = {
     "default": {"allow": {"replicaCount": {"min": 1, "max": 10}, "podAnnotations": {}}}
 }
+
+
+async def metric(process: ServiceProcess, name: str) -> float | None:
+    """The value of the unlabelled metric ``name`` at the process's /metrics (None: absent)."""
+    async with aiohttp.ClientSession() as http, http.get(process.base_url + "/metrics") as r:
+        text = await r.text()
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else None
+
+
+async def until_metric(process: ServiceProcess, name: str, value: float, timeout: float) -> float:
+    """Seconds until ``process``'s metric ``name`` reads ``value``; fails after ``timeout``."""
+    began = time.monotonic()
+    while await metric(process, name) != value:
+        assert time.monotonic() - began < timeout, (
+            f"{process.name}: {name} not {value} in {timeout} s"
+        )
+        await asyncio.sleep(0.1)
+    return time.monotonic() - began
 
 
 def image(service: str, tag: str) -> str:
@@ -122,7 +144,14 @@ class DeployerStack:
         lines = self.helm_log.read_text().splitlines()
         return [line for line in lines if all(word in line.split() for word in words)]
 
-    def _process(self) -> ServiceProcess:
+    def replica(self, replica_id: str) -> ServiceProcess:
+        """One more deployer process of the same stack (same NATS, cluster and settings) with
+        its own replica id and port: a second replica, started by the caller."""
+        process = self._process(name=f"deployer-{replica_id}")
+        process.env["DEPLOYER_REPLICA_ID"] = replica_id
+        return process
+
+    def _process(self, name: str = "deployer") -> ServiceProcess:
         # No periodic drift check unless a suite asks for one (a check on demand still works).
         extra = {
             "DEPLOYER_POLICY": json.dumps(self.policy),
@@ -134,7 +163,7 @@ class DeployerStack:
         if self.environments is not None:
             extra["DEPLOYER_ENVIRONMENTS"] = json.dumps(self.environments)
         return ServiceProcess(
-            "deployer",
+            name,
             [sys.executable, "-m", "deployer.main"],
             self.directory,
             env={

@@ -15,6 +15,7 @@ config:
   DEPLOYER_ENVIRONMENTS: {{ toJson . | quote }}
   {{- end }}
   DEPLOYER_DRIFT_INTERVAL_SECONDS: {{ .Values.drift.intervalSeconds | quote }}
+  DEPLOYER_LEASE_SECONDS: {{ .Values.leases.seconds | quote }}
   {{- with .Values.drift.rules }}
   DEPLOYER_DRIFT: {{ toJson . | quote }}
   {{- end }}
@@ -41,7 +42,32 @@ secretEnv:
     key: {{ $.Values.git.passwordKey | quote }}
   {{- end }}
 {{- end }}
+# Replicas: the pod's name is its replica id (a restarted container takes its leases back at
+# once); a standby forwards the API to the leader at the address the leader advertises.
+fieldEnv:
+  - name: DEPLOYER_REPLICA_ID
+    fieldPath: metadata.name
+  - name: POD_IP
+    fieldPath: status.podIP
+valueEnv:
+  - name: DEPLOYER_ADVERTISE_URL
+    value: http://$(POD_IP):8000
+ingress:
+  - from:
+      - podSelector:
+          matchLabels:
+            {{- include "flotilla-lib.selectorLabels" . | nindent 12 }}
+    ports:
+      - port: http
+        protocol: TCP
 egress:
+  - to:
+      - podSelector:
+          matchLabels:
+            {{- include "flotilla-lib.selectorLabels" . | nindent 12 }}
+    ports:
+      - port: 8000
+        protocol: TCP
   - to:
       {{- toYaml .Values.networkPolicy.kubernetesApiTo | nindent 6 }}
     ports:

@@ -46,6 +46,7 @@ secret environment, which only ever references existing Secrets.
   "SERVICE_LOG_LEVEL" $v.config.logLevel
   "SERVICE_SHUTDOWN_TIMEOUT_SECONDS" (toString $v.lifecycle.shutdownTimeoutSeconds)
   "NATS_URL" $v.nats.url
+  "NATS_STREAM_REPLICAS" (toString $v.nats.streamReplicas)
 -}}
 {{- if $v.nats.credsKey -}}
 {{- $_ := set $data "NATS_CREDS_FILE" (printf "%s/%s" (include "flotilla-lib.natsCredsDir" .) $v.nats.credsKey) -}}
@@ -101,6 +102,17 @@ secret environment, which only ever references existing Secrets.
     secretKeyRef:
       name: {{ .secret }}
       key: {{ .key }}
+{{- end -}}
+{{- /* The pod's own fields (its name, its IP), then values that may refer to them as $(NAME). */ -}}
+{{- range $profile.fieldEnv }}
+- name: {{ .name }}
+  valueFrom:
+    fieldRef:
+      fieldPath: {{ .fieldPath }}
+{{- end -}}
+{{- range $profile.valueEnv }}
+- name: {{ .name }}
+  value: {{ .value | quote }}
 {{- end -}}
 {{- end -}}
 

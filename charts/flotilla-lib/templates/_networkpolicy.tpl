@@ -15,7 +15,7 @@
 {{- $ingress = append $ingress (dict "from" $np.metricsFrom "ports" $http) -}}
 {{- end -}}
 {{- end -}}
-{{- $ingress = concat $ingress ($np.extraIngress | default list) -}}
+{{- $ingress = concat $ingress ($profile.ingress | default list) ($np.extraIngress | default list) -}}
 {{- $dnsPorts := list (dict "port" 53 "protocol" "UDP") (dict "port" 53 "protocol" "TCP") -}}
 {{- $egress := list (dict "to" $np.dnsTo "ports" $dnsPorts) -}}
 {{- $nats := dict "ports" (list (dict "port" $np.natsPort "protocol" "TCP")) -}}

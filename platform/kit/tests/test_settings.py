@@ -62,3 +62,45 @@ def test_the_edge_limits_come_from_service_variables(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("SERVICE_MAX_HEADERS", "0")
     with pytest.raises(ConfigurationError, match="SERVICE_MAX_HEADERS"):
         load_settings(ServiceSettings, name="order")
+
+
+def test_nats_url_may_list_every_member_of_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NATS_URL", raising=False)
+    monkeypatch.delenv("NATS_STREAM_REPLICAS", raising=False)
+    assert NatsSettings().servers == ["nats://127.0.0.1:4222"]
+    assert NatsSettings().stream_replicas == 1, "a local process: one server, one copy"
+    members = "nats://nats-0.n:4222, nats://nats-1.n:4222,tls://nats-2.n:4222"
+    monkeypatch.setenv("NATS_URL", members)
+    monkeypatch.setenv("NATS_STREAM_REPLICAS", "3")
+    settings = load_settings(NatsSettings)
+    assert settings.servers == [
+        "nats://nats-0.n:4222",
+        "nats://nats-1.n:4222",
+        "tls://nats-2.n:4222",
+    ]
+    assert settings.stream_replicas == 3
+
+
+@pytest.mark.parametrize(
+    "url", ["http://nats:4222", "nats://a:4222,,nats://b:4222", "nats-0:4222", "nats://a:4222 x"]
+)
+def test_a_nats_url_that_is_not_a_server_list_is_refused(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("NATS_URL", url)
+    with pytest.raises(ConfigurationError, match=r"NATS_URL: .* is not a NATS server URL") as info:
+        load_settings(NatsSettings)
+    assert "nats://host:port (tls://host:port for TLS)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "message"),
+    [("2", "use 1, 3 or 5"), ("4", "use 1, 3 or 5"), ("0", "greater than or equal to 1"),
+     ("7", "less than or equal to 5")],
+)  # fmt: skip
+def test_stream_replicas_must_be_an_odd_count_jetstream_can_keep(
+    monkeypatch: pytest.MonkeyPatch, replicas: str, message: str
+) -> None:
+    monkeypatch.setenv("NATS_STREAM_REPLICAS", replicas)
+    with pytest.raises(ConfigurationError, match=f"NATS_STREAM_REPLICAS: .*{message}"):
+        load_settings(NatsSettings)

@@ -87,3 +87,8 @@ class PromotionEventData(BaseModel):
     deployment_id: str | None = Field(
         default=None, description="The deployment that brings the release in, once started"
     )
+    created_at: datetime | None = Field(
+        default=None,
+        description="When the promotion was asked for (a promotion asked for again after it "
+        "ended is a new one, with the same promotion_id)",
+    )

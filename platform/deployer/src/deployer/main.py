@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import socket
 from typing import Any
 
 from fastapi import HTTPException
@@ -18,6 +20,9 @@ from deployer.adapters.promotion_store import PromotionKV
 from deployer.adapters.store import Store
 from deployer.drift.config import DriftConfig, load_drift_config
 from deployer.gitops.place import gitops_place
+from deployer.ha.fenced import fenced
+from deployer.ha.leadership import Leadership
+from deployer.ha.leases import Holder, LeaseBook
 from deployer.intake.policy import DeployPolicy, PolicyError, load_policy
 from deployer.orchestrator import Orchestrator
 from deployer.promotion.environments import (
@@ -69,6 +74,7 @@ class Deployer:
         self._clusters: list[Cluster] = []
         self._prometheus: PrometheusQueries | None = None
         self._bus: EventBus | None = None
+        self._leader: Leadership | None = None
 
     def orchestrator(self) -> Orchestrator:
         """The running orchestrator (routes get a 503 problem until it exists)."""
@@ -81,30 +87,77 @@ class Deployer:
         return self._tokens
 
     async def start(self, runtime: Runtime) -> None:
-        """Start-up hook: open the state and resume unfinished deployments, retrying until done.
+        """Start-up hook: open the state, then wait to lead; the leader claims the lanes and
+        resumes their unfinished deployments.
 
-        The chassis runs it once NATS is up and before the pipeline consumer starts, so every
-        pipeline event finds the orchestrator.
+        The chassis runs it once NATS is up and before the pipeline consumer starts, so only the
+        leader consumes pipeline events; a standby replica is ready meanwhile and forwards the
+        API to the leader.
         """
         self._bus = runtime.bus
         while True:
             try:
-                orchestrator = await self._orchestrate(runtime)
-                resumed = await orchestrator.resume()
+                leadership = await self._leadership(runtime)
+                orchestrator = await self._orchestrate(runtime, leadership)
                 break
             except Exception as exc:
                 log.error("cannot start the orchestrator; retrying", extra={"error": repr(exc)})
                 await self._close()
                 await asyncio.sleep(self.settings.retry_seconds)
-        self._orchestrator = orchestrator
+        try:
+            # One attempt before the API opens: a lone replica leads from its first request.
+            leading = await leadership.try_lead()
+            self._orchestrator = orchestrator
+            if not leading and not await leadership.lead(runtime.stopping):
+                return
+            await orchestrator.promoter.resume()
+        except BaseException:
+            await leadership.step_down()
+            raise
+        leadership.claim_lanes(orchestrator.targets, self._claimed)
+
+    async def _leadership(self, runtime: Runtime) -> Leadership:
+        if self._leader is not None:
+            return self._leader
+        settings = self.settings
+        book = await LeaseBook.open(
+            runtime.bus.js,
+            ttl_seconds=settings.lease_seconds,
+            replicas=runtime.bus.stream_replicas,
+        )
+        self._leader = Leadership(
+            book,
+            Holder(replica=replica_id(settings), url=advertise_url(settings, runtime)),
+            on_lane_lost=self._lane_lost,
+            on_leadership_lost=self._leadership_lost,
+        )
+        return self._leader
+
+    async def _claimed(self, targets: list[Target]) -> None:
+        resumed = await self.orchestrator().resume_lanes(targets)
         if resumed:
             log.info("resumed unfinished deployments", extra={"count": resumed})
 
-    async def _orchestrate(self, runtime: Runtime) -> Orchestrator:
-        """The orchestrator over the real adapters: helm, the Kubernetes API, NATS, Prometheus."""
+    async def _lane_lost(self, target: Target) -> None:
+        if self._orchestrator is not None:
+            await self._orchestrator.lanes.cancel(target)
+
+    async def _leadership_lost(self) -> None:
+        """Another replica may lead now: stop every lane at once (their helm processes too),
+        then end the process; its restart stands by."""
+        if self._orchestrator is not None:
+            await self._orchestrator.lanes.stop(0)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    async def _orchestrate(self, runtime: Runtime, leadership: Leadership) -> Orchestrator:
+        """The orchestrator over the real adapters: helm, the Kubernetes API, NATS, Prometheus;
+        every write to a release fenced by its lane's lease."""
         settings = self.settings
-        store = await Store.open(runtime.bus.js)
-        places = {spec.name: await self._place(spec) for spec in self._environments.environments}
+        store = await Store.open(runtime.bus.js, runtime.bus.stream_replicas)
+        places = {
+            spec.name: fenced(await self._place(spec), leadership.fence, spec.name)
+            for spec in self._environments.environments
+        }
         if settings.prometheus_url:
             self._prometheus = PrometheusQueries(
                 settings.prometheus_url,
@@ -115,11 +168,12 @@ class Deployer:
             metrics=self._prometheus.numbers if self._prometheus else None,
             store=store,
             publisher=runtime.bus,
-            promotions=await PromotionKV.open(runtime.bus.js),
+            promotions=await PromotionKV.open(runtime.bus.js, runtime.bus.stream_replicas),
         )
         return Orchestrator(
-            settings, ports, self._policy, environments=self._environments, drift=self._drift
-        )
+            settings, ports, self._policy, environments=self._environments, drift=self._drift,
+            holds=leadership.holds,
+        )  # fmt: skip
 
     async def _place(self, spec: EnvironmentSpec) -> Place:
         """Helm and the Kubernetes API for ``spec``'s namespace (in its cluster); in a gitops
@@ -160,6 +214,8 @@ class Deployer:
         await asyncio.gather(*loops, return_exceptions=True)
         # Half the shutdown budget: the rest drains NATS (the outcome events) after it.
         await orchestrator.stop(runtime.settings.service.shutdown_timeout_seconds / 2)
+        if self._leader is not None:
+            await self._leader.step_down()  # a standby takes over now, not when leases expire
         await self._close()
 
     def _drift_targets(self) -> list[Target]:
@@ -187,8 +243,13 @@ class Deployer:
         self._clusters.append(cluster)
         return cluster
 
+    def leadership(self) -> Leadership | None:
+        """Who leads, once the lease book is open (the API forwards to the leader)."""
+        return self._leader
+
     async def ready(self) -> None:
-        """Readiness: the orchestrator is up (state opened, unfinished deployments resumed)."""
+        """Readiness: the orchestrator is up (state opened); a standby replica is ready too, it
+        forwards the API to the leader."""
         if self._orchestrator is None:
             raise RuntimeError("the orchestrator is starting")
 
@@ -241,6 +302,22 @@ def build_spec() -> ServiceSpec:
         workers=[deployer.run],
         readiness={"orchestrator": deployer.ready},
     )
+
+
+def replica_id(settings: DeployerSettings) -> str:
+    """DEPLOYER_REPLICA_ID, else this host's name and process id (unique on a machine)."""
+    return settings.replica_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def advertise_url(settings: DeployerSettings, runtime: Runtime) -> str:
+    """Where the other replicas reach this one's API: DEPLOYER_ADVERTISE_URL, else the address
+    it listens on (none when that is every interface: set DEPLOYER_ADVERTISE_URL then)."""
+    if settings.advertise_url:
+        return settings.advertise_url.rstrip("/")
+    service = runtime.settings.service
+    if service.host in ("0.0.0.0", "::"):  # every interface: no address to give
+        return ""
+    return f"http://{service.host}:{service.port}"
 
 
 def api_tokens(settings: DeployerSettings, environment: Environment) -> TokenBook:

@@ -52,11 +52,14 @@ class Orchestrator:
         drift: DriftConfig | None = None,
         charts: dict[str, Path] | None = None,
         clock: Callable[[], datetime] | None = None,
+        holds: Callable[[Target], bool] | None = None,
     ) -> None:
         self.environments = environments or Environments(
             environments=[EnvironmentSpec(name="development", namespace=settings.namespace)]
         )
         self.environment = self.environments.entry.name
+        # Whether this replica holds a target's lane (one replica alone: always).
+        self._holds = holds or (lambda _target: True)
         self.charts = charts if charts is not None else settings.service_charts()
         self.intakes = {
             spec.name: Intake(
@@ -153,6 +156,13 @@ class Orchestrator:
         self._gauges()
         return resumed
 
+    async def resume_lanes(self, targets: list[Target]) -> int:
+        """This replica has just claimed ``targets``' lanes: their unfinished deployments back
+        in them (a release a previous holder left pending is recovered by the first pass)."""
+        resumed = await self.admission.resume(set(targets))
+        self._gauges()
+        return resumed
+
     async def wait_idle(self) -> None:
         """Wait for every lane to finish (tests and benchmarks)."""
         await self.lanes.wait_idle()
@@ -165,6 +175,10 @@ class Orchestrator:
         await self.reconciler.run(record)
 
     async def _submit(self, record: DeploymentRecord) -> None:
+        if not self._holds(record.target):
+            # Recorded as queued: the lane's holder (this replica, once it claims the lane)
+            # resumes it from the records.
+            return
         await self.lanes.submit(record)
         self._gauges()
 

@@ -57,6 +57,12 @@ class DeploymentRecord(BaseModel):
     canary: CanaryStatus | None = Field(
         default=None, description="The canary of this deployment, as last reported"
     )
+    canary_reports: int = Field(
+        default=0, description="How many different canary statuses were reported (as events)"
+    )
+    superseded_by: str | None = Field(
+        default=None, description="The newer deployment that superseded this one"
+    )
     traceparent: str | None = None
     received_at: datetime
     started_at: datetime | None = None

@@ -66,6 +66,16 @@ class DeployerSettings(BaseSettings):
     git_author_name: str = "Flotilla deployer"
     git_author_email: str = "deployer@flotilla.invalid"
 
+    # High availability (deployer.ha): replicas share leases in NATS key-value; one leads.
+    # This replica's id: stable across a restart of the same pod (the chart sets the pod's name)
+    # so a restarted replica takes its own leases back at once; default: host name and process id.
+    replica_id: str | None = Field(default=None, min_length=1, max_length=120)
+    # Where the other replicas reach this one's API (they forward requests to the leader); the
+    # chart sets http://<pod IP>:<port>; default: SERVICE_HOST:SERVICE_PORT unless 0.0.0.0.
+    advertise_url: str | None = None
+    # A replica that stops renewing its leases loses them after this long; a standby takes over.
+    lease_seconds: float = Field(default=10.0, ge=1.0, le=300.0)
+
     @field_validator("namespaces", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:

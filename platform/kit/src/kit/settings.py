@@ -6,11 +6,12 @@ one readable message naming the environment variables to fix.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset(
@@ -73,17 +74,57 @@ class ServiceSettings(BaseSettings):
     fault_error_ratio: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
+# One entry of NATS_URL (the charts' schemas build their nats.url pattern from it).
+NATS_SERVER_PATTERN = r"(nats|tls)://[^\s,/]+"
+NATS_SERVER_URL = re.compile(f"^{NATS_SERVER_PATTERN}$")
+# JetStream's limit; an even count adds a copy without tolerating one more lost member.
+MAX_STREAM_REPLICAS = 5
+
+
 class NatsSettings(BaseSettings):
     """How to reach NATS (``NATS_*``); credentials come from env or a mounted creds file."""
 
     model_config = SettingsConfigDict(env_prefix="NATS_", extra="ignore")
 
+    # One server, or every member of a cluster separated by commas: the client then reconnects
+    # to another member when the one it uses goes away, even before it has learnt the others.
     url: str = "nats://127.0.0.1:4222"
     user: str | None = None
     password: SecretStr | None = None
     creds_file: Path | None = None
     connect_timeout_seconds: float = Field(default=2.0, gt=0)
     request_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The copies of every stream and key-value bucket this process creates: 1 on a single
+    # server (make run, the tests), 3 on a three-member cluster (one member may be lost).
+    stream_replicas: int = Field(default=1, ge=1, le=MAX_STREAM_REPLICAS)
+
+    @field_validator("url")
+    @classmethod
+    def _server_urls(cls, value: str) -> str:
+        servers = [entry.strip() for entry in value.split(",")]
+        wrong = [entry for entry in servers if not NATS_SERVER_URL.match(entry)]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(repr(w) for w in wrong)} is not a NATS server URL: give one "
+                "nats://host:port (tls://host:port for TLS), or several separated by commas, "
+                "e.g. nats://nats-0.example:4222,nats://nats-1.example:4222"
+            )
+        return ",".join(servers)
+
+    @field_validator("stream_replicas")
+    @classmethod
+    def _odd_replicas(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(
+                f"{value} replicas: JetStream's RAFT needs a majority of the copies, so an even "
+                "count tolerates no more lost members than one fewer; use 1, 3 or 5"
+            )
+        return value
+
+    @property
+    def servers(self) -> list[str]:
+        """Every server URL of ``url``, in order."""
+        return self.url.split(",")
 
 
 class DatabaseSettings(BaseSettings):

@@ -45,13 +45,13 @@ class PromotionKV:
         self._holds = holds
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> PromotionKV:
-        """Open (creating when missing) the buckets."""
+    async def open(cls, js: JetStreamContext, replicas: int) -> PromotionKV:
+        """Open (creating when missing) the buckets, with ``replicas`` copies."""
         return cls(
             js,
-            await bucket(js, RELEASES_BUCKET, KEEP_SECONDS),
-            await bucket(js, PROMOTIONS_BUCKET, KEEP_SECONDS),
-            await bucket(js, HOLDS_BUCKET, None),
+            await bucket(js, RELEASES_BUCKET, KEEP_SECONDS, replicas),
+            await bucket(js, PROMOTIONS_BUCKET, KEEP_SECONDS, replicas),
+            await bucket(js, HOLDS_BUCKET, None, replicas),
         )
 
     async def _all(self, kv: KeyValue, name: str, model: type[Model]) -> list[Model]:

@@ -12,6 +12,7 @@ from nats.js.kv import KeyValue
 
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.targets import Target
+from kit.events.streams import placed, raise_replicas
 
 DEPLOYMENTS_BUCKET = "deployer-deployments"
 SERVICES_BUCKET = "deployer-services"
@@ -37,15 +38,19 @@ async def bucket_keys(js: JetStreamContext, name: str) -> list[str]:
     return [subject.removeprefix(prefix) for subject in info.state.subjects or {}]
 
 
-async def bucket(js: JetStreamContext, name: str, ttl: float | None) -> KeyValue:
-    """The key-value bucket ``name``, created (one value per key, kept ``ttl`` seconds) when
-    missing."""
+async def bucket(js: JetStreamContext, name: str, ttl: float | None, replicas: int) -> KeyValue:
+    """The key-value bucket ``name`` with ``replicas`` copies (``NATS_STREAM_REPLICAS``):
+    created (one value per key, kept ``ttl`` seconds) when missing, given more copies when it
+    has fewer."""
     try:
-        return await js.key_value(name)
+        kv = await js.key_value(name)
     except BucketNotFoundError:
-        return await js.create_key_value(
-            config=KeyValueConfig(bucket=name, history=1, ttl=ttl, storage=StorageType.FILE)
+        config = KeyValueConfig(
+            bucket=name, history=1, ttl=ttl, storage=StorageType.FILE, replicas=replicas
         )
+        return await placed(js.create_key_value(config=config), f"KV_{name}", replicas)
+    await raise_replicas(js, f"KV_{name}", replicas)
+    return kv
 
 
 class Store:
@@ -57,12 +62,12 @@ class Store:
         self._services = services
 
     @classmethod
-    async def open(cls, js: JetStreamContext) -> Store:
-        """Open (creating when missing) the deployer's buckets."""
+    async def open(cls, js: JetStreamContext, replicas: int) -> Store:
+        """Open (creating when missing) the deployer's buckets, with ``replicas`` copies."""
         return cls(
             js,
-            await bucket(js, DEPLOYMENTS_BUCKET, KEEP_SECONDS),
-            await bucket(js, SERVICES_BUCKET, None),
+            await bucket(js, DEPLOYMENTS_BUCKET, KEEP_SECONDS, replicas),
+            await bucket(js, SERVICES_BUCKET, None, replicas),
         )
 
     async def get(self, deployment_id: str) -> DeploymentRecord | None:

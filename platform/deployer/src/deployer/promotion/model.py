@@ -79,6 +79,7 @@ class Promotion(BaseModel):
             reason=self.reason,
             gates=self.gates,
             deployment_id=self.deployment_id,
+            created_at=self.created_at,
         )
 
 

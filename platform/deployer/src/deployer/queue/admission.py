@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from deploy_contract.events import ArtifactPublished, DeployPhase, service_from_subject
 from deployer.intake.checks import Intake, RejectedError
@@ -24,6 +24,8 @@ from kit.events import CloudEvent, Delivery
 from kit.tracing import inject_trace_headers
 
 log = logging.getLogger(__name__)
+# How far back a take-over publishes outcomes again (a lease's time is far shorter).
+JUST_FINISHED = timedelta(minutes=5)
 
 
 @dataclass
@@ -147,9 +149,10 @@ class Admission:
             service=service, environment=name,
         )  # fmt: skip
 
-    async def resume(self) -> int:
-        """After a restart: every unfinished deployment back in its lane, oldest first (one
-        waiting for approval keeps waiting: helm never ran for it)."""
+    async def resume(self, targets: Collection[Target] | None = None) -> int:
+        """After a restart or a take-over: every unfinished deployment (of ``targets``, when
+        given) back in its lane, oldest first (one waiting for approval keeps waiting: helm never
+        ran for it)."""
         records = await self.reporter.store.all()
         self.reporter.saw([record.id for record in records])
         unfinished = [
@@ -157,6 +160,12 @@ class Admission:
             for r in records
             if not r.phase.terminal
         ]
+        if targets is not None:
+            unfinished = [r for r in unfinished if r.target in targets]
+        # The last transition of each may have been recorded by a replica that died before it
+        # published it: published again under the same id, it is stored once.
+        for record in [*unfinished, *self._just_finished(records, targets)]:
+            await self.reporter.republish(record)
         for record in unfinished:
             if record.phase is DeployPhase.PENDING_APPROVAL:
                 await self.approvals.keep(record)
@@ -164,6 +173,22 @@ class Admission:
             await self.approvals.superseded_by(record)
             await self.submit(record)
         return len(unfinished)
+
+    @staticmethod
+    def _just_finished(
+        records: list[DeploymentRecord], targets: Collection[Target] | None
+    ) -> list[DeploymentRecord]:
+        """Deployments that ended in the last few minutes (of ``targets``): a replica killed
+        between recording an outcome and publishing it ended one of them."""
+        since = datetime.now(UTC) - JUST_FINISHED
+        return [
+            r
+            for r in records
+            if r.phase.terminal
+            and r.finished_at is not None
+            and r.finished_at >= since
+            and (targets is None or r.target in targets)
+        ]
 
     def _record(self, service: str, **fields: object) -> DeploymentRecord:
         return DeploymentRecord.model_validate(

@@ -3,6 +3,8 @@
 A lane belongs to a target (an environment and a service). It holds at most one waiting
 deployment: a newer one supersedes it (latest wins). Other work on the release (a drift
 correction) queues in the same lane, behind the deployments, so each release has one writer.
+A lane whose lease moved to another replica (LaneLostError) stops and forgets its work: the new
+holder resumes it from the records.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 Run = Callable[[DeploymentRecord], Awaitable[None]]
+
+
+class LaneLostError(BaseException):
+    """This replica no longer holds the lane it was about to write to: it stops working on it
+    (without concluding the deployment, which the lane's new holder resumes).
+
+    A BaseException, like a cancellation, so that no "a step failed" handler turns it into a
+    failed deployment.
+    """
+
+
 Supersede = Callable[[DeploymentRecord, DeploymentRecord], Awaitable[None]]
 
 
@@ -49,6 +62,8 @@ class Lanes:
     async def submit(self, record: DeploymentRecord) -> None:
         """Queue ``record`` in its target's lane; a deployment waiting there is superseded."""
         lane = self._lanes.setdefault(record.target, _Lane())
+        if record.id in {r.id for r in (lane.queued, lane.running) if r is not None}:
+            return  # resumed from the records while it was already here
         replaced, lane.queued = lane.queued, record
         if replaced is not None:
             await self._supersede(replaced, record)
@@ -68,14 +83,36 @@ class Lanes:
             lane.task = asyncio.create_task(self._drain(lane), name=str(target))
 
     async def _drain(self, lane: _Lane) -> None:
-        while lane.queued is not None or lane.jobs:
-            async with self._slots:
-                # Take the newest only once a slot is free, so waiting lets newer events win.
-                if lane.queued is not None:
-                    record, lane.queued = lane.queued, None
-                    await self._deploy(lane, record)
-                else:
-                    await self._job(lane.jobs.pop(0))
+        try:
+            while lane.queued is not None or lane.jobs:
+                async with self._slots:
+                    # Take the newest only once a slot is free, so waiting lets newer events win.
+                    if lane.queued is not None:
+                        record, lane.queued = lane.queued, None
+                        await self._deploy(lane, record)
+                    else:
+                        await self._job(lane.jobs.pop(0))
+        except LaneLostError as lost:
+            log.warning("stopped a lane another replica holds now", extra={"reason": str(lost)})
+            self._forget(lane)
+
+    @staticmethod
+    def _forget(lane: _Lane) -> None:
+        lane.queued = None
+        for job in lane.jobs:
+            job.done.cancel()
+        lane.jobs.clear()
+
+    async def cancel(self, target: Target) -> None:
+        """Stop ``target``'s lane now (its lease is gone): the running deployment is cancelled
+        (its helm stopped) and left unfinished for the lane's next holder, the rest forgotten."""
+        lane = self._lanes.get(target)
+        if lane is None:
+            return
+        self._forget(lane)
+        if lane.task is not None and not lane.task.done():
+            lane.task.cancel()
+            await asyncio.gather(lane.task, return_exceptions=True)
 
     async def _deploy(self, lane: _Lane, record: DeploymentRecord) -> None:
         lane.running = record
@@ -90,7 +127,7 @@ class Lanes:
     async def _job(job: _Job) -> None:
         try:
             result = await job.work()
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, LaneLostError):
             job.done.cancel()
             raise
         except Exception as exc:

@@ -1,8 +1,15 @@
-"""Deploy events: every phase of a deployment saved, then published as ``deploy.<service>.*``."""
+"""Deploy events: every phase of a deployment saved, then published as ``deploy.<service>.*``.
+
+Each event's id (the ``Nats-Msg-Id`` JetStream de-duplicates by, within the DEPLOY stream's
+window) is derived from what it reports, never from a clock: a replica that publishes a
+transition another replica (or itself before a restart) published already is stored once.
+"""
 
 from __future__ import annotations
 
-import time
+import hashlib
+import json
+from typing import Any
 
 from deploy_contract.drift import DriftReport, report_json
 from deploy_contract.events import (
@@ -20,6 +27,7 @@ from deployer.report.ports import Publisher, RecordStore
 from kit.events import CloudEvent
 
 SOURCE = "/platform/deployer"
+_DIGEST_CHARS = 16
 _PLAN_PHASES = frozenset({DeployPhase.STARTED, DeployPhase.PENDING_APPROVAL, DeployPhase.UNCHANGED})
 _STDERR_PHASES = frozenset({DeployPhase.FAILED, DeployPhase.ROLLED_BACK})
 
@@ -56,6 +64,58 @@ def event_data(
     )
 
 
+def digest(content: Any) -> str:
+    """A short, stable digest of JSON-safe ``content`` (the same content, the same digest)."""
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:_DIGEST_CHARS]
+
+
+def deploy_event_id(
+    record: DeploymentRecord, phase: DeployPhase, progress: RolloutProgress | None = None
+) -> str:
+    """The id of ``record``'s event for ``phase``: a transition by where it is in the history;
+    a progress report by its content too (one event per state); a canary status by its content
+    and its number among the canary's reports (a canary resumed after a pause is where it was
+    before, and that is news)."""
+    suffix = f"{phase.value}-{len(record.history)}"
+    if progress is not None:
+        suffix += f"-{digest(progress.model_dump(mode='json'))}"
+    elif phase is DeployPhase.CANARY:
+        status = record.canary.model_dump(mode="json") if record.canary else None
+        suffix += f"-{record.canary_reports}-{digest(status)}"
+    return f"{record.id}:{suffix}"
+
+
+def drift_event_id(report: DriftReport) -> str:
+    """The id of a drift report: its release, revision and drifted fields (a drift reported
+    again, by another replica or after a restart, is one event); a correction is an act of its
+    own, so its time counts too."""
+    place = f"{report.environment}.{report.service}" if report.environment else report.service
+    content: dict[str, Any] = {
+        "revision": report.revision,
+        "fields": [field.model_dump(mode="json") for field in report.fields],
+        "corrected": report.corrected,
+        "error": report.error,
+    }
+    if report.corrected:
+        content["checked_at"] = report.checked_at.isoformat()
+    return f"drift-{place}-{digest(content)}"
+
+
+def promotion_event_id(data: PromotionEventData) -> str:
+    """The id of a promotion event: the promotion (asked for when), its state and each gate's
+    verdict and reason (not the times the gates were decided at, which every evaluation
+    renews)."""
+    content = {
+        "created_at": data.created_at.isoformat() if data.created_at else None,
+        "state": data.state.value,
+        "reason": data.reason,
+        "gates": [[gate.gate.value, gate.verdict.value, gate.reason] for gate in data.gates],
+        "deployment_id": data.deployment_id,
+    }
+    return f"promotion-{data.promotion_id}-{digest(content)}"
+
+
 class Reporter:
     """Saves deployment records and publishes their events (the store is the truth, events
     follow); remembers the ids it saw, so an event is handled once."""
@@ -78,11 +138,26 @@ class Reporter:
     async def record(self, record: DeploymentRecord, superseded_by: str | None = None) -> None:
         """Save ``record``, then publish its phase."""
         self._seen.add(record.id)
+        if superseded_by is not None:
+            record = record.model_copy(update={"superseded_by": superseded_by})
         await self.store.put(record)
-        await self.publish(record, record.phase, superseded_by=superseded_by)
+        await self.publish(record, record.phase)
+
+    async def republish(self, record: DeploymentRecord) -> None:
+        """Publish ``record``'s current phase event again, with the id it was first published
+        with: a replica taking a deployment over publishes a transition its previous holder
+        saved but may not have published; JetStream drops it when it had been."""
+        await self.publish(record, record.phase)
 
     async def canary(self, record: DeploymentRecord) -> None:
-        """Save ``record`` with its canary status, then publish a ``canary`` event."""
+        """Save ``record`` with its canary status, then publish a ``canary`` event: one per
+        status reported, so the status saved last reported again (by a replica that took the
+        canary over, or after a restart) is the same event."""
+        saved = await self.store.get(record.id)
+        reports = saved.canary_reports if saved is not None else 0
+        if saved is None or saved.canary != record.canary:
+            reports += 1
+        record = record.model_copy(update={"canary_reports": reports})
         await self.store.put(record)
         await self.publish(record, DeployPhase.CANARY)
 
@@ -94,11 +169,9 @@ class Reporter:
         progress: RolloutProgress | None = None,
         superseded_by: str | None = None,
     ) -> None:
-        """Publish ``record``'s event for ``phase`` (progress and canary events each once)."""
-        data = event_data(record, phase, progress, superseded_by)
-        suffix = f"{phase.value}-{len(record.history)}"
-        if progress is not None or phase is DeployPhase.CANARY:
-            suffix = f"{phase.value}-{time.monotonic_ns()}"
+        """Publish ``record``'s event for ``phase`` (each transition, progress state and canary
+        status once, whoever publishes it)."""
+        data = event_data(record, phase, progress, superseded_by or record.superseded_by)
         # CloudEvents' distributed-tracing extension carries the pipeline's trace context too.
         tracing = {"traceparent": record.traceparent} if record.traceparent else {}
         event = CloudEvent.new(
@@ -106,7 +179,7 @@ class Reporter:
             source=SOURCE,
             subject=record.service,
             data=data.model_dump(mode="json", exclude_none=True),
-            id=f"{record.id}:{suffix}",
+            id=deploy_event_id(record, phase, progress),
             **tracing,
         )
         subject = deploy_subject(record.service, phase)
@@ -119,7 +192,7 @@ class Reporter:
             source=SOURCE,
             subject=report.service,
             data=report_json(report),
-            id=f"drift-{report.service}-{time.time_ns()}",
+            id=drift_event_id(report),
         )
         await self._publisher.publish(drift_subject(report.service), event)
 
@@ -130,6 +203,6 @@ class Reporter:
             source=SOURCE,
             subject=data.service,
             data=data.model_dump(mode="json", exclude_none=True),
-            id=f"promotion-{data.promotion_id}-{time.time_ns()}",
+            id=promotion_event_id(data),
         )
         await self._publisher.publish(promotion_subject(data.service), event)

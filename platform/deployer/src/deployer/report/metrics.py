@@ -13,6 +13,8 @@ DEPLOY_DURATION = Histogram(
 )
 QUEUE_DEPTH = Gauge("deployer_queue_depth", "Deployments waiting in a lane.")
 BUSY_LANES = Gauge("deployer_busy_lanes", "Lanes running a Helm operation now.")
+LEADER = Gauge("deployer_leader", "1 while this replica leads (drives the releases), else 0.")
+HELD_LANES = Gauge("deployer_held_lanes", "Lanes whose lease this replica holds.")
 EVENT_TO_START = Histogram(
     "deployer_event_to_start_seconds",
     "From receiving a pipeline event to starting its helm process.",

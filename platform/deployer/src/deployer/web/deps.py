@@ -14,12 +14,14 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from deployer.ha.leadership import Leadership
 from deployer.intake.checks import RejectedError
 from deployer.orchestrator import Orchestrator
 from deployer.promotion.requests import NotFoundError
 from deployer.records import DeploymentRecord
 from deployer.report.views import ServiceView
 from deployer.web.auth import BASIC_CHALLENGE, authenticate, require
+from deployer.web.forward import LeaderForwarding
 from deployer.web.tokens import ApiToken, Scope, TokenBook
 from kit.problems import problem_response
 
@@ -39,6 +41,9 @@ class WebApp(Protocol):
     async def subscribe_deploy_events(self, callback: Callable[[Any], Awaitable[None]]) -> Any:
         """A subscription to every deploy event."""
 
+    def leadership(self) -> Leadership | None:
+        """Who leads (a standby forwards the API to the leader)."""
+
 
 def install(service: WebApp) -> Callable[[FastAPI], None]:
     """An app hook that makes ``service`` what the routes' dependencies find."""
@@ -51,6 +56,7 @@ def install(service: WebApp) -> Callable[[FastAPI], None]:
 
     def hook(app: FastAPI) -> None:
         app.state.deployer = service
+        app.add_middleware(LeaderForwarding, replicas=service)
         app.add_exception_handler(RejectedError, refused)
         app.add_exception_handler(NotFoundError, not_found)
 

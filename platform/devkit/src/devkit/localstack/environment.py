@@ -74,4 +74,6 @@ def deployer_environment(
         "DEPLOYER_VALUES_DIR": str(values_dir),
         "DEPLOYER_HELM_TIMEOUT_SECONDS": f"{helm_timeout_seconds:g}",
         "DEPLOYER_API_TOKEN": api_token,
+        # One local deployer: a stable id lets a restarted one take its leases back at once.
+        "DEPLOYER_REPLICA_ID": "local",
     }

@@ -45,6 +45,23 @@ class NatsServer:
             self.stop()
             raise
 
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running server, None when it is not running."""
+        return self._process.pid if self._process is not None else None
+
+    def kill(self) -> None:
+        """kill -9 the server process this object started (no lame duck, no flush), and wait
+        for it to exit; ``start`` brings it back on the same port and store."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        if self._process.stderr:
+            self._process.stderr.close()
+        self._process = None
+
     def stop(self) -> None:
         """Stop the server process this object started, and wait for it to exit."""
         if self._process is None:

@@ -1,4 +1,5 @@
-"""Pytest fixtures: a real nats-server (shared, or fresh per test) and free ports."""
+"""Pytest fixtures: a real nats-server (shared, or fresh per test), a real three-member NATS
+cluster, and free ports."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devkit.localstack.nats import NatsServer
+from devkit.localstack.natscluster import NatsCluster
 from devkit.localstack.process import ServiceProcess
 from devkit.testing.postgres import PostgresServer
 
@@ -29,6 +31,16 @@ def fresh_nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """Three JetStream members of the test's own, routed together on 127.0.0.1 (what the nats
+    chart runs in Kubernetes), for tests that kill or restart a member."""
+    cluster = NatsCluster(tmp_path / "nats-cluster")
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -53,6 +53,12 @@ class EventBus:
         return self._nc is not None and self._nc.is_connected
 
     @property
+    def stream_replicas(self) -> int:
+        """The copies of each stream and key-value bucket this process creates
+        (``NATS_STREAM_REPLICAS``)."""
+        return self._settings.stream_replicas
+
+    @property
     def nc(self) -> Client:
         """The underlying nats-py client; raises when not connected yet."""
         if self._nc is None:
@@ -68,7 +74,7 @@ class EventBus:
         """Connect once; nats-py then reconnects on its own for the life of the process."""
         password = self._settings.password.get_secret_value() if self._settings.password else None
         self._nc = await nats.connect(
-            servers=[self._settings.url],
+            servers=self._settings.servers,
             name=self._client_name,
             user=self._settings.user,
             password=password,
@@ -107,10 +113,12 @@ class EventBus:
         await self._connected.wait()
 
     async def ensure_streams(self, specs: Iterable[StreamSpec]) -> None:
-        """Create or update every stream in ``specs``; idempotent."""
+        """Create or update every stream in ``specs`` with ``stream_replicas`` copies;
+        idempotent."""
         for spec in specs:
             await self._unless_denied(
-                f"$JS.API.STREAM.CREATE.{spec.name}", ensure_stream(self.js, spec)
+                f"$JS.API.STREAM.CREATE.{spec.name}",
+                ensure_stream(self.js, spec, self.stream_replicas),
             )
 
     async def publish(

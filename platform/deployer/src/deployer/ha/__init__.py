@@ -1,0 +1,1 @@
+"""High availability: leases that let replicas of the deployer share work without overlap."""
