@@ -58,11 +58,13 @@ def order_status(http: httpx.Client, auth: dict[str, str], order_id: str) -> str
 
 @dataclass(frozen=True)
 class Attempt:
-    """One request of the flow: when it ended (wall clock, the pods' clock too) and how."""
+    """One request of the flow: when it ended (wall clock, the pods' clock too), how, and how
+    long it took."""
 
     at: float
     ok: bool
     outcome: str
+    took: float
 
 
 class OrderFlow:
@@ -131,31 +133,33 @@ class OrderFlow:
                 time.sleep(max(0.0, self.started + index / self.rate - time.time()))
                 self._place(http, self._auths[index % len(self._auths)])
 
-    def _record(self, ok: bool, outcome: str) -> None:
+    def _record(self, began: float, ok: bool, outcome: str) -> None:
+        ended = time.time()
         with self._lock:
-            self.attempts.append(Attempt(time.time(), ok, outcome))
+            self.attempts.append(Attempt(ended, ok, outcome, ended - began))
 
     def _place(self, http: httpx.Client, auth: dict[str, str]) -> None:
         key = uuid.uuid4().hex
         deadline = time.monotonic() + GIVE_UP_SECONDS
         last = ""
         while time.monotonic() < deadline:
+            began = time.time()
             try:
                 response = http.post(
                     "/api/orders", json=ORDER, headers={**auth, "Idempotency-Key": key}
                 )
             except httpx.TransportError as exc:
-                self._record(False, type(exc).__name__)
+                self._record(began, False, type(exc).__name__)
                 last = repr(exc)
             else:
                 if response.status_code in (200, 201):
                     order = response.json()
-                    self._record(True, str(response.status_code))
+                    self._record(began, True, str(response.status_code))
                     with self._lock:
                         self.placed.append(order["id"])
                         self.user_ids.add(order["user_id"])
                     return
-                self._record(False, str(response.status_code))
+                self._record(began, False, str(response.status_code))
                 last = f"{response.status_code} {response.text[:200]}"
             time.sleep(RETRY_PAUSE_SECONDS)
         with self._lock:
@@ -190,12 +194,18 @@ class OrderFlow:
         recovered = next((a.at for a in attempts if a.ok and a.at > failed[-1]), float("inf"))
         return failed[0], recovered
 
+    def latency(self, quantile: float) -> float:
+        """That quantile of the accepted requests' durations, in seconds."""
+        took = sorted(a.took for a in self.attempts if a.ok)
+        return took[min(len(took) - 1, int(quantile * len(took)))] if took else 0.0
+
     def summary(self) -> str:
-        """A line for the test's output: orders, rate, retries by cause."""
+        """A line for the test's output: orders, rate, latency, retries by cause."""
         causes = ", ".join(f"{n} x {cause}" for cause, n in self.retry_causes().most_common())
         return (
             f"{len(self.placed)} orders accepted at {self.achieved_rate():.1f}/s "
-            f"(offered {self.rate:g}/s), {self.retried} requests retried"
+            f"(offered {self.rate:g}/s; p50 {self.latency(0.5) * 1000:.0f} ms, "
+            f"p99 {self.latency(0.99) * 1000:.0f} ms), {self.retried} requests retried"
             + (f" ({causes})" if causes else "")
         )
 

@@ -63,18 +63,47 @@ def nats_members(platform: Platform) -> list[dict[str, Any]]:
     return members
 
 
-def stream_cluster(platform: Platform, stream: str) -> dict[str, Any]:
-    """The JetStream cluster of ``stream`` (its leader and replicas) as NATS's monitoring port
-    reports it; the node reaches the pods' addresses."""
-    member = nats_members(platform)[0]
-    address = member["status"]["podIP"]
+def streams(platform: Platform, member: str = "nats-0") -> dict[str, dict[str, Any]]:
+    """The JetStream streams as one NATS member's monitoring port reports them (by name: state,
+    cluster); the node reaches the pods' addresses."""
+    found = pod(platform, "nats", member)
+    assert found is not None, f"no pod nats/{member}"
+    address = found["status"]["podIP"]
     response = httpx.get(f"http://{address}:8222/jsz", params={"streams": "true"}, timeout=5)
     response.raise_for_status()
     (account,) = response.json()["account_details"]
-    found: dict[str, Any] = next(
-        s["cluster"] for s in account["stream_detail"] if s["name"] == stream
-    )
-    return found
+    return {s["name"]: s for s in account["stream_detail"]}
+
+
+def dead_letters(platform: Platform) -> int:
+    """How many events the services have dead-lettered (the DEADLETTER stream's messages)."""
+    count: int = streams(platform)["DEADLETTER"]["state"]["messages"]
+    return count
+
+
+def every_copy_current(platform: Platform, stream: str) -> bool:
+    """Whether the leader of ``stream`` sees a copy on every other member, each caught up."""
+    leader = streams(platform)[stream]["cluster"].get("leader")
+    if not leader:
+        return False
+    replicas = streams(platform, leader)[stream]["cluster"].get("replicas", [])
+    current = [leader, *(r["name"] for r in replicas if r.get("current"))]
+    return sorted(current) == [f"nats-{n}" for n in range(NATS_MEMBERS)]
+
+
+def each_order_paid_once(
+    platform: Platform, flow: OrderFlow, dead_before: int, timeout: float
+) -> Ledgers:
+    """Every order of ``flow`` paid exactly once (assert_each_order_paid_once), and no event
+    dead-lettered meanwhile: an ``orders.created`` dead-lettered leaves its order pending until
+    someone replays it, which is why a failure names them."""
+    try:
+        ledgers = assert_each_order_paid_once(platform, flow, timeout)
+    except AssertionError as exc:
+        dead = dead_letters(platform) - dead_before
+        raise AssertionError(f"{exc}; {dead} events dead-lettered meanwhile") from None
+    assert dead_letters(platform) == dead_before, "events were dead-lettered"
+    return ledgers
 
 
 def seconds_after(moment: float, span: tuple[float, float] | None) -> str:
@@ -100,6 +129,7 @@ def test_postgres_deleted_while_orders_flow_loses_and_double_charges_nothing(
     platform: Platform,
 ) -> None:
     old = uid(platform, "postgres", "postgres-0")
+    dead_before = dead_letters(platform)
     with OrderFlow(platform, rate=4, workers=4) as flow:
         time.sleep(5)
         deleted_at = time.time()
@@ -114,7 +144,7 @@ def test_postgres_deleted_while_orders_flow_loses_and_double_charges_nothing(
             every=0.5,
         )
         time.sleep(3)
-    ledgers = assert_each_order_paid_once(platform, flow, timeout=120)
+    ledgers = each_order_paid_once(platform, flow, dead_before, timeout=120)
     pause = report(
         f"PostgreSQL pod deleted: new pod ready {ready_at - deleted_at:.1f} s after the delete",
         deleted_at,
@@ -132,16 +162,17 @@ def test_a_nats_member_deleted_under_50_orders_a_second_loses_and_double_charges
     platform: Platform,
 ) -> None:
     # The leader of the stream the orders go to: the member whose loss asks most of the others.
-    victim = stream_cluster(platform, "ORDERS")["leader"]
+    victim = streams(platform)["ORDERS"]["cluster"]["leader"]
+    dead_before = dead_letters(platform)
     old = uid(platform, "nats", victim)
-    with OrderFlow(platform, rate=50, workers=16, users=5) as flow:
+    with OrderFlow(platform, rate=50, workers=32, users=5) as flow:
         time.sleep(5)
         deleted_at = time.time()
         platform.kubectl.run("delete", "pod", "-n", "nats", victim, "--wait=false")
         wait_replaced(platform, "nats", victim, old)
         ready_at = time.time()
         time.sleep(5)
-    ledgers = assert_each_order_paid_once(platform, flow, timeout=150)
+    ledgers = each_order_paid_once(platform, flow, dead_before, timeout=150)
     report(
         f"NATS member {victim} (the ORDERS stream's leader) deleted: back and ready "
         f"{ready_at - deleted_at:.1f} s after the delete",
@@ -150,29 +181,35 @@ def test_a_nats_member_deleted_under_50_orders_a_second_loses_and_double_charges
         ledgers,
     )
     assert flow.achieved_rate() >= 0.8 * flow.rate, flow.summary()
-    ours = stream_cluster(platform, "ORDERS")
-    assert sorted([ours["leader"], *(r["name"] for r in ours.get("replicas", []))]) == [
-        f"nats-{n}" for n in range(NATS_MEMBERS)
-    ], ours
+    wait_until(
+        lambda: every_copy_current(platform, "ORDERS"),
+        timeout=60,
+        what="the ORDERS stream on all three members again, every copy current",
+    )
 
 
 def test_a_rollout_of_nats_under_traffic_loses_and_double_charges_nothing(
     platform: Platform,
 ) -> None:
     before = {p["metadata"]["name"]: p["metadata"]["uid"] for p in nats_members(platform)}
+    dead_before = dead_letters(platform)
     image = ensure_image(
         REPO_ROOT, "nats", platform.cluster.registry, tag=f"rollout-{secrets.token_hex(4)}"
     ).image.reference
-    with OrderFlow(platform, rate=50, workers=16, users=5) as flow:
+    with OrderFlow(platform, rate=50, workers=32, users=5) as flow:
         time.sleep(5)
         began = time.time()
         install_release(REPO_ROOT, platform.cluster, "nats", image, namespace="nats", timeout=300)
         rolled = time.time() - began
         time.sleep(3)
-    ledgers = assert_each_order_paid_once(platform, flow, timeout=150)
+    ledgers = each_order_paid_once(platform, flow, dead_before, timeout=150)
     report(f"NATS rolled to {image} in {rolled:.1f} s (helm upgrade --wait)", began, flow, ledgers)
-    after = {p["metadata"]["name"]: p for p in nats_members(platform)}
-    for name, member in after.items():
+    revision = platform.kubectl.json("get", "statefulset", "nats", "-n", "nats")["status"]
+    assert revision["currentRevision"] == revision["updateRevision"], revision
+    for member in nats_members(platform):
+        name = member["metadata"]["name"]
         assert member["metadata"]["uid"] != before[name], f"{name} was not replaced"
-        (status,) = member["status"]["containerStatuses"]
-        assert status["image"] == image, (name, status["image"])
+        # The pod's spec, not its status: the kubelet may name the same image by its first tag.
+        assert member["spec"]["containers"][0]["image"] == image, name
+        labels = member["metadata"]["labels"]
+        assert labels["controller-revision-hash"] == revision["updateRevision"], name
