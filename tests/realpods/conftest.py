@@ -74,11 +74,15 @@ async def deployer(
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With FLOTILLA_REAL_CLUSTER, deselect (not skip) the tests that start and stop clusters of
-    their own: the machine has one real node, and that cluster holds it."""
-    if not os.environ.get(REAL_CLUSTER_ENV):
-        return
+    """The tests that start and stop clusters of their own run first, before the package's
+    cluster starts: the machine has one real node (with FLOTILLA_REAL_CLUSTER they are
+    deselected, not skipped: that cluster holds the node). The chaos tests run last: the other
+    tests start from a data plane nobody hurt."""
     own = [item for item in items if item.get_closest_marker("own_real_cluster")]
-    if own:
+    if os.environ.get(REAL_CLUSTER_ENV) and own:
         config.hook.pytest_deselected(items=own)
         items[:] = [item for item in items if item not in own]
+        own = []
+    chaos = [item for item in items if item.get_closest_marker("data_plane_chaos")]
+    rest = [item for item in items if item not in own and item not in chaos]
+    items[:] = own + rest + chaos

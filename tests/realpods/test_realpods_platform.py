@@ -5,15 +5,20 @@ double-charging one."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
+from tests.realpods.orderflow import (
+    ORDER,
+    OrderFlow,
+    assert_each_order_paid_once,
+    order_status,
+    sign_up,
+)
 from tests.realpods.realcluster import (
     NODE_NAME,
     SERVICES,
@@ -24,40 +29,6 @@ from tests.realpods.realcluster import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
-
-ORDER = {
-    "items": [{"sku": "tea", "quantity": 2, "unit_price_cents": 450}],
-    "amount_cents": 900,
-    "currency": "EUR",
-    "payment_token": "tok_visa",
-}
-
-
-def sign_up(http: httpx.Client) -> dict[str, str]:
-    """A new user's bearer header, through the gateway."""
-    email = f"ada-{uuid.uuid4().hex[:10]}@example.com"
-    password = "a long and unguessable passphrase"
-    # A test before this one may have restarted NATS: wait (bounded) until auth is ready again.
-    deadline = time.monotonic() + 60
-    while True:
-        response = http.post("/api/auth/register", json={"email": email, "password": password})
-        if response.status_code != 503 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert response.status_code == 201, response.text
-    response = http.post(
-        "/api/auth/token",
-        data={"grant_type": "password", "username": email, "password": password},
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-def order_status(http: httpx.Client, auth: dict[str, str], order_id: str) -> str:
-    response = http.get(f"/api/orders/{order_id}", headers=auth)
-    assert response.status_code == 200, response.text
-    status: str = response.json()["status"]
-    return status
 
 
 def test_every_workload_runs_as_a_real_pod_from_the_images_built_here(
@@ -156,6 +127,7 @@ def test_readiness_is_the_services_own_readyz(platform: Platform) -> None:
     probe = pod["spec"]["containers"][0]["readinessProbe"]
     assert probe["httpGet"]["path"] == "/readyz"
     scale = ("scale", "statefulset", "nats", "-n", "nats")
+    members = platform.kubectl.json("get", "statefulset", "nats", "-n", "nats")["spec"]["replicas"]
     platform.kubectl.run(*scale, "--replicas=0")
     try:
         wait_until(
@@ -175,7 +147,7 @@ def test_readiness_is_the_services_own_readyz(platform: Platform) -> None:
         ]
         assert ready == []
     finally:
-        platform.kubectl.run(*scale, "--replicas=1")
+        platform.kubectl.run(*scale, f"--replicas={members}")
     wait_until(
         lambda: all(pod_ready(p) for p in platform.service_pods("order")),
         timeout=120,
@@ -183,93 +155,18 @@ def test_readiness_is_the_services_own_readyz(platform: Platform) -> None:
     )
 
 
-class OrderFlow:
-    """Orders placed at a steady pace in a thread; a failed request (a pod going away) is retried
-    with the same Idempotency-Key, as a client should, so each intended order exists once."""
-
-    def __init__(self, platform: Platform, count: int, every: float) -> None:
-        self.platform = platform
-        self.count = count
-        self.every = every
-        self.placed: list[str] = []
-        self.retried = 0
-        self.errors: list[str] = []
-        self._http = httpx.Client(base_url=platform.gateway, timeout=10)
-        self.auth = sign_up(self._http)
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _place(self) -> None:
-        key = uuid.uuid4().hex
-        for _ in range(30):
-            try:
-                response = self._http.post(
-                    "/api/orders", json=ORDER, headers={**self.auth, "Idempotency-Key": key}
-                )
-            except httpx.TransportError as exc:
-                self.retried += 1
-                last = repr(exc)
-            else:
-                if response.status_code in (200, 201):
-                    self.placed.append(response.json()["id"])
-                    return
-                self.retried += 1
-                last = f"{response.status_code} {response.text[:200]}"
-            time.sleep(0.5)
-        self.errors.append(f"order never accepted: {last}")
-
-    def _run(self) -> None:
-        for _ in range(self.count):
-            began = time.monotonic()
-            self._place()
-            time.sleep(max(0.0, self.every - (time.monotonic() - began)))
-
-    def __enter__(self) -> OrderFlow:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join(timeout=300)
-        self._http.close()
-
-    def statuses(self) -> dict[str, Any]:
-        with httpx.Client(base_url=self.platform.gateway, timeout=10) as http:
-            response = http.get("/api/orders", params={"limit": 100}, headers=self.auth)
-        assert response.status_code == 200, response.text
-        return {o["id"]: o["status"] for o in response.json()["orders"]}
-
-
 def test_order_and_payment_pods_deleted_while_orders_flow_lose_and_double_charge_nothing(
     platform: Platform,
 ) -> None:
     before = {s: {p["metadata"]["name"] for p in platform.service_pods(s)} for s in SERVICES}
-    with OrderFlow(platform, count=60, every=0.25) as flow:
+    with OrderFlow(platform, rate=4, count=60, workers=1) as flow:
         time.sleep(3)
         for service in ("order", "payment"):
             victim = sorted(before[service])[0]
             platform.kubectl.run("delete", "pod", "-n", platform.namespace, victim, "--wait=false")
             time.sleep(3)
-    assert not flow.errors, flow.errors
     assert len(set(flow.placed)) == 60
-    wait_until(
-        lambda: list(flow.statuses().values()) == ["paid"] * 60,
-        timeout=120,
-        what="every order placed during the pod deletions paid",
-    )
-    ids = ",".join(flow.placed)
-    payments = platform.psql(
-        "payment",
-        "SELECT count(*), count(DISTINCT order_id) FROM payments "
-        "WHERE order_id = ANY(string_to_array(:'ids', ','))",
-        ids=ids,
-    )
-    assert payments == "60|60", payments
-    charged = platform.psql(
-        "payment",
-        "SELECT count(*) FROM fake_processor_charges WHERE outcome IS NOT NULL "
-        "AND idempotency_key = ANY(string_to_array(:'ids', ','))",
-        ids=ids,
-    )
-    assert charged == "60", charged
+    assert_each_order_paid_once(platform, flow, timeout=120)
     for service in ("order", "payment"):
 
         def full_strength(name: str = service) -> bool:
