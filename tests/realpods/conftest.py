@@ -83,6 +83,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=own)
         items[:] = [item for item in items if item not in own]
         own = []
-    chaos = [item for item in items if item.get_closest_marker("data_plane_chaos")]
+    chaos = [item for item in items if item.get_closest_marker("chaos")]
     rest = [item for item in items if item not in own and item not in chaos]
     items[:] = own + rest + chaos
