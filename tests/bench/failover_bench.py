@@ -18,6 +18,7 @@ from types import TracebackType
 import nats
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
 from nats.js.api import ClusterInfo
 from nats.js.errors import Error as JetStreamError
 
@@ -73,6 +74,7 @@ class NatsMemberLoss:
     steady: list[RateResult]
     lost: list[RateResult]
     killed: list[str]  # the server_name killed in each lost run
+    led_again: list[float]  # seconds from each kill until every stream and consumer had a leader
 
 
 class DeployWatch:
@@ -269,7 +271,7 @@ async def run_deployer_failover(kills: int, stops: int) -> DeployerFailover:
     return DeployerFailover(LEASE_SECONDS, len(SERVICES), killed, stopped)
 
 
-def _leaders(info: ClusterInfo | None, copies: int) -> bool:
+def _all_current(info: ClusterInfo | None, copies: int) -> bool:
     """A leader and ``copies`` - 1 current followers."""
     followers = (info.replicas or []) if info is not None else []
     return (
@@ -293,10 +295,10 @@ async def _until_every_copy_current(cluster: NatsCluster, timeout: float = 60) -
             try:
                 for stream in await js.streams_info():
                     name = stream.config.name or "?"
-                    if not _leaders(stream.cluster, len(cluster.members)):
+                    if not _all_current(stream.cluster, len(cluster.members)):
                         behind.append(name)
                     for consumer in await js.consumers_info(name):
-                        if not _leaders(consumer.cluster, len(cluster.members)):
+                        if not _all_current(consumer.cluster, len(cluster.members)):
                             behind.append(f"{name}/{consumer.name}")
             except (JetStreamError, TimeoutError) as exc:
                 behind.append(repr(exc))
@@ -335,16 +337,51 @@ def _every_order_paid(saga: SagaStack, result: RateResult, run: str) -> RateResu
     return result
 
 
-async def _losing_a_member(saga: SagaStack, member: NatsServer, seconds: float) -> RateResult:
-    async def kill_soon() -> None:
+async def _every_leader(js: JetStreamContext) -> list[str]:
+    """The leader of every stream and consumer ("" where there is none now)."""
+    found: list[str] = []
+    for stream in await js.streams_info():
+        found.append((stream.cluster.leader if stream.cluster else None) or "")
+        for consumer in await js.consumers_info(stream.config.name or ""):
+            found.append((consumer.cluster.leader if consumer.cluster else None) or "")
+    return found
+
+
+async def _until_led_again(survivors: list[str], killed: str, since: float) -> float:
+    """Seconds from ``since`` until every stream and consumer is led by a member other than
+    ``killed``, asked of the ``survivors``."""
+    nc = await nats.connect(servers=survivors, connect_timeout=2)
+    js = nc.jetstream(timeout=0.5)
+    try:
+        while True:
+            with contextlib.suppress(JetStreamError, TimeoutError):
+                leaders = await _every_leader(js)
+                if all(leader and leader != killed for leader in leaders):
+                    return time.monotonic() - since
+            if time.monotonic() - since > 60:
+                raise TimeoutError(f"the NATS cluster had no new leaders 60 s after {killed} died")
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+
+
+async def _losing_a_member(
+    saga: SagaStack, cluster: NatsCluster, member: NatsServer, seconds: float
+) -> tuple[RateResult, float]:
+    survivors = [m.url for m in cluster.members if m is not member]
+
+    async def kill_soon() -> float:
         await asyncio.sleep(MEMBER_LOST_AFTER)
+        killed = time.monotonic()
         await asyncio.to_thread(member.kill)  # kill -9 of the PID its NatsServer started
+        return await _until_led_again(survivors, cluster.name_of(member), killed)
 
     killer = asyncio.create_task(kill_soon())
     try:
-        return await run_at_rate(saga, RATE, seconds)
+        result = await run_at_rate(saga, RATE, seconds)
     finally:
-        await killer
+        led_again = await killer
+    return result, led_again
 
 
 async def run_nats_member_loss(runs: int, seconds: float) -> NatsMemberLoss:
@@ -374,10 +411,12 @@ async def run_nats_member_loss(runs: int, seconds: float) -> NatsMemberLoss:
                     print(f"steady {n + 1}: {steady[-1]}", flush=True)
                 lost: list[RateResult] = []
                 killed: list[str] = []
+                led_again: list[float] = []
                 for n in range(runs):
                     member = await _orders_leader(cluster)
                     killed.append(cluster.name_of(member))
-                    result = await _losing_a_member(saga, member, seconds)
+                    result, took = await _losing_a_member(saga, cluster, member, seconds)
+                    led_again.append(took)
                     lost.append(_every_order_paid(saga, result, f"run {n + 1} losing {killed[-1]}"))
                     print(f"lost {killed[-1]} {n + 1}: {lost[-1]}", flush=True)
                     await asyncio.to_thread(member.start)
@@ -386,7 +425,7 @@ async def run_nats_member_loss(runs: int, seconds: float) -> NatsMemberLoss:
                 await saga.stop()
         finally:
             await asyncio.to_thread(cluster.stop)
-    return NatsMemberLoss(steady, lost, killed)
+    return NatsMemberLoss(steady, lost, killed, led_again)
 
 
 def _seconds(values: list[float], lease: float) -> str:
@@ -442,10 +481,11 @@ runs from the leader's last renewal (before the kill), so a standby may lead in 
 """
 
 
-def _rate_row(run: str, result: RateResult) -> str:
+def _rate_row(run: str, result: RateResult, led_again: float | None = None) -> str:
     return (
         f"| {run} | {result.achieved_per_second:.0f}/s | {result.settled}/{result.orders} | "
-        f"{ms(result.p50)} | {ms(result.p99)} | {result.cpu_per_order * 1000:.1f} ms |"
+        f"{ms(result.p50)} | {ms(result.p99)} | {result.cpu_per_order * 1000:.1f} ms | "
+        f"{'' if led_again is None else f'{led_again:.1f} s'} |"
     )
 
 
@@ -455,12 +495,15 @@ def _nats_text(figures: NatsMemberLoss, seconds: float) -> str:
     rows = "\n".join(
         [_rate_row(f"steady {n + 1}", r) for n, r in enumerate(figures.steady)]
         + [
-            _rate_row(f"{name} killed -9 {n + 1}", r)
-            for n, (name, r) in enumerate(zip(figures.killed, figures.lost, strict=True))
+            _rate_row(f"{name} killed -9 {n + 1}", r, took)
+            for n, (name, r, took) in enumerate(
+                zip(figures.killed, figures.lost, figures.led_again, strict=True)
+            )
         ]
     )
     paid = sum(r.settled for r in [*figures.steady, *figures.lost])
     cores = os.cpu_count() or 1
+    spread_text = " / ".join(f"{value:.1f} s" for value in spread(figures.led_again))
     return f"""### The saga while a NATS member is lost
 
 order and payment as local processes on SQLite over a three-member NATS cluster (three
@@ -470,17 +513,21 @@ after a 5 s warm-up; latency created -> paid as in the saga section. {len(figure
 runs of {seconds:.0f} s, then {len(figures.lost)} runs of {seconds:.0f} s in which the member
 leading the ORDERS stream is killed -9 {MEMBER_LOST_AFTER:.0f} s in (the survivors elect new
 leaders; a service connected to it reconnects to another); it is restarted between runs and the
-next run waits until every stream and consumer has all its copies current again. The baseline
+next run waits until every stream and consumer has all its copies current again. "kill -> all
+led again": until every stream and consumer has a leader among the survivors. The baseline
 is this section's steady runs, not the single-server figures above. "machine CPU per order"
 counts everything the shared machine ran during the run, other users' work included:
 {cores * 1000 / RATE:.0f} ms at {RATE:.0f} orders/s is all of its {cores} cores.
 
-| run | achieved | paid | p50 created->paid | p99 created->paid | machine CPU per order |
-| --- | --- | --- | --- | --- | --- |
+| run | achieved | paid | p50 created->paid | p99 created->paid | machine CPU per order \
+| kill -> all led again |
+| --- | --- | --- | --- | --- | --- | --- |
 {rows}
 
 - p99 with a member lost / steady (medians of the runs): {ms(lost_p99)} / {ms(steady_p99)} =
   **{lost_p99 / steady_p99:.2f}x**.
+- A member lost: every stream and consumer led again {spread_text} after the kill (min /
+  median / max).
 - Every order was paid in every run ({paid} orders; the bench fails otherwise).
 """
 
