@@ -331,8 +331,8 @@ def _every_order_paid(saga: SagaStack, result: RateResult, run: str) -> RateResu
         tails = "".join(f"\n--- {p.name}:\n{p.logs()[-3000:]}" for p in saga.services.values())
         raise AssertionError(
             f"{run}: {result.settled} of {result.orders} orders paid within 30 s of the last "
-            f"one, {result.failed_requests} refused: the saga lost or stalled orders; the "
-            f"services' logs follow{tails}"
+            f"one, {result.failed_requests} not placed ({', '.join(result.errors)}): the saga "
+            f"lost, stalled or refused orders; the services' logs follow{tails}"
         )
     return result
 
