@@ -12,6 +12,11 @@ from pathlib import Path
 from devkit.testing.postgres import PostgresServer
 from tests.bench.canary_bench import run_canary_bench
 from tests.bench.deployer_bench import run_deployer_bench
+from tests.bench.failover_bench import (
+    failover_section,
+    run_deployer_failover,
+    run_nats_member_loss,
+)
 from tests.bench.gateway_bench import Throughput, run_gateway_bench
 from tests.bench.gitops_bench import run_gitops_bench
 from tests.bench.report import write_section
@@ -253,6 +258,14 @@ the real Flux controllers (source-, kustomize- and helm-controller, local proces
     )
 
 
+async def bench_failover(kills: int, stops: int, runs: int, seconds: float) -> None:
+    """The deployer's standby taking over (kill -9 and SIGTERM of the leader); the saga's p99
+    while a NATS member is lost, against steady state."""
+    deployer = await run_deployer_failover(kills, stops)
+    loss = await run_nats_member_loss(runs, seconds)
+    write_section("failover", failover_section(deployer, loss, seconds))
+
+
 def _throughput_row(name: str, t: Throughput) -> str:
     return f"| {name} | {t.per_second:.0f} | {ms(t.p50)} | {ms(t.p99)} | {t.errors} |"
 
@@ -287,15 +300,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="make bench")
     parser.add_argument(
         "--only",
-        choices=["gateway", "saga", "deployer", "gitops", "rollout", "canary"],
+        choices=["gateway", "saga", "deployer", "gitops", "rollout", "canary", "failover"],
         action="append",
     )
     parser.add_argument("--rollouts", type=int, default=3)
     parser.add_argument("--canaries", type=int, default=2)
     parser.add_argument("--samples", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--failover-kills", type=int, default=5)
+    parser.add_argument("--failover-stops", type=int, default=3)
+    parser.add_argument("--failover-nats-runs", type=int, default=3)
     args = parser.parse_args()
-    selected = set(args.only or ["gateway", "saga", "deployer", "gitops", "rollout", "canary"])
+    every = ["gateway", "saga", "deployer", "gitops", "rollout", "canary", "failover"]
+    selected = set(args.only or every)
     if "gateway" in selected:
         asyncio.run(bench_gateway(args.seconds))
     if "saga" in selected:
@@ -308,6 +325,9 @@ def main() -> int:
         asyncio.run(bench_rollout(args.rollouts))
     if "canary" in selected:
         asyncio.run(bench_canary(args.canaries))
+    if "failover" in selected:
+        kills, stops, runs = args.failover_kills, args.failover_stops, args.failover_nats_runs
+        asyncio.run(bench_failover(kills, stops, runs, args.seconds))
     print("wrote docs/benchmarks.md", file=sys.stderr)
     return 0
 

@@ -23,6 +23,7 @@ class RateResult:
     p99: float
     failed_requests: int
     cpu_per_order: float  # machine-wide busy CPU seconds per order, services to load generator
+    errors: tuple[str, ...] = ()  # why requests failed, each reason once
 
     @property
     def sustained(self) -> bool:
@@ -41,13 +42,15 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
     count = int(per_second * seconds)
     ids: list[str] = []
     failures = 0
+    errors: dict[str, None] = {}
 
     async def one() -> None:
         nonlocal failures
         try:
             ids.append(await saga.create_order())
-        except Exception:
+        except Exception as exc:
             failures += 1
+            errors[repr(exc)[:200]] = None
 
     cpu_before = machine_cpu_seconds()
     started = time.monotonic()
@@ -78,6 +81,7 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
         p99=percentile(latencies, 0.99),
         failed_requests=failures,
         cpu_per_order=cpu_per_order,
+        errors=tuple(errors),
     )
 
 

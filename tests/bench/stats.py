@@ -27,3 +27,8 @@ def machine_cpu_seconds() -> float:
         fields = stat.readline().split()[1:]
     user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def spread(values: Sequence[float]) -> tuple[float, float, float]:
+    """The least, the median (nearest rank) and the greatest of ``values``."""
+    return min(values), percentile(values, 0.5), max(values)

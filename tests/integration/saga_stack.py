@@ -32,22 +32,35 @@ def order_body(amount_cents: int = 1200, token: str = "tok_visa") -> dict[str, A
 
 
 class SagaStack:
-    """NATS, order and payment as real processes; the test may kill and restart any of them."""
+    """NATS, order and payment as real processes; the test may kill and restart any of them.
 
-    def __init__(self, directory: Path, new_database: Callable[[str], str]) -> None:
-        self.nats = NatsServer(directory / "nats")
+    With ``nats_url`` the services use the caller's NATS (a cluster, say), which the caller
+    starts and stops; otherwise the stack runs a nats-server of its own."""
+
+    def __init__(
+        self, directory: Path, new_database: Callable[[str], str], *, nats_url: str | None = None
+    ) -> None:
+        self._own_nats = NatsServer(directory / "nats") if nats_url is None else None
+        nats_url = nats_url or self.nats.url
         self.urls = {"order": new_database("order"), "payment": new_database("payment")}
         self.services = {
             name: ServiceProcess(
                 name,
                 [sys.executable, "-m", f"{name}_service.main"],
                 directory,
-                env={"NATS_URL": self.nats.url, "DATABASE_URL": self.urls[name]},
+                env={"NATS_URL": nats_url, "DATABASE_URL": self.urls[name]},
             )
             for name in ("order", "payment")
         }
         self.user = f"user-{uuid.uuid4().hex[:8]}"
         self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+    @property
+    def nats(self) -> NatsServer:
+        """The stack's own nats-server (none when the caller gave its NATS as ``nats_url``)."""
+        if self._own_nats is None:
+            raise RuntimeError("this stack runs on the caller's NATS (nats_url): use that one")
+        return self._own_nats
 
     @property
     def order(self) -> ServiceProcess:
@@ -58,7 +71,8 @@ class SagaStack:
         return self.services["payment"]
 
     def start(self) -> None:
-        self.nats.start()
+        if self._own_nats is not None:
+            self._own_nats.start()
         for service in self.services.values():
             service.start()
         for service in self.services.values():
@@ -68,7 +82,8 @@ class SagaStack:
         await self.http.close()
         for service in self.services.values():
             service.stop()
-        self.nats.stop()
+        if self._own_nats is not None:
+            self._own_nats.stop()
 
     async def create_order(self, body: dict[str, Any] | None = None) -> str:
         async with self.http.post(
