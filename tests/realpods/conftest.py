@@ -83,6 +83,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=own)
         items[:] = [item for item in items if item not in own]
         own = []
-    chaos = [item for item in items if item.get_closest_marker("chaos")]
-    rest = [item for item in items if item not in own and item not in chaos]
-    items[:] = own + rest + chaos
+    # Only this package's tests move (the hook sees the whole session), and they stay together,
+    # so the package's cluster starts once.
+    here = Path(__file__).parent
+    package = [item for item in items if item.path.is_relative_to(here)]
+    if not package:
+        return
+    chaos = [item for item in package if item.get_closest_marker("chaos")]
+    own = [item for item in package if item in own]
+    rest = [item for item in package if item not in own and item not in chaos]
+    first = items.index(package[0])
+    others = [item for item in items if item not in package]
+    items[:] = others[:first] + own + rest + chaos + others[first:]
