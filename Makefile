@@ -14,6 +14,9 @@ BIN := $(VENV)/bin
 # Never let uv fetch a Python of its own: registries only, and the machine has 3.11.
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
+# pytest-xdist workers for make test: one takes every test that needs the real node (first, in
+# order), the others share the rest, a module (or a package's shared fixtures) at a time.
+TEST_WORKERS ?= 3
 RUN_ARGS ?=
 BENCH_ARGS ?=
 LOAD_ARGS ?=
@@ -64,7 +67,7 @@ fmt: setup ## Format and auto-fix
 	@$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 test: lint ## Lint, type-check, then every test suite
-	@echo "==> pytest"; $(BIN)/pytest $(PYTEST_ARGS)
+	@echo "==> pytest ($(TEST_WORKERS) workers)"; $(BIN)/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 run: deps ## NATS and every service as local processes (Ctrl-C stops them); installs only uv and the venv
 	@$(BIN)/python -m devkit.devrun $(RUN_ARGS)

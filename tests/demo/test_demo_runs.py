@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node]
 
 DEMO = Path(__file__).resolve().parents[2] / "platform" / "demo" / "demo.py"
 # The demo's modules (demo.py runs as a script, so they import each other by their names).

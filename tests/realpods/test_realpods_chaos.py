@@ -24,7 +24,7 @@ from tests.realpods.orderflow import (
 )
 from tests.realpods.realcluster import Platform, pod_ready, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node, pytest.mark.chaos, pytest.mark.timeout(900)]
 
 NATS_MEMBERS = 3
 

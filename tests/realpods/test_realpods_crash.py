@@ -16,7 +16,12 @@ from pipelines_cli.imagebuild import ensure_image
 from tests.e2e.clustersupport import CLUSTER_DIR, REPO_ROOT, Kubectl, built_tool
 from tests.realpods.realcluster import RealCluster, cluster_name, wait_until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.own_real_cluster, pytest.mark.timeout(600)]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.real_node,
+    pytest.mark.own_real_cluster,
+    pytest.mark.timeout(600),
+]
 
 WORKLOAD = """
 apiVersion: v1

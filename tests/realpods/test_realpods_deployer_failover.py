@@ -26,7 +26,7 @@ from tests.realpods.rollouts import (
     traffic,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node, pytest.mark.chaos, pytest.mark.timeout(900)]
 # A lane whose holder dies resumes on the other replica within this (docs/high-availability.md).
 RESUMED_WITHIN_SECONDS = 20
 # The share of requests that may fail while the upgrade is killed, recovered and rolled again.

@@ -28,7 +28,7 @@ from tests.realpods.realcluster import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node, pytest.mark.timeout(900)]
 
 
 def test_every_workload_runs_as_a_real_pod_from_the_images_built_here(

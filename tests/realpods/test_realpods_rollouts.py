@@ -31,7 +31,7 @@ from tests.realpods.rollouts import (
     traffic,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node, pytest.mark.timeout(900)]
 
 
 async def test_order_rolls_three_times_in_a_row_without_a_failed_request(

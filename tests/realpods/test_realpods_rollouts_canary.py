@@ -35,7 +35,7 @@ from tests.realpods.rollouts import (
     traffic,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node, pytest.mark.timeout(900)]
 
 INTERVAL = 10
 BAD_RATIO = "0.2"

@@ -27,7 +27,7 @@ from tests.realpods.skaffoldsupport import (
     work_tree_copy,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_node, pytest.mark.timeout(900)]
 
 # skaffold.yaml's tag: 0.0.0-dev.<UTC time>-<sha7>, valid for the charts' schema.
 DEV_TAG = re.compile(r"^0\.0\.0-dev\.\d{14}-[0-9a-f]{7,40}$")

@@ -1,0 +1,152 @@
+"""A pytest plugin that spreads a run over pytest-xdist workers (``pytest -n N``) without
+breaking what the suites share.
+
+- Tests marked ``real_node`` need the machine's one real node (a cluster with real pods): they
+  all go to one worker, in their collected order, and they go first, because together they are
+  the run's longest share.
+- Every other test goes with the rest of its module (or of its package, when it uses a
+  package-scoped fixture), so module and package fixtures (a platform of processes, a cluster
+  namespace) are set up once, as in a run without workers. The system suites (``tests/``) are
+  handed out before the unit suites, so that no worker is left with a long module at the end.
+- A test that is not ``real_node`` runs at a lower CPU priority (``nice``): the real pods' timing
+  (rollouts, fail-overs) is what those tests measure, the other tests only wait a little longer.
+
+Only the workers see the tests' markers and fixtures; each writes every test's group to a file
+the controller named, and the controller's scheduler reads it once every worker has collected.
+Without workers the plugin only orders the tests (real-node first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from xdist.scheduler import LoadScopeScheduling
+
+REAL_NODE_GROUP = "real-node"
+# The CPU priority of the tests that share the machine with the real node's (0 is the default,
+# 19 the lowest): low enough that the real pods' rollouts keep their CPU, high enough that a
+# process started by a test still answers within its start-up timeout.
+OTHERS_NICENESS = 5
+_GROUPS_FILE = "flotilla_groups_file"
+_groups_key = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "real_node: needs the machine's one real node; all such tests run in one worker, first",
+    )
+
+
+def _package_sharing(item: pytest.Item) -> str | None:
+    """The package (its node id) whose package-scoped fixture ``item`` uses, if any."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    for definitions in info.name2fixturedefs.values():
+        for definition in definitions:
+            if definition.scope == "package" and definition.baseid:
+                return str(definition.baseid)
+    return None
+
+
+def group_of(item: pytest.Item) -> str:
+    """The group of a test, which one worker runs whole: the real node's, its package's (when it
+    uses a package-scoped fixture) or its module's."""
+    if item.get_closest_marker("real_node"):
+        return REAL_NODE_GROUP
+    return _package_sharing(item) or item.nodeid.split("::", 1)[0]
+
+
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+class GroupScheduling(LoadScopeScheduling):
+    """xdist's scheduling by scope, with this plugin's groups as the scopes, in collected order."""
+
+    def __init__(self, config: pytest.Config, log: Any, groups_file: Path) -> None:
+        config.option.loadscopereorder = False  # the collected order is already the best
+        super().__init__(config, log)
+        self._groups_file = groups_file
+        self._groups: dict[str, str] | None = None
+
+    def _split_scope(self, nodeid: str) -> str:
+        if self._groups is None:
+            try:
+                self._groups = json.loads(self._groups_file.read_text())
+            except (OSError, ValueError):
+                self._groups = {}
+        return self._groups.get(nodeid) or _module_of(nodeid)
+
+
+def _sharing_workers(config: pytest.Config) -> bool:
+    return config.getoption("dist", "no") in ("load", "loadgroup", "loadscope")
+
+
+def _groups_file(config: pytest.Config) -> Path:
+    """Where the workers write the groups (made on first use, removed at the end)."""
+    if _groups_key not in config.stash:
+        config.stash[_groups_key] = Path(tempfile.mkdtemp(prefix="flotilla-xdist-")) / "groups.json"
+    return config.stash[_groups_key]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Tell each worker where to write the groups (before it starts)."""
+    if _sharing_workers(node.config):
+        node.workerinput[_GROUPS_FILE] = str(_groups_file(node.config))
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    """The controller's scheduler (once the workers run): this plugin's groups, unless another
+    ``--dist`` was asked for."""
+    if not _sharing_workers(config):
+        return None
+    return GroupScheduling(config, log, _groups_file(config))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    path = config.stash.get(_groups_key, None)
+    if path is not None:
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Real-node tests first, then the system suites, then the unit suites; a worker also writes
+    each test's group for the controller."""
+    real = [item for item in items if item.get_closest_marker("real_node")]
+    rest = [item for item in items if not item.get_closest_marker("real_node")]
+    system = [item for item in rest if item.nodeid.startswith("tests/")]
+    units = [item for item in rest if not item.nodeid.startswith("tests/")]
+    items[:] = real + system + units
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    target = workerinput.get(_GROUPS_FILE) if workerinput else None
+    if target:
+        groups = {item.nodeid: group_of(item) for item in items}
+        partial = Path(f"{target}.{os.getpid()}")
+        partial.write_text(json.dumps(groups))
+        partial.replace(target)  # every worker writes the same map; each write is whole
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """In a worker, a real-node test runs at the default priority and any other at a lower one
+    (processes it starts inherit it)."""
+    if not hasattr(item.config, "workerinput"):
+        return
+    wanted = 0 if item.get_closest_marker("real_node") else OTHERS_NICENESS
+    if os.getpriority(os.PRIO_PROCESS, 0) != wanted:
+        # Raising it back needs root; without, the test only runs a little slower.
+        with contextlib.suppress(PermissionError):
+            os.setpriority(os.PRIO_PROCESS, 0, wanted)
