@@ -73,6 +73,7 @@ def applied_by(record: DeploymentRecord, outcome: Outcome, rendered: str) -> Obs
 async def act(crew: Crew, current: Pass, action: Upgrade) -> Ending:
     """A rolling update, its progress published as it goes."""
     started = await report_started(crew, current)
+    crew.outcomes.step(started.id, "started")
 
     async def progressed(progress: RolloutProgress) -> None:
         await crew.reporter.publish(started, DeployPhase.PROGRESSING, progress=progress)
