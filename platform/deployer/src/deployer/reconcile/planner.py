@@ -4,6 +4,7 @@ approvals the deploy policy wants for it, and the canary to run when the service
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from deployer.canary.strategy import CanaryStrategy, canary_strategy
 from deployer.intake.checks import Intake
 from deployer.intake.policy import approvals_needed
 from deployer.plan import Plan, plan_release
-from deployer.plan.live import plan_on_server
+from deployer.plan.live import plan_on_server, read_live
 from deployer.reconcile.decide import Planned
 from deployer.reconcile.ports import Ports
 from deployer.reconcile.state import Observation
@@ -55,14 +56,24 @@ class Planner:
         """The plan of ``values`` against the release whose manifest is ``recorded``, and the
         manifest it rendered; ``on_step`` is told when the rendering and the plan are done."""
         place = self._ports.at(target.environment)
-        rendered = await place.releases.template(
-            target.release, self._charts[target.service], values
-        )
+        objects = place.objects
+        # The release's objects as they are now, read while helm renders the new ones.
+        reading = asyncio.ensure_future(read_live(objects, recorded)) if objects else None
+        try:
+            rendered = await place.releases.template(
+                target.release, self._charts[target.service], values
+            )
+        except BaseException:
+            if reading is not None:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+            raise
         on_step("render")
-        if place.objects is None:
+        if objects is None or reading is None:
             plan = plan_release(target.service, recorded, rendered)
         else:
-            plan = await plan_on_server(target.service, place.objects, recorded, rendered)
+            live = await reading
+            plan = await plan_on_server(target.service, objects, recorded, rendered, live)
         on_step("dry-run")
         return plan, rendered
 
