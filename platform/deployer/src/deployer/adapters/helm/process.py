@@ -56,34 +56,18 @@ async def run_helm(
     values: Mapping[str, Any] | None = None,
     on_start: Callable[[float], None] | None = None,
     stop: asyncio.Event | None = None,
+    process: subprocess.Popen[bytes] | None = None,
 ) -> HelmResult:
     """Run ``binary`` with ``args`` (``values`` as JSON on stdin); raise the classified error
     when it fails. ``what`` names the operation in errors; ``on_start`` gets the monotonic time
-    the process started at; setting ``stop`` sends it SIGTERM and waits for it to finish."""
+    the process started at (was handed over at); setting ``stop`` sends it SIGTERM and waits for
+    it to finish. ``process``: this very command, started ahead (:func:`spawn_helm`) and waiting
+    for its values on stdin."""
     argv = [str(binary), *args]
     command = shlex.join(argv)
     stdin = None if values is None else json.dumps(values).encode()
-    setpriv = _setpriv()
-    try:
-        # Popen here, not the event loop's subprocess support: uvloop's (the deployer's loop)
-        # always forks, copying the deployer's page tables; Popen starts the process with vfork.
-        # A vfork takes about a millisecond: the loop may wait for it.
-        process = subprocess.Popen(  # noqa: ASYNC220
-            [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv,
-            stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            preexec_fn=None if setpriv else _die_with_parent,
-        )
-    except OSError as exc:
-        raise HelmFinalError(
-            f"{what} failed: cannot run {binary}: {exc}. What to do: point the deployer "
-            f"at the helm binary (platform/cluster/build-tools.sh --path helm).",
-            reason="no-helm",
-            command=command,
-            stderr="",
-        ) from exc
+    if process is None:
+        process = spawn_helm(argv, env=env, what=what, stdin=stdin is not None)
     started_at = time.monotonic()
     if on_start is not None:
         on_start(started_at)
@@ -125,6 +109,34 @@ async def run_helm(
 
 
 Output = tuple[bytes, bytes]
+
+
+def spawn_helm(
+    argv: Sequence[str], *, env: Mapping[str, str], what: str, stdin: bool
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` (helm and its arguments), with a pipe for stdin when ``stdin`` (else
+    none); HelmFinalError when it cannot start."""
+    setpriv = _setpriv()
+    try:
+        # Popen here, not the event loop's subprocess support: uvloop's (the deployer's loop)
+        # always forks, copying the deployer's page tables; Popen starts the process with vfork,
+        # which takes about a millisecond: the loop may wait for it.
+        return subprocess.Popen(
+            [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            preexec_fn=None if setpriv else _die_with_parent,
+        )
+    except OSError as exc:
+        raise HelmFinalError(
+            f"{what} failed: cannot run {argv[0]}: {exc}. What to do: point the deployer "
+            f"at the helm binary (platform/cluster/build-tools.sh --path helm).",
+            reason="no-helm",
+            command=shlex.join(argv),
+            stderr="",
+        ) from exc
 
 
 def _communicate_in_thread(
