@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
 import aiohttp
 import yaml
@@ -20,16 +22,29 @@ from tests.bench.stats import percentile
 from tests.deployer.deployer_stack import SERVICES, DeployerStack, image
 from tests.e2e.clustersupport import LocalCluster, unique_name
 
+SETTLE_SECONDS = 1.0
+
 
 @dataclass(frozen=True)
 class DeployerFigures:
-    """What one run of the deployer benchmark measured (seconds)."""
+    """What one run of the deployer benchmark measured (seconds; step times in milliseconds)."""
 
     event_to_helm: list[float]
-    through_deployer: float
-    direct_helm: float
+    # Per deployment: the deployer's own account of its path to helm (DeploymentRecord.to_helm_ms)
+    # led by "delivery", the rest (publish -> the deployer's handler, NATS and the fetch).
+    steps: list[dict[str, float]]
+    # Interleaved pairs of the same upgrade: through the deployer, and helm run directly.
+    through_deployer: list[float]
+    direct_helm: list[float]
     concurrent_wall: float
     serial_wall: float
+
+    def step_medians(self) -> dict[str, float]:
+        """The median of each step's milliseconds, in the order of the path."""
+        names = dict.fromkeys(name for steps in self.steps for name in steps)
+        return {
+            name: percentile([steps.get(name, 0.0) for steps in self.steps], 0.5) for name in names
+        }
 
 
 async def _record(stack: DeployerStack, deployment_id: str) -> dict[str, object]:
@@ -126,21 +141,33 @@ async def _measure(stack: DeployerStack, samples: int) -> DeployerFigures:
     concurrent = time.monotonic() - concurrent_started
 
     latencies: list[float] = []
+    steps: list[dict[str, float]] = []
     through: list[float] = []
+    direct: list[float] = []
+    tags = (f"1.2.{n}-c3d4e5f" for n in itertools.count())  # every upgrade a newer image
     for n in range(samples):
-        deployment_id, published, took = await _deploy(stack, "order", f"1.2.{n}-c3d4e5f")
-        record = await _record(stack, deployment_id)
-        helm_started = datetime.fromisoformat(str(record["helm_started_at"])).timestamp()
-        latencies.append(helm_started - published)
-        through.append(took)
-    direct = [
-        await asyncio.to_thread(_direct_helm, stack, "order", f"1.3.{n}-d4e5f6a")
-        for n in range(samples)
-    ]
+        # Pairs of the same upgrade, through the deployer and directly, in turn first: both
+        # meet the same machine (its load drifts), neither always runs right after the other.
+        for through_deployer in (True, False) if n % 2 == 0 else (False, True):
+            # Each starts on a settled machine: what one run leaves running (the deployer
+            # concluding, its next render starting ahead) does not slow the other's start.
+            await asyncio.sleep(SETTLE_SECONDS)
+            if not through_deployer:
+                direct.append(await asyncio.to_thread(_direct_helm, stack, "order", next(tags)))
+                continue
+            deployment_id, published, took = await _deploy(stack, "order", next(tags))
+            record = await _record(stack, deployment_id)
+            helm_started = datetime.fromisoformat(str(record["helm_started_at"])).timestamp()
+            path = cast("dict[str, float]", record["to_helm_ms"])
+            delivery = (helm_started - published) * 1000 - sum(path.values())
+            latencies.append(helm_started - published)
+            steps.append({"delivery": round(delivery, 1), **path})
+            through.append(took)
     return DeployerFigures(
         event_to_helm=latencies,
-        through_deployer=percentile(through, 0.5),
-        direct_helm=percentile(direct, 0.5),
+        steps=steps,
+        through_deployer=through,
+        direct_helm=direct,
         concurrent_wall=concurrent,
         serial_wall=serial,
     )

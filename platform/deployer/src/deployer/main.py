@@ -72,6 +72,7 @@ class Deployer:
         self._environments = environments
         self._orchestrator: Orchestrator | None = None
         self._clusters: list[Cluster] = []
+        self._helms: list[Helm] = []
         self._prometheus: PrometheusQueries | None = None
         self._bus: EventBus | None = None
         self._leader: Leadership | None = None
@@ -180,8 +181,10 @@ class Deployer:
         environment, commits to its repository that Flux applies."""
         settings = self.settings
         helm = Helm(
-            settings.helm(), settings.kubeconfig, spec.namespace, kube_context=spec.kube_context
-        )
+            settings.helm(), settings.kubeconfig, spec.namespace, kube_context=spec.kube_context,
+            warm_renders=settings.warm_renders,
+        )  # fmt: skip
+        self._helms.append(helm)
         cluster = await self._connect_cluster(spec)
         if spec.gitops is not None:
             if cluster is None:
@@ -227,6 +230,9 @@ class Deployer:
         ]
 
     async def _close(self) -> None:
+        helms, self._helms = self._helms, []
+        for helm in helms:
+            helm.close()
         clusters, self._clusters = self._clusters, []
         for cluster in clusters:
             await cluster.close()

@@ -68,6 +68,11 @@ class DeploymentRecord(BaseModel):
     started_at: datetime | None = None
     # When helm started (push), or when the commit was pushed (a gitops environment).
     helm_started_at: datetime | None = None
+    to_helm_ms: dict[str, float] | None = Field(
+        default=None,
+        description="Milliseconds each step took from the event's arrival to helm starting, "
+        "in order (deployments that arrived as an event in the replica that ran helm)",
+    )
     finished_at: datetime | None = None
     history: list[PhaseChange] = Field(default_factory=list)
 

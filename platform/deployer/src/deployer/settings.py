@@ -34,6 +34,10 @@ class DeployerSettings(BaseSettings):
     fail_fast_restarts: int = Field(default=2, ge=0)
     history_max: int = Field(default=10, ge=1)
     max_concurrent: int = Field(default=4, ge=1)
+    # How many `helm template` processes of the releases upgraded last wait started ahead for
+    # their next render, per environment (about 12 MB each; 0: none): a render's helm then skips
+    # its start-up, most of its time, on the way from a pipeline event to its upgrade.
+    warm_renders: int = Field(default=2, ge=0)
     retry_seconds: float = Field(default=2.0, gt=0)
     # One token with every scope (named admin); "dev" when no token is set, in development only.
     api_token: SecretStr | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -91,6 +92,43 @@ async def test_install_then_read_the_release(helm: Helm, chart: Path) -> None:
     assert await helm.get_values("order") == values()
     history = await helm.history("order")
     assert [(r.revision, r.status, r.chart) for r in history] == [(1, "deployed", "order-0.1.0")]
+
+
+async def test_the_render_after_an_upgrade_was_started_ahead_and_reads_the_chart_then(
+    helm_binary: Path,
+    kubeconfig: Path,
+    namespace: str,
+    helm_env: dict[str, str],
+    chart: Path,
+    tmp_path: Path,
+) -> None:
+    starts = tmp_path / "helm-starts.log"
+    noted = tmp_path / "helm"  # the real helm, noting the command of each start
+    noted.write_text(f'#!/bin/sh\necho "$1" >> {starts}\nexec {helm_binary} "$@"\n')
+    noted.chmod(0o755)
+    copy = tmp_path / "order"
+    shutil.copytree(chart, copy)
+    warm = Helm(noted, kubeconfig, namespace, env=helm_env, warm_renders=1)
+    try:
+        await warm.template("order", copy, values())
+        await warm.upgrade_install(
+            "order", copy, values(), timeout_seconds=TIMEOUT, description="first"
+        )
+        deadline = time.monotonic() + 10  # the next render's helm is starting now
+        while starts.read_text().split() != ["template", "upgrade", "template"]:
+            assert time.monotonic() < deadline, starts.read_text()
+            await asyncio.sleep(0.02)
+        # The chart changes while that render waits: helm loads it only once given its values.
+        (copy / "templates" / "late.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: added-while-waiting\n"
+        )
+        rendered = await warm.template("order", copy, values(NEW_TAG))
+        assert starts.read_text().split() == ["template", "upgrade", "template"], "no new helm"
+        assert "added-while-waiting" in rendered
+        cold = Helm(helm_binary, kubeconfig, namespace, env=helm_env)
+        assert rendered == await cold.template("order", copy, values(NEW_TAG))
+    finally:
+        warm.close()
 
 
 async def test_missing_release_reads_as_nothing(helm: Helm, chart: Path) -> None:

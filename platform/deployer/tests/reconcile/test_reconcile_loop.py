@@ -149,6 +149,22 @@ async def test_an_upgrade_succeeds_and_the_next_pass_knows_the_release(memory: W
     assert memory.releases.calls.count("status order") == asked
 
 
+async def test_the_record_says_what_each_step_before_helm_took(memory: World) -> None:
+    memory.orchestrator.admission.outcomes.received("run-1.1.0-bbbbbbb")  # as an event arrives
+    deployed = await memory.deploy("1.1.0-bbbbbbb")
+    record = await memory.ended(deployed.id)
+    assert record.phase is DeployPhase.SUCCEEDED
+    assert record.helm_started_at is not None
+    steps = record.to_helm_ms or {}
+    assert list(steps) == [
+        "release", "queued", "lane", "observe", "render", "dry-run", "started", "helm"
+    ]  # fmt: skip
+    assert all(ms >= 0 for ms in steps.values())
+    # A deployment that did not arrive as an event here has no arrival to count from.
+    second = await memory.deploy("1.2.0-ccccccc")
+    assert (await memory.ended(second.id)).to_helm_ms is None
+
+
 async def test_a_rollout_that_never_gets_ready_ends_rolled_back(memory: World) -> None:
     memory.releases.faults.append("not-ready")
     failed = await memory.deploy("1.1.0-bbbbbbb")

@@ -11,6 +11,7 @@ list order significant), which is what :func:`deployer.plan.plan_objects` says a
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from deployer.plan.compare import plan_objects
@@ -20,23 +21,40 @@ from deployer.reconcile.objectkey import ObjectKey, key_of
 from deployer.reconcile.ports import LiveObjects
 
 
+async def read_live(
+    objects: LiveObjects, manifest: str | None
+) -> dict[ObjectKey, dict[str, Any] | None]:
+    """The live object of each object of ``manifest`` (None: there is none), read at once."""
+    keys = list(dict.fromkeys(key_of(obj) for obj in manifest_objects(manifest or "")))
+    return dict(zip(keys, await asyncio.gather(*(objects.get(key) for key in keys)), strict=True))
+
+
 async def plan_on_server(
-    service: str, objects: LiveObjects, recorded_manifest: str | None, rendered: str
+    service: str,
+    objects: LiveObjects,
+    recorded_manifest: str | None,
+    rendered: str,
+    live: Mapping[ObjectKey, dict[str, Any] | None] | None = None,
 ) -> Plan:
     """The plan of deploying ``rendered`` over the release whose manifest is
-    ``recorded_manifest`` (None: not installed), asked of the API server; changes nothing."""
+    ``recorded_manifest`` (None: not installed), asked of the API server; changes nothing.
+    ``live``: the objects read already (:func:`read_live`, e.g. while helm rendered); the rest
+    are read now."""
     desired = [
         as_helm_applies(obj, service, objects.namespace) for obj in manifest_objects(rendered)
     ]
+    read = dict(live or {})
     keys: dict[ObjectKey, None] = dict.fromkeys(
         [key_of(obj) for obj in manifest_objects(recorded_manifest or "")]
         + [key_of(obj) for obj in desired]
     )
-    live, stored = await asyncio.gather(
-        asyncio.gather(*(objects.get(key) for key in keys)),
+    unread = [key for key in keys if key not in read]
+    fetched, stored = await asyncio.gather(
+        asyncio.gather(*(objects.get(key) for key in unread)),
         asyncio.gather(*(objects.apply(obj, dry_run=True) for obj in desired)),
     )
-    before = by_key(obj for obj in live if obj is not None)
+    read.update(zip(unread, fetched, strict=True))
+    before = by_key(obj for key in keys if (obj := read[key]) is not None)
     after = by_key(stored)
     return plan_objects(service, before, after, installed=recorded_manifest is not None)
 

@@ -44,12 +44,15 @@ class Admission:
 
     async def on_pipeline_event(self, event: CloudEvent, delivery: Delivery) -> None:
         """Accept (queued) or reject one pipeline event; the same event id is handled once."""
-        if await self.reporter.known(event.id):
-            return
         self.outcomes.received(event.id)
+        if await self.reporter.known(event.id):
+            self.outcomes.ran(event.id)
+            return
+        self.outcomes.step(event.id, "dedup")
         traceparent = inject_trace_headers({}).get("traceparent")
         try:
             request = await self.check(request_of(event, delivery.subject))
+            self.outcomes.step(event.id, "intake")
         except RejectedError as exc:
             service = service_from_subject(delivery.subject) or "unknown"
             await self._reject(event.id, service, str(exc), traceparent)
@@ -104,6 +107,7 @@ class Admission:
         if release_id is None and entering and self.release_of is not None:
             assert request is not None
             release_id = (await self.release_of(request)).id
+            self.outcomes.step(deployment_id, "release")
         record = self._record(
             request.service if request else service or "",
             environment=environment,
@@ -117,6 +121,7 @@ class Admission:
         ).moved_to(DeployPhase.QUEUED)
         await self.reporter.record(record)
         await self.approvals.superseded_by(record)
+        self.outcomes.step(deployment_id, "queued")
         await self.submit(record)
         return record
 

@@ -71,6 +71,7 @@ class Reconciler:
             attributes={"deployment.id": record.id},
         ):
             self._on_busy()
+            self._crew.outcomes.step(record.id, "lane")
             try:
                 await self._to_the_end(record)
             finally:
@@ -104,11 +105,12 @@ class Reconciler:
         try:
             while ending is None:
                 current = Pass(record, await crew.observer.observe(target))
+                crew.outcomes.step(record.id, "observe")
                 passes[:] = [current]
                 action = decide(record, current.observed, None)
                 if isinstance(action, MakePlan):
                     current.planned, current.values, current.rendered = await self._planner.plan(
-                        record, current.observed
+                        record, current.observed, lambda name: crew.outcomes.step(record.id, name)
                     )
                     action = decide(record, current.observed, current.planned)
                 ending = await ACTS[type(action)](crew, current, action)

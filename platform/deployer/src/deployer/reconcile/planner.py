@@ -4,7 +4,8 @@ approvals the deploy policy wants for it, and the canary to run when the service
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,16 @@ from deployer.canary.strategy import CanaryStrategy, canary_strategy
 from deployer.intake.checks import Intake
 from deployer.intake.policy import approvals_needed
 from deployer.plan import Plan, plan_release
-from deployer.plan.live import plan_on_server
+from deployer.plan.live import plan_on_server, read_live
 from deployer.reconcile.decide import Planned
 from deployer.reconcile.ports import Ports
 from deployer.reconcile.state import Observation
 from deployer.records import DeploymentRecord
 from deployer.targets import Target
+
+
+def _no_step(_name: str) -> None:
+    pass
 
 
 class Planner:
@@ -42,17 +47,34 @@ class Planner:
         return self._intakes[target.environment].release_values(request)
 
     async def render(
-        self, target: Target, values: dict[str, Any], recorded: str | None
+        self,
+        target: Target,
+        values: dict[str, Any],
+        recorded: str | None,
+        on_step: Callable[[str], None] = _no_step,
     ) -> tuple[Plan, str]:
         """The plan of ``values`` against the release whose manifest is ``recorded``, and the
-        manifest it rendered."""
+        manifest it rendered; ``on_step`` is told when the rendering and the plan are done."""
         place = self._ports.at(target.environment)
-        rendered = await place.releases.template(
-            target.release, self._charts[target.service], values
-        )
-        if place.objects is None:
-            return plan_release(target.service, recorded, rendered), rendered
-        plan = await plan_on_server(target.service, place.objects, recorded, rendered)
+        objects = place.objects
+        # The release's objects as they are now, read while helm renders the new ones.
+        reading = asyncio.ensure_future(read_live(objects, recorded)) if objects else None
+        try:
+            rendered = await place.releases.template(
+                target.release, self._charts[target.service], values
+            )
+        except BaseException:
+            if reading is not None:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+            raise
+        on_step("render")
+        if objects is None or reading is None:
+            plan = plan_release(target.service, recorded, rendered)
+        else:
+            live = await reading
+            plan = await plan_on_server(target.service, objects, recorded, rendered, live)
+        on_step("dry-run")
         return plan, rendered
 
     async def preview(self, target: Target, request: ArtifactPublished) -> Plan:
@@ -63,13 +85,16 @@ class Planner:
         return plan
 
     async def plan(
-        self, record: DeploymentRecord, observed: Observation
+        self,
+        record: DeploymentRecord,
+        observed: Observation,
+        on_step: Callable[[str], None] = _no_step,
     ) -> tuple[Planned, dict[str, Any], str]:
         """The plan of ``record`` against the release as ``observed``, its values and the
-        manifest it rendered."""
+        manifest it rendered; ``on_step`` is told of each step done."""
         assert record.request is not None
         values = self.values(record.target, record.request)
-        plan, rendered = await self.render(record.target, values, observed.manifest)
+        plan, rendered = await self.render(record.target, values, observed.manifest, on_step)
         rules = self._intakes[record.environment].rules(record.service)
         needed = approvals_needed(plan, rules) if rules.require_approval else []
         canary = self._canary(record, values, observed)

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PodWatch:
-    """Watches the pods of ``track`` of a release during one upgrade (``async with running()``).
+    """Watches the pods of ``track`` of a release during one upgrade (``async with running()``,
+    from ``start()``).
 
     ``restarts``: the restarts after which pods count as unable to run (0: never give up early);
     ``on_progress`` gets each change of the rollout. Without ``rollouts`` it watches nothing.
@@ -35,21 +36,30 @@ class PodWatch:
     deployment_id: str = ""
     give_up: asyncio.Event = field(default_factory=asyncio.Event)
     problems: list[PodProblem] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[PodWatch]:
-        """Watch while the body runs (helm waits for the rollout)."""
-        task = None
-        if self.rollouts is not None and (self.on_progress is not None or self.restarts):
-            task = asyncio.create_task(
-                self.rollouts.watch(self.release, self._seen, track=self.track)
-            )
+        """Watch from :meth:`start` (helm started) until the body ends (helm waited for the
+        rollout)."""
         try:
             yield self
         finally:
+            task, self._task = self._task, None
             if task is not None and not task.done():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+    def start(self) -> None:
+        """Start watching (once; inside :meth:`running`). Called when helm has started rather
+        than before: the watch's reads of the API would otherwise share the event loop with the
+        last steps before helm, and no pod of the rollout exists before helm anyway."""
+        if self._task is not None:
+            return
+        if self.rollouts is not None and (self.on_progress is not None or self.restarts):
+            self._task = asyncio.create_task(
+                self.rollouts.watch(self.release, self._seen, track=self.track)
+            )
 
     async def _seen(self, progress: RolloutProgress) -> None:
         if progress.problems:  # kept: helm's rollback deletes the pods that had them

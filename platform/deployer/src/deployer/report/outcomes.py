@@ -13,6 +13,7 @@ from deployer.reconcile.state import Outcome
 from deployer.records import DeploymentRecord, ServiceState
 from deployer.report.events import Reporter
 from deployer.report.metrics import DEPLOYMENTS, EVENT_TO_START
+from deployer.report.pathtimes import PathTimes
 
 log = logging.getLogger(__name__)
 
@@ -22,27 +23,35 @@ class Outcomes:
 
     def __init__(self, reporter: Reporter) -> None:
         self._reporter = reporter
-        # When each deployment arrived (monotonic) and when its helm started (wall clock).
-        self._received: dict[str, float] = {}
-        self._helm_started: dict[str, datetime] = {}
+        # Each deployment's way from its event to helm, and when its helm started (wall clock)
+        # with the milliseconds of each step on the way.
+        self.path = PathTimes()
+        self._helm_started: dict[str, tuple[datetime, dict[str, float] | None]] = {}
         # Told of every deployment that ended (the promoter); they must not wait.
         self.listeners: list[Callable[[DeploymentRecord], Awaitable[None]]] = []
 
     def received(self, deployment_id: str) -> None:
         """A deployment arrived now (its event-to-helm time counts from here)."""
-        self._received[deployment_id] = time.monotonic()
+        self.path.begin(deployment_id)
+
+    def step(self, deployment_id: str, name: str) -> None:
+        """The step ``name`` on the deployment's way to helm ended now."""
+        self.path.step(deployment_id, name)
 
     def helm_started(self, deployment_id: str, at: float) -> None:
         """Helm started for the deployment at the monotonic time ``at``."""
-        received = self._received.pop(deployment_id, None)
+        received = self.path.arrived(deployment_id)
         if received is not None:
             EVENT_TO_START.observe(at - received)
+        steps = self.path.finish(deployment_id, at)
+        if steps is None and deployment_id in self._helm_started:  # helm again (a retry)
+            steps = self._helm_started[deployment_id][1]
         wall = time.time() - (time.monotonic() - at)
-        self._helm_started[deployment_id] = datetime.fromtimestamp(wall, UTC)
+        self._helm_started[deployment_id] = (datetime.fromtimestamp(wall, UTC), steps)
 
     def ran(self, deployment_id: str) -> None:
         """The deployment's run in its lane is over (whatever it did)."""
-        self._received.pop(deployment_id, None)
+        self.path.drop(deployment_id)
 
     async def service(self, record: DeploymentRecord) -> ServiceState | None:
         """The last known state of ``record``'s target."""
@@ -63,7 +72,8 @@ class Outcomes:
         final = ended.moved_to(outcome.phase, outcome.reason)
         helm_started = self._helm_started.pop(record.id, None)
         if helm_started is not None:
-            final = final.model_copy(update={"helm_started_at": helm_started})
+            at, steps = helm_started
+            final = final.model_copy(update={"helm_started_at": at, "to_helm_ms": steps})
         DEPLOYMENTS.labels(record.service, outcome.phase.value).inc()
         await self._reporter.record(final)
         await self._tell(final)

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,8 @@ from deployer.adapters.helm.models import (
     ReleaseRevision,
     ReleaseStatus,
 )
-from deployer.adapters.helm.process import run_helm
+from deployer.adapters.helm.process import run_helm, spawn_helm
+from deployer.adapters.helm.warm import WarmRenders
 from deployer.reconcile.ports import ApplyRequest
 
 READ_DEADLINE_SECONDS = 60.0
@@ -52,6 +54,8 @@ class Helm:
     ``kube_context`` picks another cluster of the kubeconfig (another environment's).
     ``env`` adds to (or overrides) this process's environment for every helm call, e.g.
     ``HELM_DRIVER`` or isolated ``HELM_CACHE_HOME``/``HELM_CONFIG_HOME``/``HELM_DATA_HOME``.
+    ``warm_renders``: how many renders of the releases upgraded last wait started ahead
+    (:mod:`deployer.adapters.helm.warm`); :meth:`close` stops them.
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class Helm:
         *,
         kube_context: str | None = None,
         env: Mapping[str, str] | None = None,
+        warm_renders: int = 0,
     ) -> None:
         self.binary = binary
         self.kubeconfig = kubeconfig
@@ -73,13 +78,27 @@ class Helm:
             self._scope += ["--kubeconfig", str(kubeconfig)]
         if kube_context is not None:
             self._scope += ["--kube-context", kube_context]
+        self._warm = WarmRenders(warm_renders, self._spawn_render)
+        # The command line of the last render of each release (started ahead after its upgrade).
+        self._renders: dict[str, tuple[str, ...]] = {}
+
+    def close(self) -> None:
+        """Stop the renders waiting started ahead."""
+        self._warm.close()
 
     async def template(self, release: str, chart_dir: Path, values: Mapping[str, Any]) -> str:
         """The manifests ``helm template`` renders for these values (no cluster access)."""
         _check_chart(chart_dir)
         args = ["template", release, str(chart_dir), "--values", "-"]
-        result = await self._run(args, what=f"rendering {release}", values=values)
+        argv = (str(self.binary), *args, *self._scope)
+        self._renders[release] = argv
+        result = await self._run(
+            args, what=f"rendering {release}", values=values, process=self._warm.take(argv)
+        )
         return result.stdout
+
+    def _spawn_render(self, argv: tuple[str, ...]) -> subprocess.Popen[bytes]:
+        return spawn_helm(argv, env=self._env, what="a render started ahead", stdin=True)
 
     async def get_manifest(self, release: str) -> str | None:
         """The manifests of the release's current revision; None when there is no release."""
@@ -174,14 +193,19 @@ class Helm:
             args.append("--wait=watcher")
         if rollback_on_failure:
             args.append("--rollback-on-failure")
-        result = await self._run(
-            args,
-            what=f"upgrade of {release}",
-            values=values,
-            deadline=2 * timeout_seconds + DEADLINE_MARGIN_SECONDS,
-            on_start=on_start,
-            stop=stop,
-        )
+        try:
+            result = await self._run(
+                args,
+                what=f"upgrade of {release}",
+                values=values,
+                deadline=2 * timeout_seconds + DEADLINE_MARGIN_SECONDS,
+                on_start=on_start,
+                stop=stop,
+            )
+        finally:
+            # Its next deployment renders first: start that helm now, while the lane is idle.
+            if release in self._renders:
+                self._warm.prepare(self._renders[release])
         match = _REVISION_LINE.search(result.stdout)
         revision = int(match.group(1)) if match else None
         return dataclasses.replace(result, revision=revision)
@@ -270,8 +294,10 @@ class Helm:
         deadline: float = READ_DEADLINE_SECONDS,
         on_start: Callable[[float], None] | None = None,
         stop: asyncio.Event | None = None,
+        process: subprocess.Popen[bytes] | None = None,
     ) -> HelmResult:
-        """Run helm; raise the classified error when it fails."""
+        """Run helm (``process``: this command, started ahead); raise the classified error when
+        it fails."""
         return await run_helm(
             self.binary,
             [*args, *self._scope],
@@ -281,6 +307,7 @@ class Helm:
             values=values,
             on_start=on_start,
             stop=stop,
+            process=process,
         )
 
 

@@ -34,6 +34,12 @@ async def upgrade(
     release before (to tell a rollback happened), ``description`` the release description
     (default: the deployment's). Raises a retryable StepError (the caller retries)."""
     target = record.target
+
+    def started(at: float) -> None:
+        if on_start is not None:
+            on_start(at)
+        watch.start()
+
     async with watch.running():
         try:
             request = ApplyRequest(
@@ -43,7 +49,7 @@ async def upgrade(
                 description=description or description_for(record),
                 timeout_seconds=crew.settings.helm_timeout_seconds,
                 history_max=crew.settings.history_max,
-                on_start=on_start,
+                on_start=started,
                 stop=watch.give_up,
                 marks=marks_for(record),
             )
@@ -73,6 +79,7 @@ def applied_by(record: DeploymentRecord, outcome: Outcome, rendered: str) -> Obs
 async def act(crew: Crew, current: Pass, action: Upgrade) -> Ending:
     """A rolling update, its progress published as it goes."""
     started = await report_started(crew, current)
+    crew.outcomes.step(started.id, "started")
 
     async def progressed(progress: RolloutProgress) -> None:
         await crew.reporter.publish(started, DeployPhase.PROGRESSING, progress=progress)
