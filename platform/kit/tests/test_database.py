@@ -100,3 +100,35 @@ async def test_warm_up_opens_the_whole_pool_before_the_first_request() -> None:
 async def test_warm_up_of_sqlite_opens_its_one_connection(sqlite_db: Database) -> None:
     await sqlite_db.warm_up()
     assert sqlite_db.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+
+
+async def test_a_core_transaction_commits_and_runs_the_commit_hooks(sqlite_db: Database) -> None:
+    seen: list[list[str]] = []
+    sqlite_db.on_commit("test_notes", seen.append)
+    async with sqlite_db.core_transaction() as connection:
+        await connection.execute(insert(notes).values(body="kept"))
+        connection.info.setdefault("test_notes", []).append("kept")
+    assert seen == [["kept"]]
+    assert await count_notes(sqlite_db) == 1
+
+
+async def test_a_rolled_back_core_transaction_leaves_nothing_for_the_next_one(
+    sqlite_db: Database,
+) -> None:
+    seen: list[list[str]] = []
+    sqlite_db.on_commit("test_notes", seen.append)
+
+    async def change_my_mind() -> None:
+        async with sqlite_db.core_transaction() as connection:
+            await connection.execute(insert(notes).values(body="dropped"))
+            connection.info.setdefault("test_notes", []).append("dropped")
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        await change_my_mind()
+    # SQLite's pool has one connection: the next transaction gets the same one, and its info.
+    async with sqlite_db.core_transaction() as connection:
+        await connection.execute(insert(notes).values(body="kept"))
+        connection.info.setdefault("test_notes", []).append("kept")
+    assert seen == [["kept"]]
+    assert await count_notes(sqlite_db) == 1

@@ -13,6 +13,7 @@ from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -22,6 +23,17 @@ from sqlalchemy.pool import PoolProxiedConnection
 
 from kit.settings import DatabaseSettings
 from kit.sqlite_inline import connect_inline
+
+# What runs statements in one transaction: an ORM session (Database.transaction) or a plain
+# connection (Database.core_transaction).
+Transaction = AsyncSession | AsyncConnection
+
+
+def dialect_of(transaction: Transaction) -> str:
+    """The database's dialect name (``sqlite``, ``postgresql``) behind ``transaction``."""
+    if isinstance(transaction, AsyncConnection):
+        return transaction.dialect.name
+    return transaction.get_bind().dialect.name
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -129,6 +141,29 @@ class Database:
             for key, hook in self._commit_hooks.items():
                 if (value := session.info.pop(key, None)) is not None:
                     hook(value)
+
+    @asynccontextmanager
+    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction, committed on success, rolled back on error.
+
+        SQLAlchemy Core without the ORM session: for hot paths that run Core statements only,
+        where the session's unit of work, identity map and transaction bookkeeping are pure
+        cost. Commit hooks run as for ``transaction()``, from the connection's ``info``.
+        """
+        async with self.engine.connect() as connection:
+            # The connection's info outlives this checkout (it belongs to the pooled
+            # connection): take this transaction's keys out whatever happens.
+            try:
+                async with connection.begin():
+                    yield connection
+            except BaseException:
+                for key in self._commit_hooks:
+                    connection.info.pop(key, None)
+                raise
+            committed = [(key, connection.info.pop(key, None)) for key in self._commit_hooks]
+        for key, value in committed:
+            if value is not None:
+                self._commit_hooks[key](value)
 
     async def create_tables(self, metadata: MetaData) -> None:
         """Create the tables of ``metadata`` that do not exist yet."""

@@ -37,9 +37,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kit.db import Database, UtcDateTime
+from kit.db import Database, Transaction, UtcDateTime
 from kit.events.bus import EventBus
 from kit.events.envelope import CloudEvent
 from kit.events.idempotency import kit_metadata
@@ -107,11 +107,11 @@ class Outbox:
         self._mark_due = 0.0
         db.on_commit(COMMITTED_EVENTS, self._on_commit)
 
-    async def enqueue(self, session: AsyncSession, subject: str, event_: CloudEvent) -> None:
+    async def enqueue(self, session: Transaction, subject: str, event_: CloudEvent) -> None:
         """Add ``event_`` to the outbox in ``session``'s transaction, with the current trace.
 
-        ``session`` must come from this outbox's ``Database.transaction()``: its commit hands the
-        event to the relay.
+        ``session`` must come from this outbox's ``Database.transaction()`` (or
+        ``core_transaction()``): its commit hands the event to the relay.
         """
         headers = inject_trace_headers({})
         await session.execute(
@@ -185,7 +185,7 @@ class Outbox:
         if not ids:
             return
         try:
-            async with self._db.transaction() as session:
+            async with self._db.core_transaction() as session:
                 await session.execute(
                     _MARK_BY_EVENT_ID, {"event_ids": ids, "published_at": datetime.now(UTC)}
                 )
@@ -208,14 +208,14 @@ class Outbox:
         if self._db.dialect != "postgresql":
             # One process per SQLite file: read, publish with no transaction open (SQLite has a
             # single writer, which the service's requests need meanwhile), then mark.
-            async with self._db.transaction() as session:
+            async with self._db.core_transaction() as session:
                 rows = (await session.execute(query)).all()
             done = await self._publish([_from_row(row) for row in rows])
             if done:
-                async with self._db.transaction() as session:
+                async with self._db.core_transaction() as session:
                     await self._mark(session, [row.id for row in rows[:done]])
             return done
-        async with self._db.transaction() as session:
+        async with self._db.core_transaction() as session:
             # Replicas share the work: each locks the rows it publishes, skipping locked ones.
             rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
             done = await self._publish([_from_row(row) for row in rows])
@@ -240,7 +240,7 @@ class Outbox:
         return len(batch)
 
     @staticmethod
-    async def _mark(session: AsyncSession, ids: list[int]) -> None:
+    async def _mark(session: AsyncConnection, ids: list[int]) -> None:
         await session.execute(
             update(outbox_table)
             .where(outbox_table.c.id.in_(ids))
@@ -250,15 +250,15 @@ class Outbox:
     async def purge_published(self) -> int:
         """Delete events published longer ago than the retention; returns how many."""
         cutoff = datetime.now(UTC) - self._keep_published
-        async with self._db.transaction() as session:
+        async with self._db.core_transaction() as session:
             result = await session.execute(
                 delete(outbox_table).where(outbox_table.c.published_at < cutoff)
             )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     async def pending_count(self) -> int:
         """How many events are not yet published (or published but not yet marked)."""
-        async with self._db.transaction() as session:
+        async with self._db.core_transaction() as session:
             count = await session.scalar(
                 select(func.count()).where(outbox_table.c.published_at.is_(None))
             )

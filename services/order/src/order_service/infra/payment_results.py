@@ -21,7 +21,7 @@ async def on_payment_result(event: CloudEvent, delivery: Delivery) -> None:
     result = event.data_as(PaymentResult)
     succeeded = delivery.subject == PAYMENT_SUCCEEDED_SUBJECT
     status = OrderStatus.PAID if succeeded else OrderStatus.PAYMENT_FAILED
-    async with delivery.database.transaction() as session:
+    async with delivery.database.core_transaction() as session:
         if not await claim_event(session, CONSUMER, event.id):
             return
         if not await record_payment_result(session, result.order_id, status, result.reason):

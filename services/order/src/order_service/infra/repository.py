@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.db import Database
+from kit.db import Database, Transaction
 from kit.events import CloudEvent
 from kit.events.outbox import Outbox
 from order_service.domain.errors import IdempotencyConflictError, OrderNotFoundError
@@ -107,9 +107,9 @@ async def create_order(
         ).model_dump(),
     )
     try:
-        async with db.transaction() as session:
-            await session.execute(_INSERT_ORDER, values)
-            await outbox.enqueue(session, ORDER_CREATED_SUBJECT, event)
+        async with db.core_transaction() as connection:
+            await connection.execute(_INSERT_ORDER, values)
+            await outbox.enqueue(connection, ORDER_CREATED_SUBJECT, event)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -145,7 +145,7 @@ async def list_orders(db: Database, user_id: str, limit: int) -> list[Order]:
 
 
 async def record_payment_result(
-    session: AsyncSession, order_id: str, status: OrderStatus, reason: str | None
+    session: Transaction, order_id: str, status: OrderStatus, reason: str | None
 ) -> bool:
     """Move a pending order to ``status``; False when the order is unknown.
 

@@ -68,7 +68,7 @@ class FakeCardProcessor:
         """Charge ``amount_cents`` to ``token`` once per ``idempotency_key``."""
         if self._settings.processor_latency_ms:
             await asyncio.sleep(self._settings.processor_latency_ms / 1000)
-        async with db.transaction() as session:
+        async with db.core_transaction() as session:
             found = await session.execute(_LEDGER_ROW, {"key": idempotency_key})
             row = found.one_or_none()
             attempts = (row.attempts if row is not None else 0) + 1

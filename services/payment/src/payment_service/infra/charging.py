@@ -68,7 +68,7 @@ def charging_subscription(processor: FakeCardProcessor) -> Subscription:
         )
         subject = PAYMENT_SUCCEEDED_SUBJECT if outcome.approved else PAYMENT_FAILED_SUBJECT
         try:
-            async with db.transaction() as session:
+            async with db.core_transaction() as session:
                 if not await claim_event(session, CONSUMER, event.id):
                     return
                 # The unique order_id refuses a second payment here.
