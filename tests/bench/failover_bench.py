@@ -484,7 +484,7 @@ runs from the leader's last renewal (before the kill), so a standby may lead in 
 def _rate_row(run: str, result: RateResult, led_again: float | None = None) -> str:
     return (
         f"| {run} | {result.achieved_per_second:.0f}/s | {result.settled}/{result.orders} | "
-        f"{ms(result.p50)} | {ms(result.p99)} | {result.cpu_per_order * 1000:.1f} ms | "
+        f"{ms(result.p50)} | {ms(result.p99)} | {result.machine_cpu_per_order * 1000:.1f} ms | "
         f"{'' if led_again is None else f'{led_again:.1f} s'} |"
     )
 
@@ -504,7 +504,7 @@ def _nats_text(figures: NatsMemberLoss, seconds: float) -> str:
     paid = sum(r.settled for r in [*figures.steady, *figures.lost])
     cores = os.cpu_count() or 1
     spread_text = " / ".join(f"{value:.1f} s" for value in spread(figures.led_again))
-    spent = percentile([r.cpu_per_order for r in figures.steady], 0.5)
+    spent = percentile([r.machine_cpu_per_order for r in figures.steady], 0.5)
     budget = cores / RATE  # CPU seconds per order that keep every core busy
     saturated = (
         ":\n  saturated, so the steady p99 is mostly queueing, and the ratio is compressed by it"

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from tests.bench.stats import machine_cpu_seconds, percentile
+from tests.bench.stats import machine_cpu_seconds, percentile, processes_cpu_seconds
 from tests.integration.saga_stack import SagaStack
 
 
@@ -22,7 +22,10 @@ class RateResult:
     p50: float
     p99: float
     failed_requests: int
-    cpu_per_order: float  # machine-wide busy CPU seconds per order, services to load generator
+    # CPU seconds per order, from the first order offered until the last was paid:
+    cpu_per_order: float  # the stack's processes (the services and its own nats-server)
+    loadgen_cpu_per_order: float  # this process: the load generator and its polling of the db
+    machine_cpu_per_order: float  # the whole machine: the above, the database, other users
     errors: tuple[str, ...] = ()  # why requests failed, each reason once
 
     @property
@@ -52,7 +55,10 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
             failures += 1
             errors[repr(exc)[:200]] = None
 
-    cpu_before = machine_cpu_seconds()
+    pids = saga.pids()
+    stack_before = processes_cpu_seconds(pids)
+    loadgen_before = time.process_time()
+    machine_before = machine_cpu_seconds()
     started = time.monotonic()
     tasks = []
     for n in range(count):
@@ -63,7 +69,9 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
     await asyncio.gather(*tasks)
     achieved = count / (time.monotonic() - started)
     await saga.wait_settled(ids, timeout=30)
-    cpu_per_order = (machine_cpu_seconds() - cpu_before) / count
+    machine = machine_cpu_seconds() - machine_before
+    loadgen = time.process_time() - loadgen_before
+    stack = processes_cpu_seconds(pids) - stack_before
     rows = await saga.query(
         "order",
         "SELECT created_at, updated_at, status FROM orders WHERE id IN :ids",
@@ -80,7 +88,9 @@ async def run_at_rate(saga: SagaStack, per_second: float, seconds: float) -> Rat
         p50=percentile(latencies, 0.5),
         p99=percentile(latencies, 0.99),
         failed_requests=failures,
-        cpu_per_order=cpu_per_order,
+        cpu_per_order=stack / count,
+        loadgen_cpu_per_order=loadgen / count,
+        machine_cpu_per_order=machine / count,
         errors=tuple(errors),
     )
 

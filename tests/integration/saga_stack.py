@@ -70,6 +70,14 @@ class SagaStack:
     def payment(self) -> ServiceProcess:
         return self.services["payment"]
 
+    def pids(self) -> list[int]:
+        """The running processes of the stack: the services and its own nats-server (a caller's
+        NATS is not the stack's)."""
+        running = [s.process.pid for s in self.services.values() if s.process is not None]
+        if self._own_nats is not None and self._own_nats.pid is not None:
+            running.append(self._own_nats.pid)
+        return running
+
     def start(self) -> None:
         if self._own_nats is not None:
             self._own_nats.start()

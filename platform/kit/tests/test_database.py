@@ -6,7 +6,18 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, Text, func, insert, select, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    insert,
+    select,
+    text,
+)
 
 from devkit.testing.postgres import PostgresServer
 from kit.db import Database
@@ -100,3 +111,101 @@ async def test_warm_up_opens_the_whole_pool_before_the_first_request() -> None:
 async def test_warm_up_of_sqlite_opens_its_one_connection(sqlite_db: Database) -> None:
     await sqlite_db.warm_up()
     assert sqlite_db.engine.pool.checkedin() == 1  # type: ignore[attr-defined]
+
+
+async def test_a_core_transaction_commits_and_runs_the_commit_hooks(sqlite_db: Database) -> None:
+    seen: list[list[str]] = []
+    sqlite_db.on_commit("test_notes", seen.append)
+    async with sqlite_db.core_transaction() as connection:
+        await connection.execute(insert(notes).values(body="kept"))
+        connection.info.setdefault("test_notes", []).append("kept")
+    assert seen == [["kept"]]
+    assert await count_notes(sqlite_db) == 1
+
+
+async def test_a_rolled_back_core_transaction_leaves_nothing_for_the_next_one(
+    sqlite_db: Database,
+) -> None:
+    seen: list[list[str]] = []
+    sqlite_db.on_commit("test_notes", seen.append)
+
+    async def change_my_mind() -> None:
+        async with sqlite_db.core_transaction() as connection:
+            await connection.execute(insert(notes).values(body="dropped"))
+            connection.info.setdefault("test_notes", []).append("dropped")
+            raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        await change_my_mind()
+    # SQLite's pool has one connection: the next transaction gets the same one, and its info.
+    async with sqlite_db.core_transaction() as connection:
+        await connection.execute(insert(notes).values(body="kept"))
+        connection.info.setdefault("test_notes", []).append("kept")
+    assert seen == [["kept"]]
+    assert await count_notes(sqlite_db) == 1
+
+
+async def test_run_in_transaction_commits_returns_and_runs_the_commit_hooks(
+    sqlite_db: Database,
+) -> None:
+    seen: list[list[str]] = []
+    sqlite_db.on_commit("test_notes", seen.append)
+
+    def add_note(connection: Connection) -> int:
+        connection.execute(insert(notes).values(body="kept"))
+        connection.info.setdefault("test_notes", []).append("kept")
+        return int(connection.scalar(select(func.count()).select_from(notes)) or 0)
+
+    assert await sqlite_db.run_in_transaction(add_note) == 1
+    assert seen == [["kept"]]
+    assert await count_notes(sqlite_db) == 1
+
+
+async def test_run_in_transaction_rolls_back_what_raised_and_runs_no_hook(
+    sqlite_db: Database,
+) -> None:
+    seen: list[list[str]] = []
+    sqlite_db.on_commit("test_notes", seen.append)
+
+    def change_my_mind(connection: Connection) -> None:
+        connection.execute(insert(notes).values(body="dropped"))
+        connection.info.setdefault("test_notes", []).append("dropped")
+        raise RuntimeError("changed my mind")
+
+    def add_note(connection: Connection) -> None:
+        connection.execute(insert(notes).values(body="kept"))
+        connection.info.setdefault("test_notes", []).append("kept")
+
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        await sqlite_db.run_in_transaction(change_my_mind)
+    await sqlite_db.run_in_transaction(add_note)  # the same pooled connection, and its info
+    assert seen == [["kept"]]
+    assert await count_notes(sqlite_db) == 1
+
+
+async def test_run_in_transaction_waits_for_the_connection_another_transaction_holds(
+    sqlite_db: Database,
+) -> None:
+    # SQLite's pool has one connection: a transaction that awaits while holding it makes the
+    # next one wait in the pool, from inside its greenlet, instead of failing or blocking.
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with sqlite_db.core_transaction() as connection:
+            await connection.execute(insert(notes).values(body="first"))
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(
+        sqlite_db.run_in_transaction(
+            lambda connection: connection.execute(insert(notes).values(body="second"))
+        )
+    )
+    await asyncio.sleep(0.05)
+    assert not second.done()
+    release.set()
+    await asyncio.gather(holder, second)
+    async with sqlite_db.transaction() as session:
+        bodies = (await session.execute(select(notes.c.body).order_by(notes.c.id))).scalars()
+        assert list(bodies) == ["first", "second"]

@@ -255,3 +255,30 @@ async def test_trace_context_on_the_event_continues_in_the_consumer_span(
     assert consumer_span.parent is not None
     assert producer_span.context is not None
     assert consumer_span.parent.span_id == producer_span.context.span_id
+
+
+async def test_a_steady_trickle_of_events_costs_far_fewer_pull_requests_than_events(
+    bus: EventBus, stream: StreamSpec, run_consumer: Callable[..., Awaitable[Subscription]]
+) -> None:
+    # Every pull request is work for nats-server: one lingering request serves a whole batch
+    # of handler slots, where a fetch per free slot cost about two requests per event.
+    handled = 0
+
+    async def handler(event: CloudEvent, delivery: Delivery) -> None:
+        nonlocal handled
+        handled += 1
+
+    sub = await run_consumer(handler)
+    requests = 0
+
+    async def count(_: object) -> None:
+        nonlocal requests
+        requests += 1
+
+    spy = await bus.nc.subscribe(f"$JS.API.CONSUMER.MSG.NEXT.{stream.name}.{sub.durable}", cb=count)
+    for n in range(60):
+        await bus.publish(subject_of(stream), make_event(n=n))
+        await asyncio.sleep(0.01)
+    await wait_for(lambda: handled == 60)
+    await spy.unsubscribe()
+    assert requests <= 60 / 4, f"{requests} pull requests for 60 events"

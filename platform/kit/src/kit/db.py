@@ -7,21 +7,36 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, TypeDecorator, event, text
+from sqlalchemy import Connection, DateTime, Dialect, MetaData, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from kit.settings import DatabaseSettings
 from kit.sqlite_inline import connect_inline
+
+T = TypeVar("T")
+
+# What runs statements in one transaction: an ORM session (Database.transaction) or a plain
+# connection (Database.core_transaction).
+Transaction = AsyncSession | AsyncConnection
+
+
+def dialect_of(transaction: Transaction) -> str:
+    """The database's dialect name (``sqlite``, ``postgresql``) behind ``transaction``."""
+    if isinstance(transaction, AsyncConnection):
+        return transaction.dialect.name
+    return transaction.get_bind().dialect.name
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -129,6 +144,67 @@ class Database:
             for key, hook in self._commit_hooks.items():
                 if (value := session.info.pop(key, None)) is not None:
                     hook(value)
+
+    @asynccontextmanager
+    async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection inside one transaction, committed on success, rolled back on error.
+
+        SQLAlchemy Core without the ORM session: for hot paths that run Core statements only,
+        where the session's unit of work, identity map and transaction bookkeeping are pure
+        cost. Commit hooks run as for ``transaction()``, from the connection's ``info``.
+        """
+        async with self.engine.connect() as connection:
+            # The connection's info outlives this checkout (it belongs to the pooled
+            # connection): take this transaction's keys out whatever happens.
+            try:
+                async with connection.begin():
+                    yield connection
+            except BaseException:
+                for key in self._commit_hooks:
+                    connection.info.pop(key, None)
+                raise
+            committed = [(key, connection.info.pop(key, None)) for key in self._commit_hooks]
+        for key, value in committed:
+            if value is not None:
+                self._commit_hooks[key](value)
+
+    async def run_in_transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work(connection)`` in one transaction and return what it returns.
+
+        ``work`` is synchronous: it runs Core statements on a plain ``Connection``, committed
+        when it returns and rolled back when it raises. The checkout, begin, statements, commit
+        and return to the pool all run in one greenlet, where ``core_transaction()`` starts one
+        per step (each with a fresh stack): on SQLite that halves the CPU of a two-statement
+        transaction (about 300 us to 160 us here). Commit hooks run as for ``transaction()``,
+        from the connection's ``info``.
+        """
+        outcome: tuple[T, list[tuple[str, Any]]] = await greenlet_spawn(
+            self._transaction_in_greenlet, work
+        )
+        result, committed = outcome
+        for key, value in committed:
+            self._commit_hooks[key](value)
+        return result
+
+    def _transaction_in_greenlet(
+        self, work: Callable[[Connection], T]
+    ) -> tuple[T, list[tuple[str, Any]]]:
+        with self.engine.sync_engine.connect() as connection:
+            # The connection's info outlives this checkout (it belongs to the pooled
+            # connection): take this transaction's keys out whatever happens.
+            try:
+                with connection.begin():
+                    result = work(connection)
+            except BaseException:
+                for key in self._commit_hooks:
+                    connection.info.pop(key, None)
+                raise
+            committed = [
+                (key, value)
+                for key in self._commit_hooks
+                if (value := connection.info.pop(key, None)) is not None
+            ]
+        return result, committed
 
     async def create_tables(self, metadata: MetaData) -> None:
         """Create the tables of ``metadata`` that do not exist yet."""

@@ -8,11 +8,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry.trace import SpanKind
 
@@ -23,6 +21,7 @@ from kit.events.envelope import CloudEvent, InvalidEventError
 from kit.events.errors import PermanentEventError
 from kit.events.outages import is_outage
 from kit.events.outbox import Outbox
+from kit.events.pulls import PullRequests
 from kit.events.streams import StreamSpec
 from kit.metrics import (
     EVENT_HANDLER_LATENCY,
@@ -126,6 +125,34 @@ class Subscription:
         )
 
 
+class _Heartbeat:
+    """Tells JetStream every ``interval`` that ``msg``'s handler is still working.
+
+    A timer rather than a task: most handlers end before the first beat, and then cost no task.
+    """
+
+    def __init__(self, msg: Msg, interval: float) -> None:
+        self._msg = msg
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(interval, self._beat)
+        self._sending: asyncio.Task[None] | None = None
+
+    def _beat(self) -> None:
+        self._sending = self._loop.create_task(self._send())
+        self._timer = self._loop.call_later(self._interval, self._beat)
+
+    async def _send(self) -> None:
+        try:
+            await self._msg.in_progress()
+        except Exception as exc:  # NATS away: the next beat tries again
+            log.debug("heartbeat failed", extra={"error": repr(exc)})
+
+    def stop(self) -> None:
+        """No more beats (one being sent finishes)."""
+        self._timer.cancel()
+
+
 class Consumer:
     """Runs one Subscription: fetches, dispatches to the handler, acks, retries, dead-letters."""
 
@@ -151,8 +178,9 @@ class Consumer:
             return
         js = self._bus.js
         await js.add_consumer(self._sub.stream.name, config=self._sub.consumer_config())
-        psub = await js.pull_subscribe_bind(durable=self._sub.durable, stream=self._sub.stream.name)
-        self._loop_task = asyncio.create_task(self._fetch_loop(psub), name=self._sub.durable)
+        pulls = PullRequests(self._bus.nc, self._sub.stream.name, self._sub.durable)
+        await pulls.open()
+        self._loop_task = asyncio.create_task(self._fetch_loop(pulls), name=self._sub.durable)
 
     async def stop(self, timeout: float) -> None:
         """Stop fetching, then give in-flight handlers up to ``timeout`` seconds to finish."""
@@ -182,29 +210,24 @@ class Consumer:
             },
         )
 
-    async def _fetch_loop(self, psub: Any) -> None:
+    async def _fetch_loop(self, pulls: PullRequests) -> None:
         while not self._stopping.is_set():
             free = self._sub.concurrency - len(self._inflight)
             if free <= 0:
                 await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                msgs: list[Msg] = await psub.fetch(batch=free, timeout=1.0)
-            except NatsTimeoutError:
-                continue
+                async for msg in pulls.pull(free):
+                    task = asyncio.create_task(self._handle(msg))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._finished)
             except (ConnectionClosedError, ConnectionError) as exc:
                 log.warning("fetch failed; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
-                continue
             except Exception as exc:  # e.g. the consumer vanished while NATS restarted
                 log.warning("fetch failed; retrying", extra={"error": repr(exc)})
                 await asyncio.sleep(0.5)
-                continue
-            for msg in msgs:
-                task = asyncio.create_task(self._handle(msg))
-                self._inflight.add(task)
-                task.add_done_callback(self._finished)
-        await psub.unsubscribe()
+        await pulls.close()
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -275,7 +298,7 @@ class Consumer:
         )
 
     async def _run_handler(self, msg: Msg, event: CloudEvent, delivery: Delivery) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(msg))
+        heartbeat = _Heartbeat(msg, max(self._sub.ack_wait_seconds / 3, 0.1))
         started = time.perf_counter()
         try:
             await self._through_outages(event, delivery)
@@ -286,7 +309,7 @@ class Consumer:
             await self._after_failure(msg, event, exc, delivery.attempt)
             return
         finally:
-            heartbeat.cancel()
+            heartbeat.stop()
             EVENT_HANDLER_LATENCY.labels(self._sub.durable, event.type).observe(
                 time.perf_counter() - started
             )
@@ -341,12 +364,6 @@ class Consumer:
         )
         EVENTS_CONSUMED.labels(self._sub.durable, event.type, "retry").inc()
         await msg.nak(delay=delay)
-
-    async def _heartbeat(self, msg: Msg) -> None:
-        interval = max(self._sub.ack_wait_seconds / 3, 0.1)
-        while True:
-            await asyncio.sleep(interval)
-            await msg.in_progress()
 
     async def _dead_letter(
         self,

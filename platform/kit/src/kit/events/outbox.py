@@ -26,10 +26,12 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Connection,
     Integer,
     String,
     Table,
     Text,
+    Update,
     bindparam,
     delete,
     func,
@@ -37,9 +39,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from kit.db import Database, UtcDateTime
+from kit.db import Database, Transaction, UtcDateTime
 from kit.events.bus import EventBus
 from kit.events.envelope import CloudEvent
 from kit.events.idempotency import kit_metadata
@@ -107,26 +108,21 @@ class Outbox:
         self._mark_due = 0.0
         db.on_commit(COMMITTED_EVENTS, self._on_commit)
 
-    async def enqueue(self, session: AsyncSession, subject: str, event_: CloudEvent) -> None:
+    async def enqueue(self, session: Transaction, subject: str, event_: CloudEvent) -> None:
         """Add ``event_`` to the outbox in ``session``'s transaction, with the current trace.
 
-        ``session`` must come from this outbox's ``Database.transaction()``: its commit hands the
-        event to the relay.
+        ``session`` must come from this outbox's ``Database.transaction()`` (or
+        ``core_transaction()``): its commit hands the event to the relay.
         """
-        headers = inject_trace_headers({})
-        await session.execute(
-            _INSERT,
-            {
-                "event_id": event_.id,
-                "subject": subject,
-                "payload": event_.model_dump_json(exclude_none=True),
-                "headers": headers,
-                "created_at": datetime.now(UTC),
-            },
-        )
-        session.info.setdefault(COMMITTED_EVENTS, []).append(
-            _Pending(event_.id, subject, event_, headers)
-        )
+        values, pending = _row_of(subject, event_)
+        await session.execute(_INSERT, values)
+        session.info.setdefault(COMMITTED_EVENTS, []).append(pending)
+
+    def enqueue_in(self, connection: Connection, subject: str, event_: CloudEvent) -> None:
+        """``enqueue`` inside a work function of this outbox's ``Database.run_in_transaction``."""
+        values, pending = _row_of(subject, event_)
+        connection.execute(_INSERT, values)
+        connection.info.setdefault(COMMITTED_EVENTS, []).append(pending)
 
     def _on_commit(self, events: list[_Pending]) -> None:
         if self._committed is not None:
@@ -185,10 +181,11 @@ class Outbox:
         if not ids:
             return
         try:
-            async with self._db.transaction() as session:
-                await session.execute(
+            await self._db.run_in_transaction(
+                lambda connection: connection.execute(
                     _MARK_BY_EVENT_ID, {"event_ids": ids, "published_at": datetime.now(UTC)}
                 )
+            )
         except Exception:
             self._unmarked = ids + self._unmarked
             raise
@@ -208,19 +205,22 @@ class Outbox:
         if self._db.dialect != "postgresql":
             # One process per SQLite file: read, publish with no transaction open (SQLite has a
             # single writer, which the service's requests need meanwhile), then mark.
-            async with self._db.transaction() as session:
-                rows = (await session.execute(query)).all()
+            rows = await self._db.run_in_transaction(
+                lambda connection: connection.execute(query).all()
+            )
             done = await self._publish([_from_row(row) for row in rows])
             if done:
-                async with self._db.transaction() as session:
-                    await self._mark(session, [row.id for row in rows[:done]])
+                published = [row.id for row in rows[:done]]
+                await self._db.run_in_transaction(
+                    lambda connection: connection.execute(_mark(published))
+                )
             return done
-        async with self._db.transaction() as session:
+        async with self._db.core_transaction() as session:
             # Replicas share the work: each locks the rows it publishes, skipping locked ones.
             rows = (await session.execute(query.with_for_update(skip_locked=True))).all()
             done = await self._publish([_from_row(row) for row in rows])
             if done:
-                await self._mark(session, [row.id for row in rows[:done]])
+                await session.execute(_mark([row.id for row in rows[:done]]))
         return done
 
     async def _publish(self, batch: Sequence[_Pending]) -> int:
@@ -239,30 +239,44 @@ class Outbox:
                 return done
         return len(batch)
 
-    @staticmethod
-    async def _mark(session: AsyncSession, ids: list[int]) -> None:
-        await session.execute(
-            update(outbox_table)
-            .where(outbox_table.c.id.in_(ids))
-            .values(published_at=datetime.now(UTC))
-        )
-
     async def purge_published(self) -> int:
         """Delete events published longer ago than the retention; returns how many."""
         cutoff = datetime.now(UTC) - self._keep_published
-        async with self._db.transaction() as session:
+        async with self._db.core_transaction() as session:
             result = await session.execute(
                 delete(outbox_table).where(outbox_table.c.published_at < cutoff)
             )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        return int(result.rowcount)
 
     async def pending_count(self) -> int:
         """How many events are not yet published (or published but not yet marked)."""
-        async with self._db.transaction() as session:
+        async with self._db.core_transaction() as session:
             count = await session.scalar(
                 select(func.count()).where(outbox_table.c.published_at.is_(None))
             )
         return int(count or 0)
+
+
+def _mark(ids: list[int]) -> Update:
+    """Mark the rows ``ids`` published now."""
+    return (
+        update(outbox_table)
+        .where(outbox_table.c.id.in_(ids))
+        .values(published_at=datetime.now(UTC))
+    )
+
+
+def _row_of(subject: str, event_: CloudEvent) -> tuple[dict[str, Any], _Pending]:
+    """The outbox row of ``event_`` on ``subject``, with the current trace, and its hand-over."""
+    headers = inject_trace_headers({})
+    values = {
+        "event_id": event_.id,
+        "subject": subject,
+        "payload": event_.model_dump_json(exclude_none=True),
+        "headers": headers,
+        "created_at": datetime.now(UTC),
+    }
+    return values, _Pending(event_.id, subject, event_, headers)
 
 
 def _from_row(row: Row[*tuple[Any, ...]]) -> _Pending:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
+
 from kit.events import CloudEvent, Delivery, PermanentEventError, Subscription
-from kit.events.idempotency import claim_event
+from kit.events.idempotency import claim_event_in
 from kit.events.streams import PAYMENTS
 from order_service.domain.events import (
     PAYMENT_FAILED_SUBJECT,
@@ -21,11 +23,15 @@ async def on_payment_result(event: CloudEvent, delivery: Delivery) -> None:
     result = event.data_as(PaymentResult)
     succeeded = delivery.subject == PAYMENT_SUCCEEDED_SUBJECT
     status = OrderStatus.PAID if succeeded else OrderStatus.PAYMENT_FAILED
-    async with delivery.database.transaction() as session:
-        if not await claim_event(session, CONSUMER, event.id):
+
+    def settle(connection: Connection) -> None:
+        if not claim_event_in(connection, CONSUMER, event.id):
             return
-        if not await record_payment_result(session, result.order_id, status, result.reason):
+        if not record_payment_result(connection, result.order_id, status, result.reason):
+            # Raised inside the transaction: the claim is rolled back with it.
             raise PermanentEventError(f"payment result for unknown order {result.order_id}")
+
+    await delivery.database.run_in_transaction(settle)
 
 
 PAYMENT_RESULTS = Subscription(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,9 +107,12 @@ async def create_order(
         ).model_dump(),
     )
     try:
-        async with db.transaction() as session:
-            await session.execute(_INSERT_ORDER, values)
-            await outbox.enqueue(session, ORDER_CREATED_SUBJECT, event)
+
+        def insert_with_event(connection: Connection) -> None:
+            connection.execute(_INSERT_ORDER, values)
+            outbox.enqueue_in(connection, ORDER_CREATED_SUBJECT, event)
+
+        await db.run_in_transaction(insert_with_event)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -144,14 +147,15 @@ async def list_orders(db: Database, user_id: str, limit: int) -> list[Order]:
     return [to_order(row) for row in rows]
 
 
-async def record_payment_result(
-    session: AsyncSession, order_id: str, status: OrderStatus, reason: str | None
+def record_payment_result(
+    connection: Connection, order_id: str, status: OrderStatus, reason: str | None
 ) -> bool:
     """Move a pending order to ``status``; False when the order is unknown.
 
-    One conditional UPDATE: an order that is no longer pending keeps its first outcome.
+    One conditional UPDATE: an order that is no longer pending keeps its first outcome. Runs
+    inside a ``Database.run_in_transaction`` work function.
     """
-    settled = await session.execute(
+    settled = connection.execute(
         _SETTLE,
         {
             "order_id": order_id,
@@ -160,6 +164,6 @@ async def record_payment_result(
             "settled_at": datetime.now(UTC),
         },
     )
-    if settled.rowcount:  # type: ignore[attr-defined]
+    if settled.rowcount:
         return True
-    return await session.scalar(select(OrderRow.id).where(OrderRow.id == order_id)) is not None
+    return connection.scalar(select(OrderRow.id).where(OrderRow.id == order_id)) is not None

@@ -17,7 +17,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from kit.db import Database
 from payment_service.domain.models import PaymentSettings
@@ -68,45 +68,52 @@ class FakeCardProcessor:
         """Charge ``amount_cents`` to ``token`` once per ``idempotency_key``."""
         if self._settings.processor_latency_ms:
             await asyncio.sleep(self._settings.processor_latency_ms / 1000)
-        async with db.transaction() as session:
-            found = await session.execute(_LEDGER_ROW, {"key": idempotency_key})
-            row = found.one_or_none()
-            attempts = (row.attempts if row is not None else 0) + 1
-            if row is not None and row.outcome is not None:
-                return ChargeOutcome(row.charge_id, row.outcome == APPROVED, row.decline_reason)
-            timed_out = token == TIMEOUT_ONCE_TOKEN and attempts == 1
-            reason = None if timed_out else self._decline_reason(amount_cents, token)
-            decided = None if timed_out else (DECLINED if reason else APPROVED)
-            if row is None:
-                charge_id = f"ch_{uuid.uuid4().hex[:24]}"
-                await session.execute(
-                    _RECORD,
-                    {
-                        "idempotency_key": idempotency_key,
-                        "charge_id": charge_id,
-                        "amount_cents": amount_cents,
-                        "attempts": attempts,
-                        "outcome": decided,
-                        "decline_reason": reason,
-                    },
-                )
-            else:
-                charge_id = row.charge_id
-                await session.execute(
-                    _UPDATE,
-                    {
-                        "key": idempotency_key,
-                        "new_attempts": attempts,
-                        "new_outcome": decided,
-                        "new_reason": reason,
-                    },
-                )
-            outcome = ChargeOutcome(charge_id, decided == APPROVED, reason)
+        outcome, timed_out = await db.run_in_transaction(
+            lambda connection: self._charge_in(connection, idempotency_key, amount_cents, token)
+        )
         if timed_out:
             raise ProcessorTimeoutError(
                 f"card processor timed out charging {idempotency_key}; retry with the same key"
             )
         return outcome
+
+    def _charge_in(
+        self, connection: Connection, idempotency_key: str, amount_cents: int, token: str
+    ) -> tuple[ChargeOutcome, bool]:
+        """The charge's ledger work in one transaction: its outcome, and whether it timed out."""
+        found = connection.execute(_LEDGER_ROW, {"key": idempotency_key})
+        row = found.one_or_none()
+        attempts = (row.attempts if row is not None else 0) + 1
+        if row is not None and row.outcome is not None:
+            return ChargeOutcome(row.charge_id, row.outcome == APPROVED, row.decline_reason), False
+        timed_out = token == TIMEOUT_ONCE_TOKEN and attempts == 1
+        reason = None if timed_out else self._decline_reason(amount_cents, token)
+        decided = None if timed_out else (DECLINED if reason else APPROVED)
+        if row is None:
+            charge_id = f"ch_{uuid.uuid4().hex[:24]}"
+            connection.execute(
+                _RECORD,
+                {
+                    "idempotency_key": idempotency_key,
+                    "charge_id": charge_id,
+                    "amount_cents": amount_cents,
+                    "attempts": attempts,
+                    "outcome": decided,
+                    "decline_reason": reason,
+                },
+            )
+        else:
+            charge_id = row.charge_id
+            connection.execute(
+                _UPDATE,
+                {
+                    "key": idempotency_key,
+                    "new_attempts": attempts,
+                    "new_outcome": decided,
+                    "new_reason": reason,
+                },
+            )
+        return ChargeOutcome(charge_id, decided == APPROVED, reason), timed_out
 
     def _decline_reason(self, amount_cents: int, token: str) -> str | None:
         if token == DECLINED_TOKEN:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlalchemy.exc import IntegrityError
 
 from kit.events import CloudEvent, Delivery, Subscription
-from kit.events.idempotency import claim_event
+from kit.events.idempotency import claim_event_in
 from kit.events.streams import ORDERS
 from payment_service.domain.events import (
     ORDER_CREATED_SUBJECT,
@@ -67,13 +67,17 @@ def charging_subscription(processor: FakeCardProcessor) -> Subscription:
             ).model_dump(),
         )
         subject = PAYMENT_SUCCEEDED_SUBJECT if outcome.approved else PAYMENT_FAILED_SUBJECT
+        outbox = delivery.outbox
+
+        def record(connection: Connection) -> None:
+            if not claim_event_in(connection, CONSUMER, event.id):
+                return
+            # The unique order_id refuses a second payment here.
+            connection.execute(_INSERT_PAYMENT, payment)
+            outbox.enqueue_in(connection, subject, result)
+
         try:
-            async with db.transaction() as session:
-                if not await claim_event(session, CONSUMER, event.id):
-                    return
-                # The unique order_id refuses a second payment here.
-                await session.execute(_INSERT_PAYMENT, payment)
-                await delivery.outbox.enqueue(session, subject, result)
+            await db.run_in_transaction(record)
         except IntegrityError:
             return  # a concurrent delivery of the same order recorded it first
 
