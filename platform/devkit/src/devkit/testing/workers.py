@@ -68,7 +68,7 @@ def _module_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-class GroupScheduling(LoadScopeScheduling):
+class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist has no type hints
     """xdist's scheduling by scope, with this plugin's groups as the scopes, in collected order."""
 
     def __init__(self, config: pytest.Config, log: Any, groups_file: Path) -> None:
