@@ -1,0 +1,134 @@
+"""How a run with pytest-xdist workers is spread: a real pytest with two workers over a small
+tree of tests that record which worker ran them, when, and at which CPU priority."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+RECORDER = """
+import json, os, time
+from pathlib import Path
+
+def record(name):
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    line = json.dumps({"name": name, "worker": worker, "at": time.monotonic(),
+                       "nice": os.getpriority(os.PRIO_PROCESS, 0)})
+    with open(os.environ["RECORD_FILE"], "a") as sink:
+        sink.write(line + "\\n")
+    time.sleep(0.3)
+"""
+
+TREE = {
+    "conftest.py": 'pytest_plugins = ["devkit.testing.workers"]\n',
+    "recorder.py": RECORDER,
+    "tests/__init__.py": "",
+    "tests/shared/__init__.py": "",
+    "tests/shared/conftest.py": """
+import pytest
+
+@pytest.fixture(scope="package")
+def stack():
+    return object()
+""",
+    "tests/shared/test_shared_a.py": """
+from recorder import record
+
+def test_a1(stack): record("shared_a1")
+def test_a2(stack): record("shared_a2")
+""",
+    "tests/shared/test_shared_b.py": """
+from recorder import record
+
+def test_b1(stack): record("shared_b1")
+def test_b2(stack): record("shared_b2")
+""",
+    "tests/test_plain.py": """
+from recorder import record
+
+def test_p1(): record("plain_1")
+def test_p2(): record("plain_2")
+def test_p3(): record("plain_3")
+""",
+    "units/test_units.py": """
+from recorder import record
+
+def test_u1(): record("unit_1")
+def test_u2(): record("unit_2")
+""",
+    "units/test_zz_real.py": """
+import pytest
+from recorder import record
+
+pytestmark = pytest.mark.real_node
+
+def test_r1(): record("real_1")
+def test_r2(): record("real_2")
+def test_r3(): record("real_3")
+""",
+}
+
+
+def run(tmp_path: Path, *args: str) -> list[dict[str, object]]:
+    for name, text in TREE.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    record = tmp_path / "record.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", *args],
+        cwd=tmp_path,
+        env={"RECORD_FILE": str(record), "PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def by_name(records: list[dict[str, object]]) -> dict[str, dict[str, object]]:
+    return {str(r["name"]): r for r in records}
+
+
+@pytest.mark.timeout(180)
+def test_with_workers_real_node_tests_run_together_first_and_shared_fixtures_stay_whole(
+    tmp_path: Path,
+) -> None:
+    records = by_name(run(tmp_path, "-n", "2"))
+    assert len(records) == 12
+    real = [records[f"real_{i}"] for i in (1, 2, 3)]
+    # One worker runs every real-node test, in order, and starts with them.
+    assert len({r["worker"] for r in real}) == 1
+    assert [r["at"] for r in real] == sorted(r["at"] for r in real)  # type: ignore[type-var]
+    real_worker = real[0]["worker"]
+    first_of_real_worker = min(
+        (r for r in records.values() if r["worker"] == real_worker),
+        key=lambda r: r["at"],  # type: ignore[arg-type,return-value]
+    )
+    assert first_of_real_worker["name"] == "real_1"
+    # A package whose tests share a package-scoped fixture runs on one worker; so does a module.
+    shared = {records[n]["worker"] for n in ("shared_a1", "shared_a2", "shared_b1", "shared_b2")}
+    assert len(shared) == 1
+    assert len({records[f"plain_{i}"]["worker"] for i in (1, 2, 3)}) == 1
+    # Real-node tests keep the default CPU priority; the others run at a lower one.
+    assert {r["nice"] for r in real} == {0}
+    others = [r for n, r in records.items() if not n.startswith("real_")]
+    assert {r["nice"] for r in others} == {5}
+
+
+@pytest.mark.timeout(180)
+def test_without_workers_real_node_tests_run_first_then_the_system_suites(
+    tmp_path: Path,
+) -> None:
+    order = [str(r["name"]) for r in run(tmp_path)]
+    assert order[:3] == ["real_1", "real_2", "real_3"]
+    # tests/ (the system suites) before the unit suites.
+    assert order.index("unit_1") > max(order.index(f"plain_{i}") for i in (1, 2, 3))
+    assert all(r["nice"] == 0 for r in run(tmp_path / "again"))
