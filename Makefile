@@ -14,9 +14,9 @@ BIN := $(VENV)/bin
 # Never let uv fetch a Python of its own: registries only, and the machine has 3.11.
 export UV_PYTHON_DOWNLOADS := never
 PYTEST_ARGS ?=
-# pytest-xdist workers for make test: one takes every test that needs the real node (first, in
-# order), the others share the rest, a module (or a package's shared fixtures) at a time.
-TEST_WORKERS ?= 3
+# pytest-xdist workers for make test: they share the tests a module (or a package's shared
+# fixtures) at a time; one of them takes every test that needs the real node, last, in order.
+TEST_WORKERS ?= 2
 RUN_ARGS ?=
 BENCH_ARGS ?=
 LOAD_ARGS ?=

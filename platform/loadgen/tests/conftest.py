@@ -37,7 +37,7 @@ class FakeGateway:
         self.tokens: set[str] = set()
         self.owner: dict[str, str] = {}
         self.registrations: Counter[str] = Counter()
-        self.seen: Counter[str] = Counter()
+        self.seen: Counter[str] = Counter(gets=0, posts=0)
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -2,18 +2,19 @@
 breaking what the suites share.
 
 - Tests marked ``real_node`` need the machine's one real node (a cluster with real pods): they
-  all go to one worker, in their collected order, and they go first, because together they are
-  the run's longest share.
+  all go to one worker, in their collected order, and they go last, when the other workers are
+  done or nearly: the real pods' timing (rollouts under traffic, fail-overs, canary analyses) is
+  what those tests measure, and a machine whose cores are busy with other tests fails them.
 - Every other test goes with the rest of its module (or of its package, when it uses a
   package-scoped fixture), so module and package fixtures (a platform of processes, a cluster
   namespace) are set up once, as in a run without workers. The system suites (``tests/``) are
   handed out before the unit suites, so that no worker is left with a long module at the end.
-- A test that is not ``real_node`` runs at a lower CPU priority (``nice``): the real pods' timing
-  (rollouts, fail-overs) is what those tests measure, the other tests only wait a little longer.
+- A test that is not ``real_node`` runs at a lower CPU priority (``nice``), for the minutes where
+  the last of them overlap with the real-node tests.
 
 Only the workers see the tests' markers and fixtures; each writes every test's group to a file
 the controller named, and the controller's scheduler reads it once every worker has collected.
-Without workers the plugin only orders the tests (real-node first).
+Without workers the plugin only orders the tests (real-node last).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ _groups_key = pytest.StashKey[Path]()
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "real_node: needs the machine's one real node; all such tests run in one worker, first",
+        "real_node: needs the machine's one real node; all such tests run in one worker, last",
     )
 
 
@@ -123,13 +124,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Real-node tests first, then the system suites, then the unit suites; a worker also writes
+    """The system suites, then the unit suites, then the real-node tests; a worker also writes
     each test's group for the controller."""
     real = [item for item in items if item.get_closest_marker("real_node")]
     rest = [item for item in items if not item.get_closest_marker("real_node")]
     system = [item for item in rest if item.nodeid.startswith("tests/")]
     units = [item for item in rest if not item.nodeid.startswith("tests/")]
-    items[:] = real + system + units
+    items[:] = system + units + real
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     target = workerinput.get(_GROUPS_FILE) if workerinput else None
     if target:
