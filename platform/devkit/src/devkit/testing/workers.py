@@ -78,6 +78,25 @@ class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist has n
         self._groups_file = groups_file
         self._groups: dict[str, str] | None = None
 
+    def _assign_work_unit(self, node: Any) -> None:
+        if not self.workqueue:
+            return
+        if next(iter(self.workqueue)) != REAL_NODE_GROUP:
+            super()._assign_work_unit(node)
+            return
+        # The real-node group waits until no other worker runs tests: it must have the machine's
+        # cores to itself. A worker holds its last test back until it gets more work or is shut
+        # down, so one pending test means idle; once the group is handed out, the idle workers
+        # are shut down and run that test (a short one: the unit suites come last).
+        others = [worker for worker in self.assigned_work if worker != node]
+        if any(self._pending_of(self.assigned_work[worker]) > 1 for worker in others):
+            return
+        super()._assign_work_unit(node)
+        if not self.workqueue:
+            for worker in others:
+                if not worker.shutting_down:
+                    worker.shutdown()
+
     def _split_scope(self, nodeid: str) -> str:
         if self._groups is None:
             try:
