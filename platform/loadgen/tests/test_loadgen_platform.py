@@ -25,9 +25,11 @@ async def platform_stack(
     stack = Platform(
         repo_root, tmp_path_factory.mktemp("loadgen-platform"), SERVICE_LOG_LEVEL="WARNING"
     )
-    await asyncio.to_thread(start_in_parallel, stack)
-    yield stack
-    await asyncio.to_thread(stop_in_parallel, stack)
+    try:  # a service that never gets ready must not leave NATS and the others running
+        await asyncio.to_thread(start_in_parallel, stack)
+        yield stack
+    finally:
+        await asyncio.to_thread(stop_in_parallel, stack)
 
 
 def start_in_parallel(stack: Platform) -> None:
