@@ -141,9 +141,7 @@ class Database:
         async with self.sessions() as session:
             async with session.begin():
                 yield session
-            for key, hook in self._commit_hooks.items():
-                if (value := session.info.pop(key, None)) is not None:
-                    hook(value)
+            self._run_hooks(self._take_hooks(session.info))
 
     @asynccontextmanager
     async def core_transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -159,14 +157,9 @@ class Database:
             try:
                 async with connection.begin():
                     yield connection
-            except BaseException:
-                for key in self._commit_hooks:
-                    connection.info.pop(key, None)
-                raise
-            committed = [(key, connection.info.pop(key, None)) for key in self._commit_hooks]
-        for key, value in committed:
-            if value is not None:
-                self._commit_hooks[key](value)
+            finally:
+                committed = self._take_hooks(connection.info)
+        self._run_hooks(committed)
 
     async def run_in_transaction(self, work: Callable[[Connection], T]) -> T:
         """Run ``work(connection)`` in one transaction and return what it returns.
@@ -182,8 +175,7 @@ class Database:
             self._transaction_in_greenlet, work
         )
         result, committed = outcome
-        for key, value in committed:
-            self._commit_hooks[key](value)
+        self._run_hooks(committed)
         return result
 
     def _transaction_in_greenlet(
@@ -195,16 +187,20 @@ class Database:
             try:
                 with connection.begin():
                     result = work(connection)
-            except BaseException:
-                for key in self._commit_hooks:
-                    connection.info.pop(key, None)
-                raise
-            committed = [
-                (key, value)
-                for key in self._commit_hooks
-                if (value := connection.info.pop(key, None)) is not None
-            ]
+            finally:
+                committed = self._take_hooks(connection.info)
         return result, committed
+
+    def _take_hooks(self, info: dict[Any, Any]) -> list[tuple[str, Any]]:
+        """Take this transaction's commit-hook values out of ``info`` (a pooled connection's
+        outlives the transaction), whether it committed or not."""
+        return [
+            (key, value) for key in self._commit_hooks if (value := info.pop(key, None)) is not None
+        ]
+
+    def _run_hooks(self, committed: list[tuple[str, Any]]) -> None:
+        for key, value in committed:
+            self._commit_hooks[key](value)
 
     async def create_tables(self, metadata: MetaData) -> None:
         """Create the tables of ``metadata`` that do not exist yet."""
