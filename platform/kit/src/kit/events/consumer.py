@@ -136,10 +136,13 @@ class _Heartbeat:
         self._interval = interval
         self._loop = asyncio.get_running_loop()
         self._timer = self._loop.call_later(interval, self._beat)
-        self._sending: asyncio.Task[None] | None = None
+        # The loop keeps only weak references to tasks: a beat being sent is held here.
+        self._sending: set[asyncio.Task[None]] = set()
 
     def _beat(self) -> None:
-        self._sending = self._loop.create_task(self._send())
+        sending = self._loop.create_task(self._send())
+        self._sending.add(sending)
+        sending.add_done_callback(self._sending.discard)
         self._timer = self._loop.call_later(self._interval, self._beat)
 
     async def _send(self) -> None:
