@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -77,7 +78,8 @@ def test_r3(): record("real_3")
 }
 
 
-def run(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
+def run(tmp_path: Path, *args: str) -> tuple[list[dict[str, Any]], str]:
+    """The records of a pytest run over TREE in ``tmp_path``, and its output."""
     for name, text in TREE.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,7 @@ def run(tmp_path: Path, *args: str) -> list[dict[str, Any]]:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    return [json.loads(line) for line in record.read_text().splitlines()]
+    return [json.loads(line) for line in record.read_text().splitlines()], result.stdout
 
 
 def by_name(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -104,7 +106,8 @@ def by_name(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def test_with_workers_real_node_tests_run_together_last_and_shared_fixtures_stay_whole(
     tmp_path: Path,
 ) -> None:
-    records = by_name(run(tmp_path, "-n", "2"))
+    listed, output = run(tmp_path, "-n", "2")
+    records = by_name(listed)
     assert len(records) == 12
     real = [records[f"real_{i}"] for i in (1, 2, 3)]
     # One worker runs every real-node test, in order, once every other test has run.
@@ -119,15 +122,23 @@ def test_with_workers_real_node_tests_run_together_last_and_shared_fixtures_stay
     # Real-node tests keep the default CPU priority; the others run at a lower one.
     assert {r["nice"] for r in real} == {0}
     assert {r["nice"] for r in others} == {5}
+    # The end of the run says when the real-node tests began and what ran beside them.
+    assert re.search(
+        r"real-node tests began \d+ s into the run on gw\d; other tests ran beside "
+        r"them for \d+ s",
+        output,
+    ), output
 
 
 @pytest.mark.timeout(180)
 def test_without_workers_the_system_suites_run_first_and_the_real_node_tests_last(
     tmp_path: Path,
 ) -> None:
-    order = [str(r["name"]) for r in run(tmp_path)]
+    listed, output = run(tmp_path)
+    order = [str(r["name"]) for r in listed]
     assert order[-3:] == ["real_1", "real_2", "real_3"]
     # tests/ (the system suites) before the unit suites.
     assert order.index("unit_1") > max(order.index(f"plain_{i}") for i in (1, 2, 3))
     # Without workers nobody's priority changes.
-    assert {r["nice"] for r in run(tmp_path / "again")} == {os.getpriority(os.PRIO_PROCESS, 0)}
+    assert {r["nice"] for r in run(tmp_path / "again")[0]} == {os.getpriority(os.PRIO_PROCESS, 0)}
+    assert "real-node tests began" not in output

@@ -95,7 +95,7 @@ def start_auth(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     def start(**env: str) -> ServiceProcess:
         process = _auth_process(tmp_path, {**FAST_ARGON2, **env})
         started.append(process)
-        process.start(timeout=60)
+        process.start()
         process.wait_until("/readyz", 200)
         return process
 
@@ -119,6 +119,6 @@ def shared_auth(
             **FAST_ARGON2,
         },
     )
-    process.start(timeout=60)
+    process.start()
     yield process
     process.stop()

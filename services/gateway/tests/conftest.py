@@ -180,7 +180,7 @@ class Stack:
         self.auth.stop()
         self.keys.rotate(kid)
         self.auth = self._auth()
-        self.auth.start(timeout=60)
+        self.auth.start()
 
     def stop(self) -> None:
         processes = (self.edge_gateway, self.gateway, self.echo, self.auth)

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from devkit.localstack.githttp import git_binary
 from devkit.localstack.ports import free_port, wait_until_listening
-from devkit.localstack.process import terminate
+from devkit.localstack.process import START_TIMEOUT_SECONDS, terminate
 
 PASSWORD_ENV = "FLOTILLA_GIT_SERVER_PASSWORD"  # noqa: S105 - the variable's name
 DEFAULT_BRANCH = "main"
@@ -83,7 +83,7 @@ class GitServer:
             command += ["--username", self.credentials[0]]
         return command
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Start the server and wait until it accepts connections."""
         self.directory.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)

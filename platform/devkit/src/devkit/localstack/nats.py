@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devkit.localstack.environment import nats_command
 from devkit.localstack.ports import free_port, wait_until_listening
-from devkit.localstack.process import terminate
+from devkit.localstack.process import START_TIMEOUT_SECONDS, terminate
 from devkit.localstack.tools import nats_server_binary
 
 
@@ -26,7 +26,7 @@ class NatsServer:
         """The client URL of this server."""
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Start the server (again, on the same port and store) and wait until it accepts."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
         store = self.store_dir / "jetstream"

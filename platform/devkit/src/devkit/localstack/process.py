@@ -13,6 +13,11 @@ from pathlib import Path
 
 from devkit.localstack.ports import free_port
 
+# How long a process the tests start may take to answer. Generous on purpose: it is a safety
+# net, not a measurement, and on a two-core machine running two test workers (the ones beside
+# the real node at a lower priority) a Python service's imports alone can take ten seconds.
+START_TIMEOUT_SECONDS = 60.0
+
 
 def http_status(url: str, timeout: float = 2.0) -> int | None:
     """The HTTP status of GET ``url``, or None when nothing answers."""
@@ -66,7 +71,7 @@ class ServiceProcess:
         """Where the service answers HTTP."""
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> None:
+    def start(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
         """Start the process and wait until /healthz answers 200."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")

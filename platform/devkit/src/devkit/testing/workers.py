@@ -23,6 +23,8 @@ import contextlib
 import json
 import os
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,28 @@ REAL_NODE_GROUP = "real-node"
 OTHERS_NICENESS = 5
 _GROUPS_FILE = "flotilla_groups_file"
 _groups_key = pytest.StashKey[Path]()
+_overlap_key = pytest.StashKey["RealNodeOverlap"]()
+
+
+@dataclass
+class RealNodeOverlap:
+    """When the real-node tests began, and how long other tests still ran beside them (what to
+    look at first when a real-node test fails for lack of CPU)."""
+
+    run_began: float
+    began: float | None = None
+    worker: str = ""
+    others_ended: float | None = None
+
+    def summary(self) -> str | None:
+        """One line for the end of the run, once the real-node tests have begun."""
+        if self.began is None:
+            return None
+        beside = max(0.0, (self.others_ended or self.began) - self.began)
+        return (
+            f"real-node tests began {self.began - self.run_began:.0f} s into the run on "
+            f"{self.worker}; other tests ran beside them for {beside:.0f} s"
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -72,11 +96,20 @@ def _module_of(nodeid: str) -> str:
 class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist has no type hints
     """xdist's scheduling by scope, with this plugin's groups as the scopes, in collected order."""
 
-    def __init__(self, config: pytest.Config, log: Any, groups_file: Path) -> None:
+    def __init__(
+        self, config: pytest.Config, log: Any, groups_file: Path, overlap: RealNodeOverlap
+    ) -> None:
         config.option.loadscopereorder = False  # the collected order is already the best
         super().__init__(config, log)
         self._groups_file = groups_file
         self._groups: dict[str, str] | None = None
+        self._overlap = overlap
+        self._real_node_worker: Any = None
+
+    def mark_test_complete(self, node: Any, item_index: int, duration: float = 0) -> None:
+        if self._real_node_worker is not None and node is not self._real_node_worker:
+            self._overlap.others_ended = time.monotonic()
+        super().mark_test_complete(node, item_index, duration)
 
     def _assign_work_unit(self, node: Any) -> None:
         if not self.workqueue:
@@ -92,6 +125,9 @@ class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]  # xdist has n
         if any(self._pending_of(self.assigned_work[worker]) > 1 for worker in others):
             return
         super()._assign_work_unit(node)
+        self._real_node_worker = node
+        self._overlap.began = time.monotonic()
+        self._overlap.worker = str(getattr(getattr(node, "gateway", None), "id", node))
         if not self.workqueue:
             for worker in others:
                 if not worker.shutting_down:
@@ -130,7 +166,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeSch
     ``--dist`` was asked for."""
     if not _sharing_workers(config):
         return None
-    return GroupScheduling(config, log, _groups_file(config))
+    overlap = RealNodeOverlap(run_began=time.monotonic())
+    config.stash[_overlap_key] = overlap
+    return GroupScheduling(config, log, _groups_file(config), overlap)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the real-node tests began, and what ran beside them."""
+    overlap = terminalreporter.config.stash.get(_overlap_key, None)
+    line = overlap.summary() if overlap else None
+    if line:
+        terminalreporter.write_line(line)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
