@@ -1,6 +1,7 @@
 """Rollouts of real pods under traffic: failed requests and p99 during a rollout of order against
-steady state, and the time from CI's event to every new pod ready against the same helm upgrade
-run directly. One cluster with the machine's real node, the whole platform on it."""
+steady state, the time from CI's event to every new pod ready against the same helm upgrade run
+directly under the same traffic, and rollouts while another process keeps one core busy. One
+cluster with the machine's real node, the whole platform on it."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from loadgen.report import WindowStats
 from pipelines_cli.incluster import release_arguments
+from tests.bench.busycore import one_core_busy
 from tests.deployer.deployer_stack import DeployerStack
 from tests.realpods.realcluster import (
     SERVICES,
@@ -40,10 +42,13 @@ STEADY_SECONDS = 15.0
 
 @dataclass
 class RolloutFigures:
-    """What one bench run measured (latencies in ms, times in s)."""
+    """What one bench run measured (latencies in ms, times in s). Every rollout runs under the
+    same traffic; the deployer's and helm's alternate which goes first."""
 
     steady: WindowStats | None = None
     rollouts: list[WindowStats] = field(default_factory=list)
+    direct_rollouts: list[WindowStats] = field(default_factory=list)
+    busy_rollouts: list[WindowStats] = field(default_factory=list)
     through_deployer: list[float] = field(default_factory=list)
     direct_helm: list[float] = field(default_factory=list)
 
@@ -90,6 +95,42 @@ def direct_helm(platform: Platform, service: str, image: str) -> float:
         return new_pods_ready(platform, service, image, started)
 
 
+async def _through_deployer(
+    platform: Platform, stack: DeployerStack, label: str
+) -> tuple[float, WindowStats]:
+    """One rollout of order through the deployer (CI's event) under traffic: seconds to all new
+    pods ready, and the traffic's window from the event to the old pods gone."""
+    image = await asyncio.to_thread(new_image, platform, "order")
+    with traffic(platform) as load:
+        await asyncio.sleep(2)
+        start = load.mark(label)
+        began = time.monotonic()
+        deployment = await stack.publish("order", data=artifact("order", image))
+        took = await asyncio.to_thread(new_pods_ready, platform, "order", image, began)
+        outcome = await stack.outcome(deployment, timeout=180)
+        assert outcome.phase.value == "succeeded", outcome
+        await asyncio.to_thread(settled, platform, "order")
+        end = load.elapsed()
+    window = load.report.window(start, end)
+    print(f"{label} (deployer): {took:.1f} s, {window}", flush=True)
+    return took, window
+
+
+async def _helm_directly(platform: Platform, label: str) -> tuple[float, WindowStats]:
+    """The same rollout as ``helm upgrade --install --wait`` run directly, under the same
+    traffic."""
+    image = await asyncio.to_thread(new_image, platform, "order")
+    with traffic(platform) as load:
+        await asyncio.sleep(2)
+        start = load.mark(label)
+        took = await asyncio.to_thread(direct_helm, platform, "order", image)
+        await asyncio.to_thread(settled, platform, "order")
+        end = load.elapsed()
+    window = load.report.window(start, end)
+    print(f"{label} (helm directly): {took:.1f} s, {window}", flush=True)
+    return took, window
+
+
 async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> RolloutFigures:
     figures = RolloutFigures()
     for service in SERVICES:
@@ -99,24 +140,20 @@ async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> Rollo
     figures.steady = load.report.overall()
     print(f"steady: {figures.steady}", flush=True)
     for run in range(runs):
-        image = await asyncio.to_thread(new_image, platform, "order")
-        with traffic(platform) as load:
-            await asyncio.sleep(2)
-            start = load.mark(f"rollout {run}")
-            began = time.monotonic()
-            deployment = await stack.publish("order", data=artifact("order", image))
-            took = await asyncio.to_thread(new_pods_ready, platform, "order", image, began)
-            outcome = await stack.outcome(deployment, timeout=180)
-            assert outcome.phase.value == "succeeded", outcome
-            await asyncio.to_thread(settled, platform, "order")
-            end = load.elapsed()
-        figures.through_deployer.append(took)
-        figures.rollouts.append(load.report.window(start, end))
-        print(f"rollout {run}: {took:.1f} s, {figures.rollouts[-1]}", flush=True)
-        image = await asyncio.to_thread(new_image, platform, "order")
-        figures.direct_helm.append(await asyncio.to_thread(direct_helm, platform, "order", image))
-        await asyncio.to_thread(settled, platform, "order")
-        print(f"direct helm {run}: {figures.direct_helm[-1]:.1f} s", flush=True)
+        # Alternate which goes first, so that neither always follows the other's drain.
+        for first in (run % 2 == 0, run % 2 == 1):
+            if first:
+                took, window = await _through_deployer(platform, stack, f"rollout {run + 1}")
+                figures.through_deployer.append(took)
+                figures.rollouts.append(window)
+            else:
+                took, window = await _helm_directly(platform, f"rollout {run + 1}")
+                figures.direct_helm.append(took)
+                figures.direct_rollouts.append(window)
+    with one_core_busy():
+        for run in range(runs):
+            _, window = await _through_deployer(platform, stack, f"busy rollout {run + 1}")
+            figures.busy_rollouts.append(window)
     return figures
 
 
