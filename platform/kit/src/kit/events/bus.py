@@ -14,6 +14,7 @@ import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import PubAck
+from nats.js.errors import NoStreamResponseError
 from opentelemetry.trace import SpanKind
 
 from kit.events.envelope import CloudEvent
@@ -24,6 +25,8 @@ from kit.tracing import extract_trace_context, inject_trace_headers, tracer
 
 log = logging.getLogger(__name__)
 
+# Seconds between the tries of a publish that found no stream answering (0.75 s in all).
+NO_RESPONDER_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4)
 T = TypeVar("T")
 MSG_ID_HEADER = "Nats-Msg-Id"
 _DENIED_PUBLISH = re.compile(r'permissions violation for publish to "([^"]+)"', re.IGNORECASE)
@@ -157,6 +160,16 @@ class EventBus:
     async def _publish_or_denied(
         self, subject: str, payload: bytes, headers: dict[str, str], timeout: float | None
     ) -> PubAck:
+        # In a NATS cluster a stream just created (or whose leader just moved) can have no
+        # responder for a moment, until its interest reaches the server this client is on. The
+        # message id makes a repeat safe; a stream that really is missing still fails, later.
+        for delay in NO_RESPONDER_RETRY_DELAYS:
+            try:
+                return await self._unless_denied(
+                    subject, self.js.publish(subject, payload, headers=headers, timeout=timeout)
+                )
+            except NoStreamResponseError:
+                await asyncio.sleep(delay)
         return await self._unless_denied(
             subject, self.js.publish(subject, payload, headers=headers, timeout=timeout)
         )
