@@ -11,7 +11,7 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,40 +95,38 @@ def direct_helm(platform: Platform, service: str, image: str) -> float:
         return new_pods_ready(platform, service, image, started)
 
 
-async def _through_deployer(
-    platform: Platform, stack: DeployerStack, label: str
+async def _rollout(
+    platform: Platform, label: str, roll: Callable[[str], Awaitable[float]]
 ) -> tuple[float, WindowStats]:
-    """One rollout of order through the deployer (CI's event) under traffic: seconds to all new
-    pods ready, and the traffic's window from the event to the old pods gone."""
+    """One rollout of order to a new image under traffic, made by ``roll(image)`` (which returns
+    the seconds to all new pods ready); also the traffic's window from the start to the old pods
+    gone."""
     image = await asyncio.to_thread(new_image, platform, "order")
     with traffic(platform) as load:
         await asyncio.sleep(2)
         start = load.mark(label)
+        took = await roll(image)
+        await asyncio.to_thread(settled, platform, "order")
+        end = load.elapsed()
+    window = load.report.window(start, end)
+    print(f"{label}: {took:.1f} s, {window}", flush=True)
+    return took, window
+
+
+def _through_deployer(
+    platform: Platform, stack: DeployerStack
+) -> Callable[[str], Awaitable[float]]:
+    """A rollout through the deployer (CI's event), until it reports success."""
+
+    async def roll(image: str) -> float:
         began = time.monotonic()
         deployment = await stack.publish("order", data=artifact("order", image))
         took = await asyncio.to_thread(new_pods_ready, platform, "order", image, began)
         outcome = await stack.outcome(deployment, timeout=180)
         assert outcome.phase.value == "succeeded", outcome
-        await asyncio.to_thread(settled, platform, "order")
-        end = load.elapsed()
-    window = load.report.window(start, end)
-    print(f"{label} (deployer): {took:.1f} s, {window}", flush=True)
-    return took, window
+        return took
 
-
-async def _helm_directly(platform: Platform, label: str) -> tuple[float, WindowStats]:
-    """The same rollout as ``helm upgrade --install --wait`` run directly, under the same
-    traffic."""
-    image = await asyncio.to_thread(new_image, platform, "order")
-    with traffic(platform) as load:
-        await asyncio.sleep(2)
-        start = load.mark(label)
-        took = await asyncio.to_thread(direct_helm, platform, "order", image)
-        await asyncio.to_thread(settled, platform, "order")
-        end = load.elapsed()
-    window = load.report.window(start, end)
-    print(f"{label} (helm directly): {took:.1f} s, {window}", flush=True)
-    return took, window
+    return roll
 
 
 async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> RolloutFigures:
@@ -139,20 +137,25 @@ async def _measure(platform: Platform, stack: DeployerStack, runs: int) -> Rollo
         await asyncio.sleep(STEADY_SECONDS)
     figures.steady = load.report.overall()
     print(f"steady: {figures.steady}", flush=True)
+    deployer = _through_deployer(platform, stack)
+
+    async def helm(image: str) -> float:
+        return await asyncio.to_thread(direct_helm, platform, "order", image)
+
     for run in range(runs):
         # Alternate which goes first, so that neither always follows the other's drain.
-        for first in (run % 2 == 0, run % 2 == 1):
-            if first:
-                took, window = await _through_deployer(platform, stack, f"rollout {run + 1}")
+        for through_deployer in (True, False) if run % 2 == 0 else (False, True):
+            if through_deployer:
+                took, window = await _rollout(platform, f"rollout {run + 1} (deployer)", deployer)
                 figures.through_deployer.append(took)
                 figures.rollouts.append(window)
             else:
-                took, window = await _helm_directly(platform, f"rollout {run + 1}")
+                took, window = await _rollout(platform, f"rollout {run + 1} (helm)", helm)
                 figures.direct_helm.append(took)
                 figures.direct_rollouts.append(window)
     with one_core_busy():
         for run in range(runs):
-            _, window = await _through_deployer(platform, stack, f"busy rollout {run + 1}")
+            _, window = await _rollout(platform, f"busy rollout {run + 1} (deployer)", deployer)
             figures.busy_rollouts.append(window)
     return figures
 

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from nats.js.errors import NotFoundError
+from nats.js.errors import NoStreamResponseError, NotFoundError
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
@@ -81,6 +81,32 @@ async def test_same_event_id_published_twice_is_stored_once(
     assert second.duplicate
     info = await bus.js.stream_info(stream.name)
     assert info.state.messages == 1
+
+
+async def test_a_publish_no_stream_takes_is_tried_for_a_moment_then_fails(
+    bus: EventBus, stream: StreamSpec
+) -> None:
+    began = time.monotonic()
+    with pytest.raises(NoStreamResponseError):
+        await bus.publish(f"nostream-{uuid.uuid4().hex[:8]}.x", make_event(n=1))
+    # Tried again 0.05, 0.1, 0.2 and 0.4 s later (a new stream's interest may still be on its way).
+    assert time.monotonic() - began >= 0.75
+
+
+async def test_a_publish_that_finds_its_stream_a_moment_later_is_stored(
+    bus: EventBus, stream: StreamSpec
+) -> None:
+    late = StreamSpec(
+        name=f"LATE{uuid.uuid4().hex[:8].upper()}", subjects=(f"late{uuid.uuid4().hex[:8]}.>",)
+    )
+    publishing = asyncio.create_task(
+        bus.publish(late.subjects[0].replace(">", "x"), make_event(n=1))
+    )
+    await asyncio.sleep(0.1)
+    await bus.ensure_streams([late])
+    ack = await publishing
+    assert ack.stream == late.name
+    await bus.js.delete_stream(late.name)
 
 
 async def test_failing_handler_is_retried_with_backoff_then_dead_lettered(

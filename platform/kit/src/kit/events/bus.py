@@ -163,16 +163,16 @@ class EventBus:
         # In a NATS cluster a stream just created (or whose leader just moved) can have no
         # responder for a moment, until its interest reaches the server this client is on. The
         # message id makes a repeat safe; a stream that really is missing still fails, later.
-        for delay in NO_RESPONDER_RETRY_DELAYS:
+        for delay in (*NO_RESPONDER_RETRY_DELAYS, None):
             try:
                 return await self._unless_denied(
                     subject, self.js.publish(subject, payload, headers=headers, timeout=timeout)
                 )
             except NoStreamResponseError:
+                if delay is None:
+                    raise
                 await asyncio.sleep(delay)
-        return await self._unless_denied(
-            subject, self.js.publish(subject, payload, headers=headers, timeout=timeout)
-        )
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _unless_denied(self, subject: str, request: Coroutine[Any, Any, T]) -> T:
         # A denied publish gets no reply: NATS reports it asynchronously on the connection, so
